@@ -1,0 +1,129 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"sort"
+	"strconv"
+
+	"github.com/berth-registry/berth/store"
+)
+
+// Command is one maintenance operation. Run must write its output only to
+// stdio (never to os.Stdout), read input only from stdio.In, and report
+// failure as a one-line error: that is what makes the local and the socket
+// path print the same thing.
+type Command struct {
+	// Name is what the CLI and the control protocol call it: "user add".
+	Name string
+	// Usage is the argument synopsis after the name, for usage errors:
+	// "NAME [--admin]".
+	Usage string
+	// Run performs the command. ctx is cancelled when the client goes away
+	// or the server stops.
+	Run func(ctx context.Context, env *Env, args Args, stdio Stdio) error
+}
+
+// Env is what a command runs against: the open data directory.
+type Env struct {
+	Store *store.Store
+}
+
+// Stdio is a command's standard streams. In may be read only by commands
+// that take input; over the socket every read is a round trip to the client.
+type Stdio struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// Args are a command's arguments as the CLI parsed them: positional words,
+// and flag values by flag name (absent when the flag was not given). They are
+// plain data so that they cross the control socket unchanged.
+type Args struct {
+	Words []string          `json:"words,omitempty"`
+	Flags map[string]string `json:"flags,omitempty"`
+}
+
+// Flag returns the value of flag name and whether it was given.
+func (a Args) Flag(name string) (string, bool) {
+	v, ok := a.Flags[name]
+	return v, ok
+}
+
+// commands is the table of every command, by name. Later commands (gc, du,
+// backup) are added here.
+var commands = commandTable(
+	userAddCommand, userPasswdCommand, userDelCommand, userListCommand,
+	userImportHtpasswdCommand,
+	aclListCommand, aclAddCommand, aclDelCommand, aclImportCommand,
+)
+
+func commandTable(cmds ...Command) map[string]Command {
+	table := make(map[string]Command, len(cmds))
+	for _, c := range cmds {
+		if _, dup := table[c.Name]; dup {
+			panic("admin: command " + c.Name + " defined twice")
+		}
+		table[c.Name] = c
+	}
+	return table
+}
+
+// Names returns the names of all commands, sorted.
+func Names() []string {
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func lookup(name string) (Command, error) {
+	c, ok := commands[name]
+	if !ok {
+		return Command{}, fmt.Errorf("unknown command %q", name)
+	}
+	return c, nil
+}
+
+// run calls c.Run and turns a panic into an error, so that a bug in one
+// command cannot take the server down with it.
+func (c Command) run(ctx context.Context, env *Env, args Args, stdio Stdio) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			slog.Error("admin command panicked", "command", c.Name, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%s: internal error: %v", c.Name, r)
+		}
+	}()
+	return c.Run(ctx, env, args, stdio)
+}
+
+// words returns exactly n positional arguments, or a usage error.
+func (c Command) words(args Args, n int) ([]string, error) {
+	if len(args.Words) != n {
+		return nil, c.usageError()
+	}
+	return args.Words, nil
+}
+
+func (c Command) usageError() error {
+	return fmt.Errorf("usage: berth %s %s", c.Name, c.Usage)
+}
+
+// boolFlag returns a boolean flag; absent is false.
+func boolFlag(args Args, name string) (bool, error) {
+	v, ok := args.Flag(name)
+	if !ok {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("--%s: %q is not true or false", name, v)
+	}
+	return b, nil
+}

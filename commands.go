@@ -1,0 +1,15 @@
+package main
+
+import "github.com/urfave/cli/v2"
+
+// commands is the command table; each command gets the --data flag.
+func commands() []*cli.Command {
+	cmds := []*cli.Command{
+		serveCommand(),
+		versionCommand(),
+	}
+	for _, c := range cmds {
+		withData(c)
+	}
+	return cmds
+}

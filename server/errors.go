@@ -1,0 +1,201 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/berth-registry/berth/store"
+)
+
+// Code is one OCI error code as a client sees it: the code's name, the HTTP
+// status it is sent with, and a message. Each Code is a package-level value
+// defined below and nowhere else, so a code's status cannot drift between
+// call sites.
+type Code struct {
+	Name    string
+	Status  int
+	Message string
+}
+
+// The error codes of the distribution spec ("Error Codes", code-1 to
+// code-14), each with the status the spec's endpoint sections and
+// distribution's registry give it, and the spec's description as message.
+var (
+	codeBlobUnknown       = Code{"BLOB_UNKNOWN", 404, "blob unknown to registry"}
+	codeBlobUploadInvalid = Code{"BLOB_UPLOAD_INVALID", 400, "blob upload invalid"}
+	codeBlobUploadUnknown = Code{"BLOB_UPLOAD_UNKNOWN", 404, "blob upload unknown to registry"}
+	codeDigestInvalid     = Code{"DIGEST_INVALID", 400, "provided digest did not match uploaded content"}
+	// A manifest PUT naming a blob the repository lacks is a bad request,
+	// not a missing resource: the resource is the manifest being created.
+	// distribution sends 400 too.
+	codeManifestBlobUnknown = Code{"MANIFEST_BLOB_UNKNOWN", 400, "manifest references a manifest or blob unknown to registry"}
+	codeManifestInvalid     = Code{"MANIFEST_INVALID", 400, "manifest invalid"}
+	codeManifestUnknown     = Code{"MANIFEST_UNKNOWN", 404, "manifest unknown to registry"}
+	codeNameInvalid         = Code{"NAME_INVALID", 400, "invalid repository name"}
+	codeNameUnknown         = Code{"NAME_UNKNOWN", 404, "repository name not known to registry"}
+	codeSizeInvalid         = Code{"SIZE_INVALID", 400, "provided length did not match content length"}
+	codeUnauthorized        = Code{"UNAUTHORIZED", 401, "authentication required"}
+	codeDenied              = Code{"DENIED", 403, "requested access to the resource is denied"}
+	// The spec answers a disabled delete with 405; clients read 405 on any
+	// /v2 endpoint as "this registry does not offer that operation".
+	codeUnsupported     = Code{"UNSUPPORTED", 405, "the operation is unsupported"}
+	codeTooManyRequests = Code{"TOOMANYREQUESTS", 429, "too many requests"}
+)
+
+// Cases where the spec prescribes a status but no code of its own. The spec
+// says an error's code MUST be one of its fourteen, so these reuse the
+// nearest one with the status the case needs, instead of inventing codes
+// such as distribution's RANGE_INVALID that clients cannot rely on.
+var (
+	// An out-of-order chunk or a malformed Content-Range must get 416
+	// (spec, "Pushing a blob in chunks"); an unsatisfiable GET Range gets
+	// 416 by RFC 9110, where clients read the status and Content-Range,
+	// not the body.
+	codeRangeInvalid = Code{"BLOB_UPLOAD_INVALID", 416, "requested range not satisfiable"}
+	// "A registry that enforces this limit SHOULD respond to a request to
+	// push a manifest over this limit with a response code 413" (spec,
+	// "Pushing Manifests").
+	codeManifestTooLarge = Code{"MANIFEST_INVALID", 413, "manifest too large"}
+	// A request body larger than the server reads at all.
+	codeBodyTooLarge = Code{"SIZE_INVALID", 413, "request body too large"}
+	// Deleting a manifest or blob that another manifest still needs would
+	// leave that manifest unpullable. 409 says the request conflicts with
+	// the state of the resource; 405 would claim deletes are disabled.
+	codeInUse = Code{"DENIED", 409, "the content is referenced by a manifest"}
+	// A path under /v2/ that is no endpoint of the spec. 404 is also what
+	// clients probing an optional API (referrers) take as "not offered".
+	codeNotFound = Code{"UNSUPPORTED", 404, "no such endpoint"}
+	// Anything the server did not expect. The cause goes to the log only.
+	codeUnknown = Code{"UNKNOWN", 500, "unknown error"}
+)
+
+// Error is an OCI error response: one entry of the {"errors":[...]} envelope
+// plus the status it is sent with (Code.Status). Message is what the client
+// reads; Detail, when not nil, is marshalled as JSON into "detail". Neither
+// may carry file paths or internal error text.
+type Error struct {
+	Code    Code
+	Message string
+	Detail  any
+}
+
+// Error returns "NAME: message", the form the log shows.
+func (e *Error) Error() string {
+	return e.Code.Name + ": " + e.Message
+}
+
+// newError returns an Error with code c, c's message and detail (nil for
+// none).
+func newError(c Code, detail any) *Error {
+	return &Error{Code: c, Message: c.Message, Detail: detail}
+}
+
+// sentinelCodes maps the store's sentinel errors to codes. Order matters for
+// errors that wrap more than one: the more specific entry comes first. The
+// message a client reads is the sentinel's own text: each sentinel's text is
+// fixed and carries no input, unlike the errors that wrap it.
+var sentinelCodes = []struct {
+	err  error
+	code Code
+}{
+	{store.ErrManifestTooLarge, codeManifestTooLarge},
+	{store.ErrManifestInvalid, codeManifestInvalid},
+	{store.ErrManifestUnknown, codeManifestUnknown},
+	{store.ErrManifestInUse, codeInUse},
+	{store.ErrBlobInUse, codeInUse},
+	{store.ErrBlobUnknown, codeBlobUnknown},
+	{store.ErrNameInvalid, codeNameInvalid},
+	{store.ErrNameUnknown, codeNameUnknown},
+	// The spec has no code for a bad tag; the reference is part of the
+	// manifest request, and the message says what is wrong with it.
+	{store.ErrTagInvalid, codeManifestInvalid},
+	{store.ErrDigestMismatch, codeDigestInvalid},
+	{store.ErrDigestInvalid, codeDigestInvalid},
+	// A well-formed digest of an algorithm berth does not store is still a
+	// digest the registry cannot use: 400 DIGEST_INVALID. UNSUPPORTED (405)
+	// would tell clients the whole endpoint is unavailable.
+	{store.ErrDigestUnsupported, codeDigestInvalid},
+	{store.ErrUploadUnknown, codeBlobUploadUnknown},
+	{store.ErrUploadInvalid, codeBlobUploadInvalid},
+	{store.ErrRangeInvalid, codeRangeInvalid},
+	{store.ErrSizeInvalid, codeSizeInvalid},
+	{errNotFound, codeNotFound},
+}
+
+// fiberCodes maps the statuses of fiber's own errors (no route, wrong method,
+// body over the limit) to codes. fiber's messages name the request path, so
+// they are not passed on.
+var fiberCodes = map[int]Code{
+	fiber.StatusNotFound:              codeNotFound,
+	fiber.StatusMethodNotAllowed:      codeUnsupported,
+	fiber.StatusRequestEntityTooLarge: codeBodyTooLarge,
+	fiber.StatusUnauthorized:          codeUnauthorized,
+	fiber.StatusForbidden:             codeDenied,
+	fiber.StatusTooManyRequests:       codeTooManyRequests,
+}
+
+// errorFor maps any error to the *Error the client sees. An *Error anywhere
+// in err's chain is returned as it is; store errors and fiber's errors map to
+// their codes. Anything else becomes UNKNOWN/500 with a generic message, and
+// unmapped is true so the caller logs err itself.
+func errorFor(err error) (e *Error, unmapped bool) {
+	if errors.As(err, &e) && e != nil {
+		return e, false
+	}
+	var missing *store.MissingRefError
+	if errors.As(err, &missing) {
+		return newError(codeManifestBlobUnknown, map[string]string{"digest": missing.Digest.String()}), false
+	}
+	// The handler also sets the Range header from the offset, as the spec
+	// asks of a 416 for an out-of-order chunk.
+	var offset *store.OffsetError
+	if errors.As(err, &offset) {
+		return &Error{Code: codeRangeInvalid, Message: "chunk does not start where the upload ends",
+			Detail: map[string]int64{"offset": offset.Offset}}, false
+	}
+	for _, m := range sentinelCodes {
+		if errors.Is(err, m.err) {
+			return &Error{Code: m.code, Message: m.err.Error()}, false
+		}
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		if c, ok := fiberCodes[fe.Code]; ok {
+			return newError(c, nil), false
+		}
+	}
+	return newError(codeUnknown, nil), true
+}
+
+// errorBody is the spec's error envelope.
+type errorBody struct {
+	Errors []errorEntry `json:"errors"`
+}
+
+type errorEntry struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Detail  any    `json:"detail,omitempty"`
+}
+
+// writeError answers the request with e: its status and, except for HEAD,
+// the JSON envelope {"errors":[{"code","message","detail"}]}. A HEAD answer
+// has no body (RFC 9110), so only the status tells the client what failed.
+func writeError(c *fiber.Ctx, e *Error) error {
+	c.Status(e.Code.Status)
+	if c.Method() == fiber.MethodHead {
+		return nil
+	}
+	entry := errorEntry{Code: e.Code.Name, Message: e.Message, Detail: e.Detail}
+	body, err := json.Marshal(errorBody{Errors: []errorEntry{entry}})
+	if err != nil {
+		// A detail that does not marshal must not cost the client its
+		// error code: send the entry without it.
+		entry.Detail = nil
+		body, _ = json.Marshal(errorBody{Errors: []errorEntry{entry}})
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(body)
+}

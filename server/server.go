@@ -1,0 +1,78 @@
+// Package server is berth's HTTP face: the OCI Distribution API under /v2/,
+// the token endpoint, health and metrics, served with fiber. It turns
+// requests into store calls and store errors into OCI error bodies, and holds
+// no registry logic of its own.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/berth-registry/berth/store"
+)
+
+// Config is what serve's flags decide.
+type Config struct {
+	// Logger receives access-log lines and errors; nil means slog.Default().
+	Logger *slog.Logger
+	// ReadTimeout and IdleTimeout bound slow clients; zero means the defaults.
+	ReadTimeout time.Duration
+	IdleTimeout time.Duration
+}
+
+// Server serves one store over HTTP. Create it with New.
+type Server struct {
+	store *store.Store
+	log   *slog.Logger
+	app   *fiber.App
+}
+
+// New builds the HTTP application for st.
+func New(st *store.Store, cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{store: st, log: cfg.Logger}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "berth",
+		DisableStartupMessage: true,
+		// Blob uploads arrive as request body streams; without this fasthttp
+		// would buffer each body whole in memory.
+		StreamRequestBody: true,
+		// BodyLimit is not enforced on streamed bodies; manifests have their
+		// own cap (store.MaxManifestSize) in putManifest.
+		BodyLimit:    store.MaxManifestSize,
+		ReadTimeout:  cfg.ReadTimeout,
+		IdleTimeout:  orDefault(cfg.IdleTimeout, 2*time.Minute),
+		ErrorHandler: s.handleError,
+		// Repository names are case-sensitive and may end in a slash-less
+		// path; routing is ours (parseTarget), not fiber's.
+		CaseSensitive:     true,
+		StrictRouting:     false,
+		UnescapePath:      false,
+		ReduceMemoryUsage: false,
+	})
+	s.routes()
+	return s
+}
+
+// App exposes the fiber application, for in-process tests (app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits for running requests until
+// ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}

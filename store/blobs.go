@@ -1,0 +1,218 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	Digest  Digest
+	Size    int64
+	Created time.Time
+}
+
+// BlobPath returns where the file of d lives: DATA/blobs/<alg>/<first 2 hex>/<hex>.
+// It is the only place that knows the layout.
+func (s *Store) BlobPath(d Digest) string {
+	h := d.Hex()
+	return filepath.Join(s.dir, "blobs", d.Algorithm(), h[:2], h)
+}
+
+// StatBlob returns the blob d if repo links it, else ErrBlobUnknown.
+func (s *Store) StatBlob(repo string, d Digest) (BlobInfo, error) {
+	var info BlobInfo
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		info, err = linkedBlob(tx, repo, d)
+		return err
+	})
+	return info, err
+}
+
+// OpenBlob opens the file of blob d for reading if repo links it. The file
+// stays readable after a concurrent delete (the open descriptor keeps it), so
+// a pull that started sees the whole blob. The caller closes the file.
+func (s *Store) OpenBlob(repo string, d Digest) (*os.File, BlobInfo, error) {
+	info, err := s.StatBlob(repo, d)
+	if err != nil {
+		return nil, info, err
+	}
+	f, err := os.Open(s.BlobPath(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		// A record without its file is a fault for verify; to the client
+		// the blob is simply not there.
+		return nil, info, fmt.Errorf("%w: %s has no file", ErrBlobUnknown, d)
+	}
+	if err != nil {
+		return nil, info, fmt.Errorf("open blob %s: %w", d, err)
+	}
+	return f, info, nil
+}
+
+func linkedBlob(tx *bolt.Tx, repo string, d Digest) (BlobInfo, error) {
+	if tx.Bucket(bucketLinks).Get(key(repo, string(d))) == nil {
+		return BlobInfo{}, ErrBlobUnknown
+	}
+	return blobInfo(tx, d)
+}
+
+func blobInfo(tx *bolt.Tx, d Digest) (BlobInfo, error) {
+	v := tx.Bucket(bucketBlobs).Get([]byte(d))
+	if v == nil {
+		return BlobInfo{}, ErrBlobUnknown
+	}
+	var rec blobRecord
+	if err := decode(v, &rec); err != nil {
+		return BlobInfo{}, fmt.Errorf("blob record %s: %w", d, err)
+	}
+	return BlobInfo{Digest: d, Size: rec.Size, Created: time.Unix(0, rec.Created)}, nil
+}
+
+// DeleteBlob removes repo's link to blob d, so the blob is no longer
+// readable through repo. It returns ErrBlobUnknown when repo does not link d
+// and ErrBlobInUse while a manifest of repo references it: deleting it then
+// would leave that manifest unpullable. The file itself is removed by GC once
+// no repository links it.
+func (s *Store) DeleteBlob(repo string, d Digest) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketLinks).Get(key(repo, string(d))) == nil {
+			return ErrBlobUnknown
+		}
+		if hasPrefix(tx.Bucket(bucketRefs), prefix(repo, string(d))) {
+			return ErrBlobInUse
+		}
+		return unlinkBlob(tx, repo, d)
+	})
+}
+
+func unlinkBlob(tx *bolt.Tx, repo string, d Digest) error {
+	if err := tx.Bucket(bucketLinks).Delete(key(repo, string(d))); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketBlobRepos).Delete(key(string(d), repo))
+}
+
+// linkBlob records that repo may serve d (which must have a blob record).
+func linkBlob(tx *bolt.Tx, repo string, d Digest, now time.Time) error {
+	if err := tx.Bucket(bucketLinks).Put(key(repo, string(d)), timeValue(now)); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketBlobRepos).Put(key(string(d), repo), nil); err != nil {
+		return err
+	}
+	return ensureRepo(tx, repo, now)
+}
+
+func ensureRepo(tx *bolt.Tx, repo string, now time.Time) error {
+	b := tx.Bucket(bucketRepos)
+	if b.Get([]byte(repo)) != nil {
+		return nil
+	}
+	return b.Put([]byte(repo), timeValue(now))
+}
+
+// MountBlob links blob d, already linked in repository from, into repo
+// without copying it. It returns ErrBlobUnknown when from does not link d;
+// the caller then starts an ordinary upload, as the spec asks.
+func (s *Store) MountBlob(repo, from string, d Digest) (BlobInfo, error) {
+	var info BlobInfo
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if info, err = linkedBlob(tx, from, d); err != nil {
+			return err
+		}
+		return linkBlob(tx, repo, d, s.now())
+	})
+	return info, err
+}
+
+// MountAnyBlob links blob d into repo from any repository for which
+// readable returns true. It serves mount requests without a "from"
+// parameter; readable keeps a caller from reaching blobs of repositories it
+// may not pull. It returns ErrBlobUnknown when no readable repository links d.
+// readable runs inside a read transaction and must not touch the store.
+func (s *Store) MountAnyBlob(repo string, d Digest, readable func(repo string) bool) (BlobInfo, error) {
+	var from string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		p := prefix(string(d))
+		c := tx.Bucket(bucketBlobRepos).Cursor()
+		for k, _ := c.Seek(p); k != nil && hasBytePrefix(k, p); k, _ = c.Next() {
+			if r := string(k[len(p):]); readable(r) {
+				from = r
+				return nil
+			}
+		}
+		return ErrBlobUnknown
+	})
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	return s.MountBlob(repo, from, d)
+}
+
+// placeBlob moves the verified temp file into its final path and records
+// the blob and its link to repo. If the content is already stored the temp
+// file is dropped. The digest lock keeps GC from removing the file between
+// the existence check and the record.
+func (s *Store) placeBlob(repo, tmp string, d Digest, size int64) error {
+	unlock := s.lockDigest(d)
+	defer unlock()
+	final := s.BlobPath(d)
+	if _, err := os.Stat(final); err == nil {
+		os.Remove(tmp)
+	} else {
+		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+			return fmt.Errorf("create shard directory: %w", err)
+		}
+		if err := os.Rename(tmp, final); err != nil {
+			return fmt.Errorf("rename blob %s: %w", d, err)
+		}
+		if err := syncDir(filepath.Dir(final)); err != nil {
+			return err
+		}
+	}
+	now := s.now()
+	return s.db.Update(func(tx *bolt.Tx) error {
+		blobs := tx.Bucket(bucketBlobs)
+		if blobs.Get([]byte(d)) == nil {
+			v, err := encode(blobRecord{Size: size, Created: now.UnixNano()})
+			if err != nil {
+				return err
+			}
+			if err := blobs.Put([]byte(d), v); err != nil {
+				return err
+			}
+		}
+		return linkBlob(tx, repo, d, now)
+	})
+}
+
+// syncDir makes a rename or create in dir durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func hasBytePrefix(k, p []byte) bool {
+	return len(k) >= len(p) && string(k[:len(p)]) == string(p)
+}
+
+// hasPrefix reports whether bucket b has any key starting with p.
+func hasPrefix(b *bolt.Bucket, p []byte) bool {
+	k, _ := b.Cursor().Seek(p)
+	return k != nil && hasBytePrefix(k, p)
+}

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+// The bucket tree of meta.db. Keys sort bytewise, so listings come out in
+// lexical order and a repository is one prefix scan; "\x00" cannot occur in a
+// valid name, tag or digest, so it separates the parts of composite keys.
+// Values start with a version byte (see encode/decode in records.go).
+//
+//	meta       "schema" → schema version
+//	repos      <repo> → created at                    repositories that hold anything
+//	blobs      <digest> → size, created at            blob files present in DATA/blobs
+//	links      <repo>\x00<digest> → linked at         blobs a repository may serve
+//	blobrepos  <digest>\x00<repo> → {}                reverse of links, for GC and du
+//	manifests  <repo>\x00<digest> → manifest record (media type, body, references)
+//	refs       <repo>\x00<target>\x00<manifest> → {} reverse of a manifest's references
+//	tags       <repo>\x00<tag> → digest
+//	referrers  <repo>\x00<subject>\x00<digest> → {}
+//	uploads    <id> → repo, offset, hash state, started at, updated at
+//	users      <name> → user record
+//	rules      <position, big-endian uint64> → rule record
+//	keys       <kid> → signing key record
+//	tokens     <sha256 of refresh token> → refresh token record
+var (
+	bucketMeta      = []byte("meta")
+	bucketRepos     = []byte("repos")
+	bucketBlobs     = []byte("blobs")
+	bucketLinks     = []byte("links")
+	bucketBlobRepos = []byte("blobrepos")
+	bucketManifests = []byte("manifests")
+	bucketRefs      = []byte("refs")
+	bucketTags      = []byte("tags")
+	bucketReferrers = []byte("referrers")
+	bucketUploads   = []byte("uploads")
+	bucketUsers     = []byte("users")
+	bucketRules     = []byte("rules")
+	bucketKeys      = []byte("keys")
+	bucketTokens    = []byte("tokens")
+
+	allBuckets = [][]byte{
+		bucketMeta, bucketRepos, bucketBlobs, bucketLinks, bucketBlobRepos,
+		bucketManifests, bucketRefs, bucketTags, bucketReferrers, bucketUploads,
+		bucketUsers, bucketRules, bucketKeys, bucketTokens,
+	}
+)
+
+const sep = 0x00
+
+// key joins parts with the separator byte.
+func key(parts ...string) []byte {
+	n := len(parts) - 1
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, sep)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+// prefix is key(parts...) followed by a separator: the range of keys that
+// start with those parts.
+func prefix(parts ...string) []byte {
+	return append(key(parts...), sep)
+}
+
+// splitKey splits a composite key into its parts. The returned strings are
+// copies, valid after the transaction.
+func splitKey(k []byte) []string {
+	fields := bytes.Split(k, []byte{sep})
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = string(f)
+	}
+	return out
+}
+
+// positionKey encodes a rule position so that keys sort numerically.
+func positionKey(pos uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], pos)
+	return b[:]
+}

@@ -1,0 +1,205 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// StoredManifest is a manifest as kept in a repository. Body is a copy, safe
+// to use after the call.
+type StoredManifest struct {
+	Digest       Digest
+	MediaType    string
+	ArtifactType string
+	Annotations  map[string]string
+	Subject      Digest
+	Size         int64
+	Body         []byte
+	Created      time.Time
+}
+
+// PutManifest stores body as a manifest of repo, under reference ref (a tag
+// or a digest) and additionally under every tag of extraTags (the OCI
+// "?tag=" parameters of a put by digest).
+//
+// It parses and hashes the body first, then checks, in the same write
+// transaction that records the manifest, that every blob it references is
+// linked in repo and every child manifest is stored there; otherwise it
+// returns *MissingRefError and stores nothing. Because blob deletes and GC
+// remove links in their own write transactions, a manifest never becomes
+// visible while one of its blobs is missing. A digest ref that does not match
+// the body fails with ErrDigestMismatch.
+func (s *Store) PutManifest(repo string, ref Reference, extraTags []string, contentType string, body []byte) (StoredManifest, *Manifest, error) {
+	m, err := ParseManifest(contentType, body)
+	if err != nil {
+		return StoredManifest{}, nil, err
+	}
+	d := DigestOf(SHA256, body)
+	if ref.Digest != "" {
+		if d = DigestOf(ref.Digest.Algorithm(), body); d != ref.Digest {
+			return StoredManifest{}, nil, fmt.Errorf("%w: body is %s", ErrDigestMismatch, d)
+		}
+	}
+	tags := extraTags
+	if ref.Tag != "" {
+		tags = append([]string{ref.Tag}, extraTags...)
+	}
+	now := s.now()
+	rec := manifestRecord{
+		MediaType: m.MediaType, ArtifactType: m.ArtifactType, Annotations: m.Annotations,
+		Blobs: m.Blobs, Children: m.Children, Created: now.UnixNano(),
+	}
+	if m.Subject != nil {
+		rec.Subject = m.Subject.Digest
+	}
+	value, err := encodeManifest(rec, body)
+	if err != nil {
+		return StoredManifest{}, nil, err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return putManifest(tx, repo, d, rec, value, tags, now)
+	})
+	if err != nil {
+		return StoredManifest{}, nil, err
+	}
+	return StoredManifest{
+		Digest: d, MediaType: rec.MediaType, ArtifactType: rec.ArtifactType,
+		Annotations: rec.Annotations, Subject: rec.Subject, Size: int64(len(body)), Body: body, Created: now,
+	}, m, nil
+}
+
+func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, value []byte, tags []string, now time.Time) error {
+	links, manifests := tx.Bucket(bucketLinks), tx.Bucket(bucketManifests)
+	for _, b := range rec.Blobs {
+		if links.Get(key(repo, string(b))) == nil {
+			return &MissingRefError{Digest: b}
+		}
+	}
+	for _, c := range rec.Children {
+		if manifests.Get(key(repo, string(c))) == nil {
+			return &MissingRefError{Digest: c}
+		}
+	}
+	mk := key(repo, string(d))
+	if manifests.Get(mk) == nil {
+		if err := manifests.Put(mk, value); err != nil {
+			return err
+		}
+		refs := tx.Bucket(bucketRefs)
+		for _, target := range append(append([]Digest(nil), rec.Blobs...), rec.Children...) {
+			if err := refs.Put(key(repo, string(target), string(d)), nil); err != nil {
+				return err
+			}
+		}
+		if rec.Subject != "" {
+			if err := tx.Bucket(bucketReferrers).Put(key(repo, string(rec.Subject), string(d)), nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range tags {
+		if err := tx.Bucket(bucketTags).Put(key(repo, t), []byte(d)); err != nil {
+			return err
+		}
+	}
+	return ensureRepo(tx, repo, now)
+}
+
+// Manifest returns the manifest of repo that ref names: the tag's current
+// target, or the digest. It returns ErrManifestUnknown when there is none.
+func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
+	var out StoredManifest
+	err := s.db.View(func(tx *bolt.Tx) error {
+		d := ref.Digest
+		if ref.Tag != "" {
+			v := tx.Bucket(bucketTags).Get(key(repo, ref.Tag))
+			if v == nil {
+				return ErrManifestUnknown
+			}
+			d = Digest(v)
+		}
+		var err error
+		out, err = storedManifest(tx, repo, d)
+		return err
+	})
+	return out, err
+}
+
+func storedManifest(tx *bolt.Tx, repo string, d Digest) (StoredManifest, error) {
+	v := tx.Bucket(bucketManifests).Get(key(repo, string(d)))
+	if v == nil {
+		return StoredManifest{}, ErrManifestUnknown
+	}
+	rec, body, err := decodeManifest(v)
+	if err != nil {
+		return StoredManifest{}, fmt.Errorf("manifest %s: %w", d, err)
+	}
+	return StoredManifest{
+		Digest: d, MediaType: rec.MediaType, ArtifactType: rec.ArtifactType,
+		Annotations: rec.Annotations, Subject: rec.Subject, Size: int64(len(body)),
+		Body: append([]byte(nil), body...), Created: time.Unix(0, rec.Created),
+	}, nil
+}
+
+// DeleteManifest deletes what ref names in repo. A tag ref removes only the
+// tag. A digest ref removes the manifest, every tag pointing at it and its
+// references; it fails with ErrManifestInUse while an index of repo still
+// lists it, and with ErrManifestUnknown when absent. Blobs stay linked until
+// GC finds nothing references them.
+func (s *Store) DeleteManifest(repo string, ref Reference) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if ref.Tag != "" {
+			tk := key(repo, ref.Tag)
+			if tx.Bucket(bucketTags).Get(tk) == nil {
+				return ErrManifestUnknown
+			}
+			return tx.Bucket(bucketTags).Delete(tk)
+		}
+		if hasPrefix(tx.Bucket(bucketRefs), prefix(repo, string(ref.Digest))) {
+			return ErrManifestInUse
+		}
+		return deleteManifest(tx, repo, ref.Digest)
+	})
+}
+
+// deleteManifest removes manifest d of repo with its tags, references and
+// referrers entry.
+func deleteManifest(tx *bolt.Tx, repo string, d Digest) error {
+	mk := key(repo, string(d))
+	v := tx.Bucket(bucketManifests).Get(mk)
+	if v == nil {
+		return ErrManifestUnknown
+	}
+	rec, _, err := decodeManifest(v)
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", d, err)
+	}
+	refs := tx.Bucket(bucketRefs)
+	for _, target := range append(append([]Digest(nil), rec.Blobs...), rec.Children...) {
+		if err := refs.Delete(key(repo, string(target), string(d))); err != nil {
+			return err
+		}
+	}
+	if rec.Subject != "" {
+		if err := tx.Bucket(bucketReferrers).Delete(key(repo, string(rec.Subject), string(d))); err != nil {
+			return err
+		}
+	}
+	var stale [][]byte
+	tags := tx.Bucket(bucketTags)
+	p := prefix(repo)
+	c := tags.Cursor()
+	for k, v := c.Seek(p); k != nil && hasBytePrefix(k, p); k, v = c.Next() {
+		if Digest(v) == d {
+			stale = append(stale, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range stale {
+		if err := tags.Delete(k); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketManifests).Delete(mk)
+}

@@ -1,0 +1,126 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// schemaVersion is the layout of meta.db this code reads and writes.
+const schemaVersion = 1
+
+// ErrLocked is returned by Open when another process holds meta.db.
+var ErrLocked = errors.New("data directory is in use by another berth process")
+
+// Store is the registry's state in one data directory. It is safe for
+// concurrent use by many goroutines; only one process may open a data
+// directory at a time.
+type Store struct {
+	dir string
+	db  *bolt.DB
+
+	// digestLocks serialise the steps that must not interleave for one
+	// digest: placing a blob file and recording it, against removing the
+	// record and the file (GC, verify --repair).
+	digestLocks [64]sync.Mutex
+	// uploadLocks serialise the calls on one upload session. They are apart
+	// from digestLocks because a commit holds one of each.
+	uploadLocks [64]sync.Mutex
+
+	// now is time.Now, replaceable so tests can age records.
+	now func() time.Time
+}
+
+// Options adjust Open.
+type Options struct {
+	// ReadOnly opens meta.db without taking the writer lock.
+	ReadOnly bool
+	// LockTimeout bounds the wait for another process's lock; zero means
+	// one second.
+	LockTimeout time.Duration
+}
+
+// Open opens (creating when needed) the data directory dir: DATA/meta.db,
+// DATA/blobs and DATA/uploads. It returns ErrLocked when another process has
+// the directory open.
+func Open(dir string, opts Options) (*Store, error) {
+	for _, d := range []string{dir, filepath.Join(dir, "blobs"), filepath.Join(dir, "uploads")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	timeout := opts.LockTimeout
+	if timeout == 0 {
+		timeout = time.Second
+	}
+	db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o600, &bolt.Options{
+		Timeout:      timeout,
+		ReadOnly:     opts.ReadOnly,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, ErrLocked
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open meta.db: %w", err)
+	}
+	s := &Store{dir: dir, db: db, now: time.Now}
+	if !opts.ReadOnly {
+		if err := s.init(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// init creates the buckets and checks the schema version.
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		v := meta.Get([]byte("schema"))
+		switch {
+		case v == nil:
+			return meta.Put([]byte("schema"), []byte{schemaVersion})
+		case len(v) != 1 || v[0] > schemaVersion:
+			return fmt.Errorf("meta.db has schema %v, newer than this berth understands (%d)", v, schemaVersion)
+		}
+		return nil
+	})
+}
+
+// Close closes meta.db. Running transactions finish first.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// DB returns the underlying bbolt handle for snapshots (backup) and checks.
+// Callers must not write through it.
+func (s *Store) DB() *bolt.DB { return s.db }
+
+func (s *Store) lockDigest(d Digest) func() { return lockStripe(&s.digestLocks, string(d)) }
+
+func (s *Store) lockUpload(id string) func() { return lockStripe(&s.uploadLocks, id) }
+
+// lockStripe locks the mutex that k hashes to (FNV-1a) and returns its unlock.
+func lockStripe(locks *[64]sync.Mutex, k string) func() {
+	var h uint32 = 2166136261
+	for i := 0; i < len(k); i++ {
+		h = (h ^ uint32(k[i])) * 16777619
+	}
+	m := &locks[h%uint32(len(locks))]
+	m.Lock()
+	return m.Unlock
+}

@@ -1,0 +1,355 @@
+package store
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Upload is the state of an upload session.
+type Upload struct {
+	ID      string
+	Repo    string
+	Offset  int64 // bytes received so far
+	Started time.Time
+	Updated time.Time
+}
+
+// copyBufferSize is the chunk size for streaming request bodies to disk:
+// large enough to keep syscalls rare, small enough that memory stays flat.
+const copyBufferSize = 256 << 10
+
+// StartUpload opens an upload session in repo and returns it.
+func (s *Store) StartUpload(repo string) (Upload, error) {
+	id, err := newUploadID()
+	if err != nil {
+		return Upload{}, err
+	}
+	f, err := os.OpenFile(s.uploadPath(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return Upload{}, fmt.Errorf("create upload file: %w", err)
+	}
+	f.Close()
+	state, err := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return Upload{}, err
+	}
+	now := s.now()
+	rec := uploadRecord{Repo: repo, HashState: state, Started: now.UnixNano(), Updated: now.UnixNano()}
+	if err := s.putUpload(id, rec); err != nil {
+		os.Remove(s.uploadPath(id))
+		return Upload{}, err
+	}
+	return Upload{ID: id, Repo: repo, Started: now, Updated: now}, nil
+}
+
+// UploadStatus returns the session id of repo, or ErrUploadUnknown.
+func (s *Store) UploadStatus(repo, id string) (Upload, error) {
+	rec, err := s.upload(repo, id)
+	if err != nil {
+		return Upload{}, err
+	}
+	return rec.public(id), nil
+}
+
+// AppendUpload streams r onto the end of session id. start is where the
+// client says the chunk begins, or -1 when it did not say; a chunk that does
+// not begin at the current offset fails with *OffsetError and changes
+// nothing. Bytes are hashed as they are written and made durable before the
+// new offset is recorded, so an acknowledged chunk survives a crash. When r
+// fails midway, the bytes received so far are kept and the error returned:
+// the client can ask for the offset and resume. Calls for one session are
+// serialised.
+func (s *Store) AppendUpload(repo, id string, start int64, r io.Reader) (Upload, error) {
+	unlock := s.lockUpload(id)
+	defer unlock()
+	rec, err := s.upload(repo, id)
+	if err != nil {
+		return Upload{}, err
+	}
+	if start >= 0 && start != rec.Offset {
+		return Upload{}, &OffsetError{Offset: rec.Offset}
+	}
+	rec, copyErr := s.appendChunk(id, rec, r)
+	if rec.Updated == 0 {
+		return Upload{}, copyErr
+	}
+	if err := s.putUploadIfPresent(id, rec); err != nil {
+		return Upload{}, err
+	}
+	return rec.public(id), copyErr
+}
+
+// appendChunk writes r at rec.Offset of the session file. It returns the
+// record advanced by what was durably written; a zero Updated means nothing
+// is to be recorded.
+func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRecord, error) {
+	h := sha256.New()
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.HashState); err != nil {
+		return uploadRecord{}, fmt.Errorf("restore hash state: %w", err)
+	}
+	f, err := os.OpenFile(s.uploadPath(id), os.O_WRONLY, 0)
+	if err != nil {
+		return uploadRecord{}, fmt.Errorf("open upload file: %w", err)
+	}
+	defer f.Close()
+	// Drop anything past the recorded offset: the tail of a chunk whose
+	// write failed before it was recorded.
+	if err := f.Truncate(rec.Offset); err != nil {
+		return uploadRecord{}, fmt.Errorf("truncate upload file: %w", err)
+	}
+	if _, err := f.Seek(rec.Offset, io.SeekStart); err != nil {
+		return uploadRecord{}, fmt.Errorf("seek upload file: %w", err)
+	}
+	n, readErr, writeErr := copyHashed(f, h, r)
+	if writeErr != nil {
+		return uploadRecord{}, fmt.Errorf("write upload file: %w", writeErr)
+	}
+	if err := f.Sync(); err != nil {
+		return uploadRecord{}, fmt.Errorf("sync upload file: %w", err)
+	}
+	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return uploadRecord{}, err
+	}
+	rec.Offset += n
+	rec.HashState = state
+	rec.Updated = s.now().UnixNano()
+	return rec, readErr
+}
+
+// copyHashed copies r into w and h. It tells a failing reader (the client
+// went away) from a failing writer (the disk), because only the first leaves
+// the written bytes usable.
+func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, readErr, writeErr error) {
+	buf := make([]byte, copyBufferSize)
+	for {
+		m, err := r.Read(buf)
+		if m > 0 {
+			if _, werr := w.Write(buf[:m]); werr != nil {
+				return n, nil, werr
+			}
+			h.Write(buf[:m])
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, nil, nil
+		}
+		if err != nil {
+			return n, err, nil
+		}
+	}
+}
+
+// CommitUpload appends the final chunk r (may be empty) to session id and
+// finishes it as blob d: the content must hash to d, else ErrDigestMismatch
+// and the session is removed. On success the blob is in place and linked in
+// repo.
+func (s *Store) CommitUpload(repo, id string, start int64, r io.Reader, d Digest) (BlobInfo, error) {
+	unlock := s.lockUpload(id)
+	defer unlock()
+	rec, err := s.upload(repo, id)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	if start >= 0 && start != rec.Offset {
+		return BlobInfo{}, &OffsetError{Offset: rec.Offset}
+	}
+	next, err := s.appendChunk(id, rec, r)
+	if err != nil {
+		if next.Updated != 0 {
+			_ = s.putUploadIfPresent(id, next)
+		}
+		return BlobInfo{}, err
+	}
+	got, err := s.uploadDigest(id, next, d.Algorithm())
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	if got != d {
+		s.removeUpload(id)
+		return BlobInfo{}, fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, d)
+	}
+	if err := s.placeBlob(repo, s.uploadPath(id), d, next.Offset); err != nil {
+		return BlobInfo{}, err
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketUploads).Delete([]byte(id)) }); err != nil {
+		return BlobInfo{}, err
+	}
+	return BlobInfo{Digest: d, Size: next.Offset, Created: s.now()}, nil
+}
+
+// uploadDigest finishes the hash of a session. The kept state is sha256; a
+// sha512 upload is rehashed from the file, which is rare enough not to
+// justify hashing every upload twice.
+func (s *Store) uploadDigest(id string, rec uploadRecord, alg string) (Digest, error) {
+	if alg == SHA256 {
+		h := sha256.New()
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.HashState); err != nil {
+			return "", fmt.Errorf("restore hash state: %w", err)
+		}
+		return digestFromHash(alg, h), nil
+	}
+	h := NewHash(alg)
+	if h == nil {
+		return "", fmt.Errorf("%w: %q", ErrDigestUnsupported, alg)
+	}
+	f, err := os.Open(s.uploadPath(id))
+	if err != nil {
+		return "", fmt.Errorf("open upload file: %w", err)
+	}
+	defer f.Close()
+	if _, err := io.CopyBuffer(h, io.LimitReader(f, rec.Offset), make([]byte, copyBufferSize)); err != nil {
+		return "", fmt.Errorf("hash upload file: %w", err)
+	}
+	return digestFromHash(alg, h), nil
+}
+
+// PutBlob stores r as blob d in repo in one step (a monolithic upload). size
+// is the expected length or -1 when unknown; a body of another length fails
+// with ErrSizeInvalid, one that does not hash to d with ErrDigestMismatch.
+func (s *Store) PutBlob(repo string, d Digest, size int64, r io.Reader) (BlobInfo, error) {
+	h := NewHash(d.Algorithm())
+	if h == nil {
+		return BlobInfo{}, fmt.Errorf("%w: %q", ErrDigestUnsupported, d.Algorithm())
+	}
+	id, err := newUploadID()
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	tmp := s.uploadPath(id)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return BlobInfo{}, fmt.Errorf("create upload file: %w", err)
+	}
+	placed := false
+	defer func() {
+		if !placed {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	n, readErr, writeErr := copyHashed(f, h, r)
+	switch {
+	case writeErr != nil:
+		return BlobInfo{}, fmt.Errorf("write upload file: %w", writeErr)
+	case readErr != nil:
+		return BlobInfo{}, readErr
+	case size >= 0 && n != size:
+		return BlobInfo{}, fmt.Errorf("%w: got %d bytes, want %d", ErrSizeInvalid, n, size)
+	}
+	if got := digestFromHash(d.Algorithm(), h); got != d {
+		return BlobInfo{}, fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, d)
+	}
+	if err := f.Sync(); err != nil {
+		return BlobInfo{}, fmt.Errorf("sync upload file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return BlobInfo{}, fmt.Errorf("close upload file: %w", err)
+	}
+	placed = true
+	if err := s.placeBlob(repo, tmp, d, n); err != nil {
+		os.Remove(tmp)
+		return BlobInfo{}, err
+	}
+	return BlobInfo{Digest: d, Size: n, Created: s.now()}, nil
+}
+
+// CancelUpload ends session id of repo and removes its data.
+func (s *Store) CancelUpload(repo, id string) error {
+	unlock := s.lockUpload(id)
+	defer unlock()
+	if _, err := s.upload(repo, id); err != nil {
+		return err
+	}
+	return s.removeUpload(id)
+}
+
+func (s *Store) removeUpload(id string) error {
+	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketUploads).Delete([]byte(id)) })
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(s.uploadPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove upload file: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) upload(repo, id string) (uploadRecord, error) {
+	var rec uploadRecord
+	if !ValidUploadID(id) {
+		return rec, ErrUploadUnknown
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketUploads).Get([]byte(id))
+		if v == nil {
+			return ErrUploadUnknown
+		}
+		return decode(v, &rec)
+	})
+	if err != nil {
+		return rec, err
+	}
+	if rec.Repo != repo {
+		return rec, ErrUploadUnknown
+	}
+	return rec, nil
+}
+
+func (s *Store) putUpload(id string, rec uploadRecord) error {
+	v, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketUploads).Put([]byte(id), v) })
+}
+
+// putUploadIfPresent records progress unless the session was removed
+// meanwhile (cancelled, or collected as idle).
+func (s *Store) putUploadIfPresent(id string, rec uploadRecord) error {
+	v, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketUploads)
+		if b.Get([]byte(id)) == nil {
+			return ErrUploadUnknown
+		}
+		return b.Put([]byte(id), v)
+	})
+}
+
+func (r uploadRecord) public(id string) Upload {
+	return Upload{ID: id, Repo: r.Repo, Offset: r.Offset, Started: time.Unix(0, r.Started), Updated: time.Unix(0, r.Updated)}
+}
+
+func (s *Store) uploadPath(id string) string { return filepath.Join(s.dir, "uploads", id) }
+
+// ValidUploadID reports whether id has the form StartUpload creates, so
+// that a client-supplied id can never name a path outside DATA/uploads.
+func ValidUploadID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	return isLowerHex(id)
+}
+
+func newUploadID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate upload id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
