@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/berth-registry/berth/store"
@@ -26,6 +28,7 @@ func Run(ctx context.Context, dir, name string, args Args, stdio Stdio) error {
 	if err != nil {
 		return err
 	}
+	stdio = stdio.orEmpty()
 	sock := SocketPath(dir)
 	if conn, err := dialControl(sock); err == nil {
 		return runRemote(ctx, conn, name, args, stdio)
@@ -48,6 +51,21 @@ func Run(ctx context.Context, dir, name string, args Args, stdio Stdio) error {
 		err = fmt.Errorf("close data directory: %w", cerr)
 	}
 	return err
+}
+
+// orEmpty fills in missing streams, so a command sees the same thing with
+// or without the socket in between: stdin at its end, output discarded.
+func (stdio Stdio) orEmpty() Stdio {
+	if stdio.In == nil {
+		stdio.In = strings.NewReader("")
+	}
+	if stdio.Out == nil {
+		stdio.Out = io.Discard
+	}
+	if stdio.Err == nil {
+		stdio.Err = io.Discard
+	}
+	return stdio
 }
 
 func dialControl(path string) (*net.UnixConn, error) {

@@ -2,12 +2,14 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"runtime/debug"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/berth-registry/berth/store"
 )
@@ -32,8 +34,9 @@ type Env struct {
 	Store *store.Store
 }
 
-// Stdio is a command's standard streams. In may be read only by commands
-// that take input; over the socket every read is a round trip to the client.
+// Stdio is a command's standard streams; none is nil when a command runs
+// (Run fills in what the caller left out). Over the socket each read of In
+// is a round trip to the client, so only commands that take input read it.
 type Stdio struct {
 	In  io.Reader
 	Out io.Writer
@@ -91,8 +94,12 @@ func lookup(name string) (Command, error) {
 	return c, nil
 }
 
-// run calls c.Run and turns a panic into an error, so that a bug in one
-// command cannot take the server down with it.
+// errUsage is what a command returns for arguments that do not fit its
+// Usage; run turns it into the usage message.
+var errUsage = errors.New("usage")
+
+// run calls c.Run, turns errUsage into the usage message and a panic into
+// an error, so that a bug in one command cannot take the server down.
 func (c Command) run(ctx context.Context, env *Env, args Args, stdio Stdio) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -100,19 +107,19 @@ func (c Command) run(ctx context.Context, env *Env, args Args, stdio Stdio) (err
 			err = fmt.Errorf("%s: internal error: %v", c.Name, r)
 		}
 	}()
-	return c.Run(ctx, env, args, stdio)
-}
-
-// words returns exactly n positional arguments, or a usage error.
-func (c Command) words(args Args, n int) ([]string, error) {
-	if len(args.Words) != n {
-		return nil, c.usageError()
+	err = c.Run(ctx, env, args, stdio)
+	if errors.Is(err, errUsage) {
+		return fmt.Errorf("usage: %s", strings.TrimSpace("berth "+c.Name+" "+c.Usage))
 	}
-	return args.Words, nil
+	return err
 }
 
-func (c Command) usageError() error {
-	return fmt.Errorf("usage: berth %s %s", c.Name, c.Usage)
+// oneWord returns the only positional argument, or errUsage.
+func oneWord(args Args) (string, error) {
+	if len(args.Words) != 1 {
+		return "", errUsage
+	}
+	return args.Words[0], nil
 }
 
 // boolFlag returns a boolean flag; absent is false.

@@ -91,24 +91,38 @@ func noEOF(err error) error {
 // concurrent use: a command may write stdout and stderr from different
 // goroutines, and frames must not interleave.
 type frameWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu    sync.Mutex
+	w     io.Writer
+	small []byte // a buffer for small frames, reused under mu
 }
 
 func (fw *frameWriter) write(t frameType, payload []byte) error {
 	if len(payload) > maxFrame {
 		return fmt.Errorf("%w: %d bytes", errFrameTooLarge, len(payload))
 	}
-	var hdr [frameHeaderLen]byte
-	hdr[0] = byte(t)
-	binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
-	if _, err := fw.w.Write(hdr[:]); err != nil {
+	if len(payload) <= smallFrame {
+		// One write: fewer syscalls for output lines, and no empty write
+		// after the header, which fails with EPIPE when the peer has
+		// already read the whole frame and hung up.
+		_, err := fw.w.Write(appendHeader(fw.small[:0], t, len(payload), payload))
+		return err
+	}
+	if _, err := fw.w.Write(appendHeader(fw.small[:0], t, len(payload), nil)); err != nil {
 		return err
 	}
 	_, err := fw.w.Write(payload)
 	return err
+}
+
+// smallFrame is the payload size up to which a frame is sent in one write.
+const smallFrame = 4096
+
+func appendHeader(b []byte, t frameType, n int, payload []byte) []byte {
+	b = append(b, byte(t))
+	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	return append(b, payload...)
 }
 
 // frameStream is an io.Writer that sends what is written as frames of one

@@ -64,6 +64,11 @@ var (
 	// leave that manifest unpullable. 409 says the request conflicts with
 	// the state of the resource; 405 would claim deletes are disabled.
 	codeInUse = Code{"DENIED", 409, "the content is referenced by a manifest"}
+	// A tags or catalog page size "n" that is not a non-negative integer.
+	// distribution answers PAGINATION_NUMBER_INVALID, a code outside the
+	// spec's list; the request asks for a page the endpoint does not offer,
+	// so UNSUPPORTED, with 400 as for any malformed request.
+	codePaginationInvalid = Code{"UNSUPPORTED", 400, "invalid number of results requested"}
 	// A path under /v2/ that is no endpoint of the spec. 404 is also what
 	// clients probing an optional API (referrers) take as "not offered".
 	codeNotFound = Code{"UNSUPPORTED", 404, "no such endpoint"}

@@ -83,10 +83,14 @@ func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, value [
 		}
 	}
 	mk := key(repo, string(d))
-	if manifests.Get(mk) == nil {
-		if err := manifests.Put(mk, value); err != nil {
-			return err
-		}
+	existed := manifests.Get(mk) != nil
+	// Put even when it exists: the fresh Created protects a re-pushed
+	// manifest (say, an index's child pushed again before the index) from
+	// GC's grace period.
+	if err := manifests.Put(mk, value); err != nil {
+		return err
+	}
+	if !existed {
 		refs := tx.Bucket(bucketRefs)
 		for _, target := range append(append([]Digest(nil), rec.Blobs...), rec.Children...) {
 			if err := refs.Put(key(repo, string(target), string(d)), nil); err != nil {
@@ -167,8 +171,7 @@ func (s *Store) DeleteManifest(repo string, ref Reference) error {
 // deleteManifest removes manifest d of repo with its tags, references and
 // referrers entry.
 func deleteManifest(tx *bolt.Tx, repo string, d Digest) error {
-	mk := key(repo, string(d))
-	v := tx.Bucket(bucketManifests).Get(mk)
+	v := tx.Bucket(bucketManifests).Get(key(repo, string(d)))
 	if v == nil {
 		return ErrManifestUnknown
 	}
@@ -176,6 +179,13 @@ func deleteManifest(tx *bolt.Tx, repo string, d Digest) error {
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", d, err)
 	}
+	return removeManifest(tx, repo, d, rec)
+}
+
+// removeManifest is deleteManifest for a caller that already holds the
+// stored record (GC decodes it before its write transaction).
+func removeManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord) error {
+	mk := key(repo, string(d))
 	refs := tx.Bucket(bucketRefs)
 	for _, target := range append(append([]Digest(nil), rec.Blobs...), rec.Children...) {
 		if err := refs.Delete(key(repo, string(target), string(d))); err != nil {

@@ -35,6 +35,9 @@ type Store struct {
 
 	// now is time.Now, replaceable so tests can age records.
 	now func() time.Time
+
+	// gc serialises garbage collections and holds the pins (gc.go).
+	gc gcState
 }
 
 // Options adjust Open.
@@ -114,13 +117,18 @@ func (s *Store) lockDigest(d Digest) func() { return lockStripe(&s.digestLocks, 
 
 func (s *Store) lockUpload(id string) func() { return lockStripe(&s.uploadLocks, id) }
 
-// lockStripe locks the mutex that k hashes to (FNV-1a) and returns its unlock.
+// lockStripe locks the mutex that k hashes to and returns its unlock.
 func lockStripe(locks *[64]sync.Mutex, k string) func() {
+	m := &locks[stripe(k)]
+	m.Lock()
+	return m.Unlock
+}
+
+// stripe returns the index of the lock that k hashes to (FNV-1a).
+func stripe(k string) int {
 	var h uint32 = 2166136261
 	for i := 0; i < len(k); i++ {
 		h = (h ^ uint32(k[i])) * 16777619
 	}
-	m := &locks[h%uint32(len(locks))]
-	m.Lock()
-	return m.Unlock
+	return int(h % 64)
 }

@@ -54,7 +54,7 @@ func (s *Store) RefreshToken(hash [32]byte) (RefreshToken, error) {
 			return fmt.Errorf("refresh token: %w", err)
 		}
 		u, err := getUser(tx, t.User)
-		if errors.Is(err, ErrUserUnknown) || err == nil && u.Epoch != t.Epoch {
+		if errors.Is(err, ErrUserUnknown) || (err == nil && u.Epoch != t.Epoch) {
 			return ErrTokenUnknown
 		}
 		return err

@@ -15,7 +15,7 @@ var (
 	ErrUserExists        = errors.New("user already exists")
 	ErrUserUnknown       = errors.New("user unknown")
 	ErrUserInvalid       = errors.New("invalid user name")
-	ErrPasswordHashEmpty = errors.New("missing password hash")
+	ErrPasswordHashEmpty = errors.New("empty password hash")
 )
 
 // maxUserNameLength bounds an account name in bytes, as docker_auth's

@@ -1,0 +1,198 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/berth-registry/berth/store"
+)
+
+// aclImportCommand imports the `users:` and `acl:` sections of a
+// cesanta/docker_auth auth_config.yml read from stdin; other sections
+// (server, token, ...) are ignored.
+//
+//   - acl: the whole list is checked first; if any entry cannot be kept with
+//     its meaning (a match on ip, labels or other fields berth lacks, a
+//     placeholder other than ${account}, a bad pattern or action, an empty
+//     action list) nothing at all is imported. Otherwise it replaces every
+//     access rule in one transaction. Absent match fields match anything, as
+//     in docker_auth. A file without `acl:` leaves the rules alone; an empty
+//     `acl: []` is refused, because docker_auth then denies everything
+//     while berth without rules applies its default policy.
+//   - users: handled like user import-htpasswd: bcrypt users are added (not
+//     as admins) or get the file's password, others are refused by name, and
+//     the command fails at the end listing them. The entry "" (docker_auth's
+//     way of allowing anonymous access) is skipped: anonymous needs no user.
+var aclImportCommand = Command{
+	Name:  "acl import",
+	Usage: "FILE",
+	Run:   runACLImport,
+}
+
+// maxConfigSize bounds the auth_config.yml read from stdin.
+const maxConfigSize = 16 << 20
+
+// dockerAuthConfig is the part of auth_config.yml berth reads.
+type dockerAuthConfig struct {
+	Users map[string]*dockerAuthUser `yaml:"users"`
+	ACL   *[]dockerAuthEntry         `yaml:"acl"`
+}
+
+type dockerAuthUser struct {
+	Password *string `yaml:"password"`
+}
+
+type dockerAuthEntry struct {
+	Match   map[string]*string `yaml:"match"` // nil value: the field is null, i.e. absent
+	Actions *[]string          `yaml:"actions"`
+	Comment string             `yaml:"comment"`
+}
+
+// dockerAuthImport is an auth_config.yml turned into berth's terms.
+type dockerAuthImport struct {
+	users     []importedUser
+	refused   []refusal
+	anonymous bool // the file has the "" user
+	hasACL    bool
+	rules     []store.Rule
+}
+
+// parseDockerAuth reads an auth_config.yml. An error means nothing may be
+// imported.
+func parseDockerAuth(data []byte) (dockerAuthImport, error) {
+	var imp dockerAuthImport
+	var cfg dockerAuthConfig
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return imp, fmt.Errorf("parse auth_config.yml: %w", err)
+	}
+	if cfg.ACL != nil {
+		if len(*cfg.ACL) == 0 {
+			return imp, errors.New("acl: is empty, which in docker_auth denies everyone, while berth without rules applies its default policy: add a rule or remove the acl: key")
+		}
+		imp.hasACL = true
+		for i, e := range *cfg.ACL {
+			r, err := ruleFromDockerAuth(e)
+			if err != nil {
+				return imp, fmt.Errorf("acl entry %d: %w", i+1, err)
+			}
+			imp.rules = append(imp.rules, r)
+		}
+	}
+	names := make([]string, 0, len(cfg.Users))
+	for name := range cfg.Users {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if name == "" {
+			imp.anonymous = true
+			continue
+		}
+		u := cfg.Users[name]
+		if err := checkDockerAuthUser(name, u); err != nil {
+			imp.refused = append(imp.refused, refusal{Name: name, Reason: err.Error()})
+			continue
+		}
+		imp.users = append(imp.users, importedUser{Name: name, Hash: *u.Password})
+	}
+	return imp, nil
+}
+
+func checkDockerAuthUser(name string, u *dockerAuthUser) error {
+	if err := store.ValidateUserName(name); err != nil {
+		return err
+	}
+	if u == nil || u.Password == nil {
+		return errors.New("no password")
+	}
+	return checkBcryptHash(*u.Password)
+}
+
+// ruleFromDockerAuth converts one acl entry, keeping its meaning or failing.
+func ruleFromDockerAuth(e dockerAuthEntry) (store.Rule, error) {
+	// An absent type matches every resource type in docker_auth, the
+	// catalog included; berth's empty Type would mean repository only.
+	r := store.Rule{Account: matchAny, Name: matchAny, Type: "*", Comment: e.Comment}
+	keys := make([]string, 0, len(e.Match))
+	for k := range e.Match {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := e.Match[k]
+		if v == nil {
+			continue
+		}
+		switch k {
+		case "account":
+			r.Account = *v
+		case "name":
+			r.Name = *v
+		case "type":
+			r.Type = *v
+		default:
+			return store.Rule{}, fmt.Errorf("match on %q is not supported by berth (only account, name and type)", k)
+		}
+	}
+	switch {
+	case e.Actions == nil:
+		return store.Rule{}, errors.New("no actions: list")
+	case len(*e.Actions) == 0:
+		return store.Rule{}, errors.New("actions: [] (an explicit deny) is not supported by berth: no match already denies, so reorder or narrow the rules above it")
+	}
+	r.Actions = *e.Actions
+	if err := checkRule(r); err != nil {
+		return store.Rule{}, err
+	}
+	return r, nil
+}
+
+func runACLImport(_ context.Context, env *Env, args Args, stdio Stdio) error {
+	if len(args.Words) != 0 {
+		return errUsage
+	}
+	data, err := io.ReadAll(io.LimitReader(stdio.In, maxConfigSize+1))
+	if err != nil {
+		return fmt.Errorf("read auth_config.yml: %w", err)
+	}
+	if len(data) > maxConfigSize {
+		return fmt.Errorf("auth_config.yml is larger than %d MiB", maxConfigSize>>20)
+	}
+	imp, err := parseDockerAuth(data)
+	if err != nil {
+		return err
+	}
+	for _, u := range imp.users {
+		if err := importUser(env.Store, u.Name, []byte(u.Hash), stdio); err != nil {
+			return err
+		}
+	}
+	if imp.anonymous {
+		fmt.Fprintln(stdio.Out, `skipped user "": anonymous access needs no user in berth (see serve --anonymous-pull and rules with account "")`)
+	}
+	if err := replaceRules(env.Store, imp, stdio.Out); err != nil {
+		return err
+	}
+	return refusedError(len(imp.users), imp.refused)
+}
+
+func replaceRules(s *store.Store, imp dockerAuthImport, out io.Writer) error {
+	if !imp.hasACL {
+		fmt.Fprintln(out, "the file has no acl: section: access rules left as they are")
+		return nil
+	}
+	old, err := s.Rules()
+	if err != nil {
+		return fmt.Errorf("read access rules: %w", err)
+	}
+	if err := s.ReplaceRules(imp.rules); err != nil {
+		return fmt.Errorf("replace access rules: %w", err)
+	}
+	fmt.Fprintf(out, "replaced %d access rules with the %d of the file\n", len(old), len(imp.rules))
+	return nil
+}

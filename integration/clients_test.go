@@ -1,0 +1,311 @@
+package integration
+
+// Helpers for the client tests: references and options for
+// go-containerregistry, a small raw net/http client that keeps status,
+// headers and body together, the OCI error envelope, and deterministic
+// content from a seed.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// ref parses an image reference on s ("repo:tag", "repo@digest" or "repo"
+// for a name.Repository via repoRef).
+func (s *server) ref(t testing.TB, r string) name.Reference {
+	t.Helper()
+	ref, err := name.ParseReference(s.Addr+"/"+r, name.Insecure, name.StrictValidation)
+	if err != nil {
+		t.Fatalf("parse reference %q: %v", r, err)
+	}
+	return ref
+}
+
+func (s *server) repoRef(t testing.TB, repo string) name.Repository {
+	t.Helper()
+	r, err := name.NewRepository(s.Addr+"/"+repo, name.Insecure, name.StrictValidation)
+	if err != nil {
+		t.Fatalf("parse repository %q: %v", repo, err)
+	}
+	return r
+}
+
+// remoteOptions are the go-containerregistry options every test uses. Its
+// retries are off: a retried 5xx or a reconnect would hide a server fault
+// that a test is there to see.
+func remoteOptions(t testing.TB, extra ...remote.Option) []remote.Option {
+	return append([]remote.Option{
+		remote.WithContext(t.Context()),
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryPredicate(func(error) bool { return false }),
+	}, extra...)
+}
+
+// httpClient is the raw client: its own connection pool, so that a test
+// that breaks a connection on purpose leaves no broken one for others.
+var httpClient = &http.Client{
+	Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
+	Timeout:   2 * time.Minute,
+	// A Location is data the tests check, not something to follow.
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// reply is a whole HTTP response, body read.
+type reply struct {
+	Method string
+	URL    string
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r reply) String() string {
+	body := string(r.Body)
+	if len(body) > 300 {
+		body = body[:300] + "..."
+	}
+	return r.Method + " " + r.URL + " -> " + http.StatusText(r.Status) + " " + body
+}
+
+// request builds a request to path on s. body may be nil; a *bytes.Reader
+// or *bytes.Buffer gives a Content-Length, any other reader is sent with
+// chunked encoding. headers are name, value pairs.
+func (s *server) request(t testing.TB, method, path string, body io.Reader, headers ...string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, s.URL(path), body)
+	if err != nil {
+		t.Fatalf("new request %s %s: %v", method, path, err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return req
+}
+
+// send sends req and reads the whole answer. A transport error fails the
+// test.
+func send(t testing.TB, req *http.Request) reply {
+	t.Helper()
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", req.Method, req.URL, err)
+	}
+	return reply{Method: req.Method, URL: req.URL.String(), Status: resp.StatusCode, Header: resp.Header, Body: body}
+}
+
+// do sends a request with body bytes (nil for none) and reads the answer.
+func (s *server) do(t testing.TB, method, path string, body []byte, headers ...string) reply {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	return send(t, s.request(t, method, path, r, headers...))
+}
+
+// specCodes are the error codes of the distribution spec ("Error Codes").
+var specCodes = []string{
+	"BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID",
+	"MANIFEST_BLOB_UNKNOWN", "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "NAME_INVALID",
+	"NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED", "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS",
+}
+
+// errorEntry is one entry of the spec's error envelope.
+type errorEntry struct {
+	Code    string          `json:"code"`
+	Message string          `json:"message"`
+	Detail  json.RawMessage `json:"detail"`
+}
+
+// errorEntries decodes the {"errors":[...]} envelope of r, failing the test
+// when the body is not one or holds no entry.
+func errorEntries(t testing.TB, r reply) []errorEntry {
+	t.Helper()
+	var env struct {
+		Errors []errorEntry `json:"errors"`
+	}
+	if err := json.Unmarshal(r.Body, &env); err != nil || len(env.Errors) == 0 {
+		t.Fatalf("%s: body is not an OCI error envelope (err %v)", r, err)
+	}
+	return env.Errors
+}
+
+// wantError checks r's status and, except for HEAD, that the first error
+// entry has code.
+func wantError(t testing.TB, r reply, status int, code string) errorEntry {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("%s: status %d, want %d with %s", r, r.Status, status, code)
+	}
+	if r.Method == http.MethodHead {
+		if len(r.Body) != 0 {
+			t.Errorf("%s: HEAD answer has a body", r)
+		}
+		return errorEntry{}
+	}
+	e := errorEntries(t, r)[0]
+	if e.Code != code {
+		t.Fatalf("%s: code %q, want %q", r, e.Code, code)
+	}
+	if !slices.Contains(specCodes, e.Code) {
+		t.Errorf("%s: code %q is not one of the spec's codes", r, e.Code)
+	}
+	return e
+}
+
+// wantStatus fails the test unless r has status.
+func wantStatus(t testing.TB, r reply, status int) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("%s: status %d, want %d", r, r.Status, status)
+	}
+}
+
+func sha256Digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func sha512Digest(b []byte) string {
+	sum := sha512.Sum512(b)
+	return "sha512:" + hex.EncodeToString(sum[:])
+}
+
+// seededReader returns size bytes that depend only on seed: large blobs
+// generated in the test instead of held in memory or checked in.
+func seededReader(seed uint64, size int64) io.Reader {
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
+	return io.LimitReader(rand.NewChaCha8(key), size)
+}
+
+// seededBytes returns the bytes of seededReader(seed, size).
+func seededBytes(seed uint64, size int) []byte {
+	b, _ := io.ReadAll(seededReader(seed, int64(size)))
+	return b
+}
+
+// pushBlob uploads content to repo in one monolithic POST and returns its
+// sha256 digest.
+func (s *server) pushBlob(t testing.TB, repo string, content []byte) string {
+	t.Helper()
+	d := sha256Digest(content)
+	r := s.do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/?digest="+d, content,
+		"Content-Type", "application/octet-stream")
+	wantStatus(t, r, http.StatusCreated)
+	if got := r.Header.Get("Docker-Content-Digest"); got != d {
+		t.Fatalf("%s: Docker-Content-Digest %q, want %q", r, got, d)
+	}
+	return d
+}
+
+// startUpload opens an upload session in repo and returns its Location path.
+func (s *server) startUpload(t testing.TB, repo string) string {
+	t.Helper()
+	r := s.do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", nil)
+	wantStatus(t, r, http.StatusAccepted)
+	loc := r.Header.Get("Location")
+	if !strings.HasPrefix(loc, "/v2/"+repo+"/blobs/uploads/") {
+		t.Fatalf("%s: Location %q is not an upload of %s", r, loc, repo)
+	}
+	return loc
+}
+
+// withQuery appends name=value to a Location that may already have a query.
+func withQuery(loc, name, value string) string {
+	sep := "?"
+	if strings.Contains(loc, "?") {
+		sep = "&"
+	}
+	return loc + sep + name + "=" + value
+}
+
+// descriptor is an OCI content descriptor, as the raw tests write them.
+type descriptor struct {
+	MediaType    string `json:"mediaType"`
+	Digest       string `json:"digest"`
+	Size         int64  `json:"size"`
+	ArtifactType string `json:"artifactType,omitempty"`
+}
+
+const (
+	mediaTypeOCIManifest = "application/vnd.oci.image.manifest.v1+json"
+	mediaTypeOCIIndex    = "application/vnd.oci.image.index.v1+json"
+	mediaTypeOCIConfig   = "application/vnd.oci.image.config.v1+json"
+	mediaTypeOCILayer    = "application/vnd.oci.image.layer.v1.tar"
+)
+
+// ociManifest returns an OCI image manifest of config and layers, with
+// annotations when any are given as name, value pairs.
+func ociManifest(t testing.TB, config descriptor, layers []descriptor, annotations ...string) []byte {
+	t.Helper()
+	m := map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     mediaTypeOCIManifest,
+		"config":        config,
+		"layers":        layers,
+	}
+	if len(annotations) > 0 {
+		a := map[string]string{}
+		for i := 0; i+1 < len(annotations); i += 2 {
+			a[annotations[i]] = annotations[i+1]
+		}
+		m["annotations"] = a
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// rawImage is an image pushed through the raw client.
+type rawImage struct {
+	Config, Layer descriptor
+	Manifest      []byte
+	Digest        string
+}
+
+// pushRawImage pushes a config and one layer of layerSize seeded bytes to
+// repo, then a manifest under ref (a tag or "" for by digest), and returns
+// what it pushed.
+func (s *server) pushRawImage(t testing.TB, repo, ref string, seed uint64, layerSize int) rawImage {
+	t.Helper()
+	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	layer := seededBytes(seed, layerSize)
+	img := rawImage{
+		Config: descriptor{MediaType: mediaTypeOCIConfig, Digest: s.pushBlob(t, repo, config), Size: int64(len(config))},
+		Layer:  descriptor{MediaType: mediaTypeOCILayer, Digest: s.pushBlob(t, repo, layer), Size: int64(len(layer))},
+	}
+	img.Manifest = ociManifest(t, img.Config, []descriptor{img.Layer}, "seed", strconv.FormatUint(seed, 10))
+	img.Digest = sha256Digest(img.Manifest)
+	if ref == "" {
+		ref = img.Digest
+	}
+	r := s.do(t, http.MethodPut, "/v2/"+repo+"/manifests/"+ref, img.Manifest, "Content-Type", mediaTypeOCIManifest)
+	wantStatus(t, r, http.StatusCreated)
+	if got := r.Header.Get("Docker-Content-Digest"); got != img.Digest {
+		t.Fatalf("%s: Docker-Content-Digest %q, want %q", r, got, img.Digest)
+	}
+	return img
+}

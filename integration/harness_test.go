@@ -1,0 +1,185 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// berthBin is the binary under test, built once by TestMain.
+var berthBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "berth-it-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	berthBin = filepath.Join(dir, "berth")
+	build := exec.Command("go", "build", "-o", berthBin, "..")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build berth:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a running berth process.
+type server struct {
+	Addr string // host:port on 127.0.0.1
+	Data string
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan struct{}
+}
+
+// URL returns http://addr + path.
+func (s *server) URL(path string) string { return "http://" + s.Addr + path }
+
+// Log returns what the server wrote to stderr so far.
+func (s *server) Log() string { return s.log.String() }
+
+// startServer runs `berth serve` on a free 127.0.0.1 port with a temp data
+// dir (or data, when not empty) and waits until /v2/ answers. The process is
+// stopped when the test ends.
+func startServer(t testing.TB, data string, args ...string) *server {
+	t.Helper()
+	if data == "" {
+		data = t.TempDir()
+	}
+	addr := freeAddr(t)
+	all := append([]string{"serve", "--data", data, "--addr", addr}, args...)
+	if !hasFlag(args, "--auth") {
+		all = append(all, "--auth", "none")
+	}
+	cmd := exec.Command(berthBin, all...)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start berth: %v", err)
+	}
+	s := &server{Addr: addr, Data: data, cmd: cmd, log: logs, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() { s.stop(t) })
+	s.waitReady(t)
+	return s
+}
+
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *server) waitReady(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			t.Fatalf("berth exited before it was ready:\n%s", s.Log())
+		default:
+		}
+		resp, err := http.Get(s.URL("/healthz"))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("berth did not become ready in 15s:\n%s", s.Log())
+}
+
+// stop sends SIGTERM and waits for the process, killing it after 10s.
+func (s *server) stop(t testing.TB) {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+		t.Errorf("berth did not stop within 10s of SIGINT")
+	}
+}
+
+// kill stops the process at once, as a crash would.
+func (s *server) kill() {
+	s.cmd.Process.Kill()
+	<-s.done
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer collects a process's output safely across goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// runBerth runs a berth subcommand against data and returns its stdout,
+// stderr and error.
+func runBerth(t testing.TB, ctx context.Context, stdin io.Reader, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, berthBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// logLines returns the server log lines that contain substr.
+func (s *server) logLines(substr string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s.Log()))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), substr) {
+			out = append(out, sc.Text())
+		}
+	}
+	return out
+}

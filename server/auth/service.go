@@ -1,0 +1,236 @@
+package auth
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/berth-registry/berth/store"
+)
+
+// ErrBadCredentials is returned for a wrong user name or password and for
+// an unknown, revoked or foreign refresh token. It never says which.
+var ErrBadCredentials = errors.New("bad credentials")
+
+// Defaults of Options.
+const (
+	DefaultIssuer = "berth"
+	DefaultTTL    = 5 * time.Minute
+)
+
+// Options configure a Service.
+type Options struct {
+	// Issuer is the "iss" of the tokens; DefaultIssuer when empty.
+	Issuer string
+	// TTL is the lifetime of access tokens; DefaultTTL when zero.
+	TTL time.Duration
+	// AnonymousPull lets the anonymous caller pull (--anonymous-pull).
+	AnonymousPull bool
+}
+
+// Service is berth's authentication and authorization: password checks
+// with a cache and a throttle, access rules reloaded when they change,
+// access tokens and refresh tokens. It is safe for concurrent use.
+type Service struct {
+	store     *store.Store
+	opts      Options
+	signer    *Signer
+	dummyHash []byte // checked for unknown users, so they cost as much time
+	cache     *credentialCache
+	throttle  *throttle
+	now       func() time.Time
+
+	reloadMu sync.Mutex
+	rules    atomic.Pointer[compiledRules]
+}
+
+// compiledRules is an Authorizer with the rules version it was built from.
+type compiledRules struct {
+	version uint64
+	authz   *Authorizer
+}
+
+// NewService returns a Service over st. On first start it creates the
+// token signing key and stores it in st.
+func NewService(st *store.Store, opts Options) (*Service, error) {
+	if opts.Issuer == "" {
+		opts.Issuer = DefaultIssuer
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = DefaultTTL
+	}
+	signer, err := loadOrCreateSigner(st, opts.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	var random [32]byte
+	if _, err := rand.Read(random[:]); err != nil {
+		return nil, err
+	}
+	dummy, err := bcrypt.GenerateFromPassword(random[:], PasswordCost)
+	if err != nil {
+		return nil, fmt.Errorf("dummy password hash: %w", err)
+	}
+	cache, err := newCredentialCache()
+	if err != nil {
+		return nil, err
+	}
+	return &Service{
+		store:     st,
+		opts:      opts,
+		signer:    signer,
+		dummyHash: dummy,
+		cache:     cache,
+		throttle:  newThrottle(),
+		now:       time.Now,
+	}, nil
+}
+
+// Authenticate checks a user name and password sent from remote (the
+// client's address) and returns the user. It returns ErrBadCredentials for
+// an unknown user or a wrong password, taking as long for both (bcrypt at
+// PasswordCost; hashes imported at another cost differ), and
+// *ThrottledError after too many failures for the pair (name, remote).
+// Successful checks are cached for a minute, keyed so that a password
+// change misses the cache; other errors come from the store.
+func (s *Service) Authenticate(name, password, remote string) (store.User, error) {
+	now := s.now()
+	key := throttleKey(name, remote)
+	if wait := s.throttle.wait(key, now); wait > 0 {
+		return store.User{}, &ThrottledError{RetryAfter: wait}
+	}
+	u, err := s.store.User(name)
+	if errors.Is(err, store.ErrUserUnknown) {
+		bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
+		s.throttle.fail(key, now)
+		return store.User{}, ErrBadCredentials
+	}
+	if err != nil {
+		return store.User{}, err
+	}
+	entry := s.cache.entry(u, password)
+	if s.cache.contains(entry, now) {
+		return u, nil
+	}
+	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
+		s.throttle.fail(key, now)
+		return store.User{}, ErrBadCredentials
+	}
+	s.cache.add(entry, now)
+	s.throttle.forget(key)
+	return u, nil
+}
+
+// Authorize returns what u may do of what scopes ask, one Access per
+// resource (scopes for the same resource merge), leaving out resources where
+// nothing is granted. The zero store.User is the anonymous caller. Asking
+// for more is not an error: the answer is less. The result is never nil, so
+// it encodes as "access": []. Errors come from reading the rules.
+func (s *Service) Authorize(u store.User, scopes []Scope) ([]Access, error) {
+	authz, err := s.Authorizer()
+	if err != nil {
+		return nil, err
+	}
+	out := []Access{}
+	for _, sc := range scopes {
+		granted := authz.Allowed(u.Name, u.Admin, sc.Type, sc.Name, sc.Actions)
+		if len(granted) > 0 {
+			out = mergeAccess(out, Access{Type: sc.Type, Name: sc.Name, Actions: granted})
+		}
+	}
+	return out, nil
+}
+
+func mergeAccess(list []Access, a Access) []Access {
+	for i := range list {
+		if list[i].Type == a.Type && list[i].Name == a.Name {
+			for _, act := range a.Actions {
+				if !slices.Contains(list[i].Actions, act) {
+					list[i].Actions = append(list[i].Actions, act)
+				}
+			}
+			return list
+		}
+	}
+	return append(list, a)
+}
+
+// FilterPullable returns the names, in order, that account ("" for
+// anonymous) may pull under the current rules: what /v2/_catalog lists. An
+// account that no longer exists may pull nothing.
+func (s *Service) FilterPullable(account string, names []string) ([]string, error) {
+	admin := false
+	if account != "" {
+		u, err := s.store.User(account)
+		if errors.Is(err, store.ErrUserUnknown) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		admin = u.Admin
+	}
+	authz, err := s.Authorizer()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	pull := []string{ActionPull}
+	for _, n := range names {
+		if len(authz.Allowed(account, admin, TypeRepository, n, pull)) > 0 {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// Authorizer returns the Authorizer for the rules in the store now. It reads
+// the rules version on each call (one bbolt read) and recompiles only when
+// it changed, so `berth acl add` through the control socket takes effect on
+// the next request. An error means the rules could not be read or compiled
+// (an invalid rule in meta.db): callers refuse rather than guess.
+func (s *Service) Authorizer() (*Authorizer, error) {
+	version, err := s.store.RulesVersion()
+	if err != nil {
+		return nil, fmt.Errorf("read rules version: %w", err)
+	}
+	if cur := s.rules.Load(); cur != nil && cur.version == version {
+		return cur.authz, nil
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if cur := s.rules.Load(); cur != nil && cur.version == version {
+		return cur.authz, nil
+	}
+	// The version was read before the rules, so the rules are at least that
+	// new; a change in between only causes one more reload.
+	rules, err := s.store.Rules()
+	if err != nil {
+		return nil, fmt.Errorf("read rules: %w", err)
+	}
+	authz, err := NewAuthorizer(rules, s.opts.AnonymousPull)
+	if err != nil {
+		return nil, fmt.Errorf("compile rules: %w", err)
+	}
+	s.rules.Store(&compiledRules{version: version, authz: authz})
+	return authz, nil
+}
+
+// IssueToken signs an access token for account ("" for anonymous) with
+// audience service and the given access, valid for Options.TTL.
+func (s *Service) IssueToken(account, service string, access []Access) (Token, error) {
+	return s.signer.Issue(account, service, access, s.opts.TTL)
+}
+
+// VerifyToken checks a Bearer token issued by this registry for service and
+// returns its subject ("" for anonymous) and access. Every refusal wraps
+// ErrTokenInvalid; see Signer.Verify.
+func (s *Service) VerifyToken(raw, service string) (account string, access []Access, err error) {
+	return s.signer.Verify(raw, service)
+}
