@@ -24,7 +24,7 @@ func aclCommand() *cli.Command {
 					&cli.StringFlag{Name: "account", Usage: "who the rule is for"},
 					&cli.StringFlag{Name: "name", Usage: "which repositories it covers"},
 					&cli.StringFlag{Name: "type", Usage: "resource type: repository (default), or registry for the catalog"},
-					&cli.StringFlag{Name: "actions", Usage: "what it grants: pull,push,delete or *", Required: true},
+					&cli.StringFlag{Name: "actions", Usage: "what it grants: pull,push,delete or * (required)"},
 					&cli.StringFlag{Name: "comment", Usage: "a note shown by acl list"},
 					&cli.StringFlag{Name: "at", Usage: "the rule's number; later rules move down"},
 				},

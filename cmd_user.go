@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -59,10 +60,14 @@ func userCommand() *cli.Command {
 // the new password, hashes it here, and sends only the hash.
 func userSetPassword(name string) cli.ActionFunc {
 	return func(c *cli.Context) error {
-		if c.NArg() != 1 {
+		words, err := positionalArgs(c)
+		if err != nil {
+			return err
+		}
+		if len(words) != 1 {
 			return usageError(c)
 		}
-		user := c.Args().First()
+		user := words[0]
 		hash, err := admin.NewPasswordHash(os.Stdin, c.Bool("password-stdin"), c.App.ErrWriter, user)
 		if err != nil {
 			return err
@@ -79,10 +84,14 @@ func userSetPassword(name string) cli.ActionFunc {
 // named in flags, passed on as given.
 func runAdmin(name string, nargs int, flags []string) cli.ActionFunc {
 	return func(c *cli.Context) error {
-		if c.NArg() != nargs {
+		words, err := positionalArgs(c)
+		if err != nil {
+			return err
+		}
+		if len(words) != nargs {
 			return usageError(c)
 		}
-		args := admin.Args{Words: c.Args().Slice(), Flags: map[string]string{}}
+		args := admin.Args{Words: words, Flags: map[string]string{}}
 		for _, f := range flags {
 			if c.IsSet(f) {
 				args.Flags[f] = c.String(f)
@@ -97,11 +106,15 @@ func runAdmin(name string, nargs int, flags []string) cli.ActionFunc {
 // reaches the command as stdin.
 func runAdminOnFile(name string) cli.ActionFunc {
 	return func(c *cli.Context) error {
-		if c.NArg() != 1 {
+		words, err := positionalArgs(c)
+		if err != nil {
+			return err
+		}
+		if len(words) != 1 {
 			return usageError(c)
 		}
 		in := os.Stdin
-		if path := c.Args().First(); path != "-" {
+		if path := words[0]; path != "-" {
 			f, err := os.Open(path)
 			if err != nil {
 				return err
@@ -120,6 +133,56 @@ func adminStdio(c *cli.Context, in *os.File) admin.Stdio {
 		stdio.In = in
 	}
 	return stdio
+}
+
+// positionalArgs returns the command's positional arguments after parsing
+// the flags among them. urfave/cli v2 stops parsing flags at the first
+// positional argument, but the contract writes `user add NAME --admin`;
+// after "--" everything is positional. (A "--" typed before the first
+// positional argument is consumed by the flag parser and cannot be seen
+// here.)
+func positionalArgs(c *cli.Context) ([]string, error) {
+	var words []string
+	args := c.Args().Slice()
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" {
+			return append(words, args[i+1:]...), nil
+		}
+		if len(arg) < 2 || arg[0] != '-' {
+			words = append(words, arg)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		flag := commandFlag(c.Command, name)
+		if flag == nil {
+			return nil, fmt.Errorf("flag provided but not defined: %s", arg)
+		}
+		if _, isBool := flag.(*cli.BoolFlag); isBool && !hasValue {
+			value = "true"
+		} else if !hasValue {
+			if i+1 == len(args) {
+				return nil, fmt.Errorf("flag needs an argument: %s", arg)
+			}
+			i++
+			value = args[i]
+		}
+		if err := c.Set(name, value); err != nil {
+			return nil, fmt.Errorf("invalid value %q for flag %s: %w", value, arg, err)
+		}
+	}
+	return words, nil
+}
+
+func commandFlag(cmd *cli.Command, name string) cli.Flag {
+	for _, f := range cmd.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
 }
 
 func usageError(c *cli.Context) error {

@@ -87,10 +87,15 @@ func runRemote(ctx context.Context, conn *net.UnixConn, name string, args Args, 
 		return fmt.Errorf("arguments of %s are too large for the control socket", name)
 	}
 	fw := &frameWriter{w: conn}
+	fr := newFrameReader(conn)
 	if err := fw.write(frameRequest, payload); err != nil {
+		// A server that refuses this client (checkPeer) answers and hangs up
+		// without reading the request: its answer says more than EPIPE.
+		if t, p, rerr := fr.read(); rerr == nil && t == frameExit {
+			return exitError(p)
+		}
 		return fmt.Errorf("send %s to the server: %w", name, err)
 	}
-	fr := newFrameReader(conn)
 	stdin := &clientStdin{in: stdio.In}
 	for {
 		t, payload, err := fr.read()
@@ -114,16 +119,22 @@ func runRemote(ctx context.Context, conn *net.UnixConn, name string, args Args, 
 				return fmt.Errorf("send stdin to the server: %w", err)
 			}
 		case frameExit:
-			var st exitStatus
-			if err := json.Unmarshal(payload, &st); err != nil {
-				return fmt.Errorf("control protocol: bad exit status: %w", err)
-			}
-			if st.Error != "" {
-				return errors.New(st.Error)
-			}
-			return nil
+			return exitError(payload)
 		default:
 			return fmt.Errorf("%w: unexpected frame %q from the server", errProtocol, t)
 		}
 	}
+}
+
+// exitError decodes the payload of an exit frame: nil for success, else the
+// command's error message as an error.
+func exitError(payload []byte) error {
+	var st exitStatus
+	if err := json.Unmarshal(payload, &st); err != nil {
+		return fmt.Errorf("control protocol: bad exit status: %w", err)
+	}
+	if st.Error != "" {
+		return errors.New(st.Error)
+	}
+	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -32,6 +31,17 @@ type Command struct {
 // Env is what a command runs against: the open data directory.
 type Env struct {
 	Store *store.Store
+	// Logger is the server's log, for commands whose runs the server must
+	// record (gc); nil when the command runs in the CLI process.
+	Logger *slog.Logger
+}
+
+// logger returns env.Logger, or the default logger when it is nil.
+func (env *Env) logger() *slog.Logger {
+	if env.Logger != nil {
+		return env.Logger
+	}
+	return slog.Default()
 }
 
 // Stdio is a command's standard streams; none is nil when a command runs
@@ -57,12 +67,13 @@ func (a Args) Flag(name string) (string, bool) {
 	return v, ok
 }
 
-// commands is the table of every command, by name. Later commands (gc, du,
-// backup) are added here.
+// commands is the table of every command, by name: a new command is one
+// more Command here, and both the CLI path and the socket find it.
 var commands = commandTable(
 	userAddCommand, userPasswdCommand, userDelCommand, userListCommand,
 	userImportHtpasswdCommand,
 	aclListCommand, aclAddCommand, aclDelCommand, aclImportCommand,
+	gcCommand, duCommand, repoDelCommand,
 )
 
 func commandTable(cmds ...Command) map[string]Command {
@@ -74,16 +85,6 @@ func commandTable(cmds ...Command) map[string]Command {
 		table[c.Name] = c
 	}
 	return table
-}
-
-// Names returns the names of all commands, sorted.
-func Names() []string {
-	names := make([]string, 0, len(commands))
-	for name := range commands {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
 }
 
 func lookup(name string) (Command, error) {
@@ -103,7 +104,7 @@ var errUsage = errors.New("usage")
 func (c Command) run(ctx context.Context, env *Env, args Args, stdio Stdio) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			slog.Error("admin command panicked", "command", c.Name, "panic", r, "stack", string(debug.Stack()))
+			env.logger().Error("admin command panicked", "command", c.Name, "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("%s: internal error: %v", c.Name, r)
 		}
 	}()

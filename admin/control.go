@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -121,7 +120,7 @@ func (srv *controlServer) acceptLoop() {
 			}
 			// Out of file descriptors and the like: back off instead of
 			// spinning, and keep serving.
-			slog.Warn("control socket: accept", "err", err)
+			srv.env.logger().Warn("control socket: accept", "err", err)
 			select {
 			case <-time.After(100 * time.Millisecond):
 			case <-srv.ctx.Done():
@@ -163,7 +162,7 @@ func (srv *controlServer) untrack(conn *net.UnixConn) {
 func (srv *controlServer) handle(conn *net.UnixConn) {
 	fw := &frameWriter{w: conn}
 	if err := checkPeer(conn); err != nil {
-		slog.Warn("control socket: refused a client", "err", err)
+		srv.env.logger().Warn("control socket: refused a client", "err", err)
 		sendExit(fw, err)
 		return
 	}
@@ -173,9 +172,9 @@ func (srv *controlServer) handle(conn *net.UnixConn) {
 		sendExit(fw, err)
 		return
 	}
-	cmd, err := lookup(req.Command)
-	if err != nil {
-		sendExit(fw, err)
+	cmd, ok := commands[req.Command]
+	if !ok {
+		sendExit(fw, fmt.Errorf("the running server has no command %q: is it an older berth than this one?", req.Command))
 		return
 	}
 	ctx, cancel := context.WithCancel(srv.ctx)
@@ -185,7 +184,11 @@ func (srv *controlServer) handle(conn *net.UnixConn) {
 		Out: frameStream{fw, frameStdout},
 		Err: frameStream{fw, frameStderr},
 	}
-	sendExit(fw, cmd.run(ctx, srv.env, req.Args, stdio))
+	err = cmd.run(ctx, srv.env, req.Args, stdio)
+	// The server's log is the record of who changed what while it ran.
+	// Flags stay out of it: they may hold password hashes.
+	srv.env.logger().Info("admin command", "command", req.Command, "args", req.Args.Words, "err", err)
+	sendExit(fw, err)
 }
 
 // readRequest reads and checks the first frame of a connection.

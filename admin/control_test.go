@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -111,25 +110,6 @@ func TestControl_Errors(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use: the server writes
-// its log from its own goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // rawRequest sends payload as a frame of type typ on a fresh connection and
 // returns the server's exit error.
 func rawRequest(t *testing.T, sock string, typ frameType, payload []byte) string {
@@ -174,7 +154,7 @@ func TestServeControl_RefusesBadRequests(t *testing.T) {
 		wantErr string
 	}{
 		{"other protocol version", frameRequest, request(99, "user list"), "the running server speaks control protocol 1, this berth speaks 99"},
-		{"unknown command", frameRequest, request(protocolVersion, "rm -rf"), `unknown command "rm -rf"`},
+		{"unknown command", frameRequest, request(protocolVersion, "rm -rf"), `the running server has no command "rm -rf": is it an older berth than this one?`},
 		{"not json", frameRequest, []byte("user list"), "control protocol: bad request"},
 		{"stdin first", frameStdin, []byte("x"), "control protocol: expected a request"},
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -48,9 +49,9 @@ type dockerAuthUser struct {
 }
 
 type dockerAuthEntry struct {
-	Match   map[string]*string `yaml:"match"` // nil value: the field is null, i.e. absent
-	Actions *[]string          `yaml:"actions"`
-	Comment string             `yaml:"comment"`
+	Match   map[string]yaml.Node `yaml:"match"` // nodes, to refuse fields berth lacks by name whatever their shape
+	Actions *[]string            `yaml:"actions"`
+	Comment string               `yaml:"comment"`
 }
 
 // dockerAuthImport is an auth_config.yml turned into berth's terms.
@@ -68,7 +69,7 @@ func parseDockerAuth(data []byte) (dockerAuthImport, error) {
 	var imp dockerAuthImport
 	var cfg dockerAuthConfig
 	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		return imp, fmt.Errorf("parse auth_config.yml: %w", err)
+		return imp, fmt.Errorf("parse auth_config.yml: %s", yamlError(err))
 	}
 	if cfg.ACL != nil {
 		if len(*cfg.ACL) == 0 {
@@ -124,19 +125,25 @@ func ruleFromDockerAuth(e dockerAuthEntry) (store.Rule, error) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		v := e.Match[k]
-		if v == nil {
-			continue
-		}
+		var field *string
 		switch k {
 		case "account":
-			r.Account = *v
+			field = &r.Account
 		case "name":
-			r.Name = *v
+			field = &r.Name
 		case "type":
-			r.Type = *v
+			field = &r.Type
 		default:
 			return store.Rule{}, fmt.Errorf("match on %q is not supported by berth (only account, name and type)", k)
+		}
+		v := e.Match[k]
+		switch {
+		case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+			// null is absent, as in docker_auth: the default stays.
+		case v.Kind == yaml.ScalarNode:
+			*field = v.Value
+		default:
+			return store.Rule{}, fmt.Errorf("match %s on line %d is not a string", k, v.Line)
 		}
 	}
 	switch {
@@ -150,6 +157,16 @@ func ruleFromDockerAuth(e dockerAuthEntry) (store.Rule, error) {
 		return store.Rule{}, err
 	}
 	return r, nil
+}
+
+// yamlError gives a YAML error on one line: the decoder lists a file's type
+// errors on several.
+func yamlError(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return strings.Join(te.Errors, "; ")
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 func runACLImport(_ context.Context, env *Env, args Args, stdio Stdio) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -112,4 +113,23 @@ func (tw *twin) run(t *testing.T, name string, args Args, stdin string) result {
 		t.Fatalf("%s %q: output differs\nlocal:\n%s\nthrough the socket:\n%s", name, args.Words, local, remote)
 	}
 	return local
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use: a server logs from
+// its own goroutines while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

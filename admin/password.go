@@ -111,18 +111,27 @@ func promptPassword(in io.Reader, prompt io.Writer, user string) ([]byte, error)
 // buggy implementation and is refused.
 var bcryptPrefixes = []string{"$2a$", "$2b$", "$2y$"}
 
-// checkBcryptHash accepts a well-formed bcrypt hash of an accepted variant.
-// The error names the scheme, never the hash.
+// checkBcryptHash accepts a well-formed bcrypt hash of an accepted variant:
+// "$2b$", a two-digit cost bcrypt allows, "$", and 53 characters of bcrypt's
+// base64 alphabet (salt and digest). The error names the scheme, never the
+// hash.
 func checkBcryptHash(hash string) error {
 	scheme := hashScheme(hash)
 	if scheme != "bcrypt" {
 		return fmt.Errorf("%s, not bcrypt", scheme)
+	}
+	if len(hash) != bcryptHashLen || hash[6] != '$' || strings.Trim(hash[7:], cryptAlphabet) != "" {
+		return errors.New("malformed bcrypt hash")
 	}
 	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
 		return errors.New("malformed bcrypt hash")
 	}
 	return nil
 }
+
+// bcryptHashLen is the length of every bcrypt hash: "$2b$10$" and 53
+// characters.
+const bcryptHashLen = 60
 
 // hashScheme names the password scheme of an htpasswd-style hash, for
 // refusal messages: "bcrypt" for the accepted ones.
@@ -155,5 +164,5 @@ func hashScheme(hash string) string {
 	return "plain text or an unknown scheme"
 }
 
-// cryptAlphabet is the alphabet of traditional crypt(3) hashes.
+// cryptAlphabet is the base64 alphabet of crypt(3) hashes, bcrypt's too.
 const cryptAlphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

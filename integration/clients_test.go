@@ -7,13 +7,16 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -48,12 +51,33 @@ func (s *server) repoRef(t testing.TB, repo string) name.Repository {
 // remoteOptions are the go-containerregistry options every test uses. Its
 // retries are off: a retried 5xx or a reconnect would hide a server fault
 // that a test is there to see.
+//
+// The transport's spare connections are closed when the test ends, before
+// the server is stopped: Go's transport keeps connections it dialed but
+// never used, and berth's shutdown waits for those
+// (TestBadInput_StalledConnections is the test of that).
 func remoteOptions(t testing.TB, extra ...remote.Option) []remote.Option {
+	t.Cleanup(plainTransport.CloseIdleConnections)
 	return append([]remote.Option{
 		remote.WithContext(t.Context()),
+		remote.WithTransport(plainTransport),
 		remote.WithRetryStatusCodes(),
 		remote.WithRetryPredicate(func(error) bool { return false }),
 	}, extra...)
+}
+
+// plainTransport is go-containerregistry's transport for these tests. For
+// an insecure registry the library first tries https and falls back to
+// http; a TLS dial that fails at once makes the fallback immediate. With
+// its default transport the abandoned TLS handshake would linger on a
+// server connection for the transport's 10 s handshake timeout
+// (TestBadInput_StalledConnections covers what the server does with such a
+// connection).
+var plainTransport = &http.Transport{
+	DialTLSContext: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("the integration tests speak plain HTTP to berth")
+	},
+	MaxIdleConnsPerHost: 64,
 }
 
 // httpClient is the raw client: its own connection pool, so that a test
@@ -308,4 +332,211 @@ func (s *server) pushRawImage(t testing.TB, repo, ref string, seed uint64, layer
 		t.Fatalf("%s: Docker-Content-Digest %q, want %q", r, got, img.Digest)
 	}
 	return img
+}
+
+// The upload protocol through the raw client: what no library client
+// exercises on purpose (sha512, a broken chunk, out-of-order chunks).
+
+func TestUpload_SHA512(t *testing.T) {
+	s := startServer(t, "")
+	content := seededBytes(7, 300<<10+13)
+	d := sha512Digest(content)
+	const chunk = 100 << 10
+	for _, tc := range []struct {
+		name string
+		push func(t *testing.T, repo string) reply
+	}{
+		{"monolithic POST", func(t *testing.T, repo string) reply {
+			return s.do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/?digest="+d, content,
+				"Content-Type", "application/octet-stream")
+		}},
+		{"POST then PUT", func(t *testing.T, repo string) reply {
+			loc := s.startUpload(t, repo)
+			return s.do(t, http.MethodPut, withQuery(loc, "digest", d), content,
+				"Content-Type", "application/octet-stream")
+		}},
+		{"chunked", func(t *testing.T, repo string) reply {
+			loc := s.startUpload(t, repo)
+			for start := 0; start+chunk < len(content); start += chunk {
+				r := s.do(t, http.MethodPatch, loc, content[start:start+chunk],
+					"Content-Range", contentRange(start, start+chunk), "Content-Type", "application/octet-stream")
+				wantStatus(t, r, http.StatusAccepted)
+				if got, want := r.Header.Get("Range"), contentRange(0, start+chunk); got != want {
+					t.Fatalf("%s: Range %q, want %q", r, got, want)
+				}
+				loc = r.Header.Get("Location")
+			}
+			last := len(content) / chunk * chunk
+			return s.do(t, http.MethodPut, withQuery(loc, "digest", d), content[last:],
+				"Content-Range", contentRange(last, len(content)), "Content-Type", "application/octet-stream")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			repo := "sha512/" + strings.ReplaceAll(strings.ToLower(tc.name), " ", "-")
+			r := tc.push(t, repo)
+			wantStatus(t, r, http.StatusCreated)
+			if got := r.Header.Get("Docker-Content-Digest"); got != d {
+				t.Errorf("%s: Docker-Content-Digest %q, want %s", r, got, d)
+			}
+			if loc := r.Header.Get("Location"); loc != "/v2/"+repo+"/blobs/"+d {
+				t.Errorf("%s: Location %q, want /v2/%s/blobs/%s", r, loc, repo, d)
+			}
+			got := s.do(t, http.MethodGet, "/v2/"+repo+"/blobs/"+d, nil)
+			wantStatus(t, got, http.StatusOK)
+			if !bytes.Equal(got.Body, content) || got.Header.Get("Docker-Content-Digest") != d {
+				t.Errorf("%s: %d bytes, Docker-Content-Digest %q; want the %d bytes pushed, %s",
+					got, len(got.Body), got.Header.Get("Docker-Content-Digest"), len(content), d)
+			}
+		})
+	}
+	t.Run("manifest by sha512 digest", func(t *testing.T) {
+		config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+		configDigest := sha512Digest(config)
+		wantStatus(t, s.do(t, http.MethodPost, "/v2/sha512/manifest/blobs/uploads/?digest="+configDigest, config), http.StatusCreated)
+		wantStatus(t, s.do(t, http.MethodPost, "/v2/sha512/manifest/blobs/uploads/?digest="+d, content), http.StatusCreated)
+		body := ociManifest(t, descriptor{MediaType: mediaTypeOCIConfig, Digest: configDigest, Size: int64(len(config))},
+			[]descriptor{{MediaType: mediaTypeOCILayer, Digest: d, Size: int64(len(content))}})
+		md := sha512Digest(body)
+		r := s.do(t, http.MethodPut, "/v2/sha512/manifest/manifests/"+md, body, "Content-Type", mediaTypeOCIManifest)
+		wantStatus(t, r, http.StatusCreated)
+		if got := r.Header.Get("Docker-Content-Digest"); got != md {
+			t.Errorf("%s: Docker-Content-Digest %q, want %s", r, got, md)
+		}
+		got := s.do(t, http.MethodGet, "/v2/sha512/manifest/manifests/"+md, nil, "Accept", mediaTypeOCIManifest)
+		wantStatus(t, got, http.StatusOK)
+		if !bytes.Equal(got.Body, body) || got.Header.Get("Docker-Content-Digest") != md {
+			t.Errorf("%s: body or Docker-Content-Digest %q differ from what was pushed (%s)", got, got.Header.Get("Docker-Content-Digest"), md)
+		}
+	})
+}
+
+// contentRange formats the spec's inclusive "<start>-<end>" for the bytes
+// [start, end).
+func contentRange(start, end int) string {
+	return strconv.Itoa(start) + "-" + strconv.Itoa(end-1)
+}
+
+// brokenBody sends n bytes of data and then fails, as a client whose source
+// breaks mid-upload would.
+type brokenBody struct {
+	data []byte
+	n    int
+}
+
+var errBrokenBody = errors.New("body broken on purpose")
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	if b.n == 0 {
+		return 0, errBrokenBody
+	}
+	m := copy(p[:min(len(p), b.n)], b.data)
+	b.data, b.n = b.data[m:], b.n-m
+	return m, nil
+}
+
+// uploadOffset asks for the status of the upload at loc and returns how
+// many bytes it holds, from the Range header.
+func (s *server) uploadOffset(t testing.TB, loc string) int {
+	t.Helper()
+	r := s.do(t, http.MethodGet, loc, nil)
+	wantStatus(t, r, http.StatusNoContent)
+	rng := r.Header.Get("Range")
+	first, last, ok := strings.Cut(rng, "-")
+	end, err := strconv.Atoi(last)
+	if !ok || first != "0" || err != nil {
+		t.Fatalf("%s: Range %q is not 0-<end>", r, rng)
+	}
+	// An empty session reports 0-0 like registry:2; a one-byte one
+	// does too, which the tests here never create.
+	if end == 0 {
+		return 0
+	}
+	return end + 1
+}
+
+// TestUpload_ResumeInterrupted breaks a chunk midway, then resumes from the
+// offset the server reports.
+func TestUpload_ResumeInterrupted(t *testing.T) {
+	s := startServer(t, "")
+	content := seededBytes(11, 3<<20)
+	const first, sentBeforeBreak = 1 << 20, 768 << 10
+	loc := s.startUpload(t, "resume/x")
+	r := s.do(t, http.MethodPatch, loc, content[:first],
+		"Content-Range", contentRange(0, first), "Content-Type", "application/octet-stream")
+	wantStatus(t, r, http.StatusAccepted)
+	loc = r.Header.Get("Location")
+
+	broken := s.request(t, http.MethodPatch, loc, &brokenBody{data: content[first:], n: sentBeforeBreak},
+		"Content-Range", contentRange(first, len(content)), "Content-Type", "application/octet-stream")
+	broken.ContentLength = int64(len(content) - first)
+	if resp, err := httpClient.Do(broken); err == nil {
+		resp.Body.Close()
+		t.Fatalf("PATCH with a broken body succeeded with %s", resp.Status)
+	}
+
+	// The server may still be recording the broken chunk when the status
+	// is read; it then refuses the resumed chunk with 416 and the client
+	// asks again. Each refusal means the offset moved, so few are needed.
+	resumed := false
+	for attempt := 0; attempt < 5 && !resumed; attempt++ {
+		offset := s.uploadOffset(t, loc)
+		if offset < first || offset > first+sentBeforeBreak {
+			t.Fatalf("upload reports %d bytes after a %d-byte chunk and a chunk broken after %d bytes",
+				offset, first, sentBeforeBreak)
+		}
+		t.Logf("attempt %d: resuming at %d (%d bytes of the broken chunk kept)", attempt, offset, offset-first)
+		r := s.do(t, http.MethodPatch, loc, content[offset:],
+			"Content-Range", contentRange(offset, len(content)), "Content-Type", "application/octet-stream")
+		if r.Status == http.StatusRequestedRangeNotSatisfiable {
+			wantError(t, r, r.Status, "BLOB_UPLOAD_INVALID")
+			continue
+		}
+		wantStatus(t, r, http.StatusAccepted)
+		resumed = true
+	}
+	if !resumed {
+		t.Fatal("could not resume the upload in 5 attempts")
+	}
+	d := sha256Digest(content)
+	wantStatus(t, s.do(t, http.MethodPut, withQuery(loc, "digest", d), nil), http.StatusCreated)
+	got := s.do(t, http.MethodGet, "/v2/resume/x/blobs/"+d, nil)
+	wantStatus(t, got, http.StatusOK)
+	if !bytes.Equal(got.Body, content) {
+		t.Errorf("pulled %d bytes that differ from the %d pushed", len(got.Body), len(content))
+	}
+}
+
+// TestUpload_ChunkOutOfOrder sends chunks that do not start where the
+// upload ends: 416 with the code in the body and the real offset in Range,
+// and the session stays usable.
+func TestUpload_ChunkOutOfOrder(t *testing.T) {
+	s := startServer(t, "")
+	content := seededBytes(3, 300)
+	loc := s.startUpload(t, "order/x")
+	wantStatus(t, s.do(t, http.MethodPatch, loc, content[:100], "Content-Range", "0-99"), http.StatusAccepted)
+	for _, tc := range []struct {
+		name       string
+		start, end int
+	}{
+		{"overlap", 50, 150},
+		{"gap", 200, 300},
+		{"from zero again", 0, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := s.do(t, http.MethodPatch, loc, content[tc.start:tc.end], "Content-Range", contentRange(tc.start, tc.end))
+			wantError(t, r, http.StatusRequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID")
+			if got := r.Header.Get("Range"); got != "0-99" {
+				t.Errorf("%s: Range %q, want 0-99 (where the upload is)", r, got)
+			}
+			if got := s.uploadOffset(t, loc); got != 100 {
+				t.Errorf("after a refused chunk the upload holds %d bytes, want 100", got)
+			}
+		})
+	}
+	wantStatus(t, s.do(t, http.MethodPatch, loc, content[100:], "Content-Range", "100-299"), http.StatusAccepted)
+	d := sha256Digest(content)
+	wantStatus(t, s.do(t, http.MethodPut, withQuery(loc, "digest", d), nil), http.StatusCreated)
+	if got := s.do(t, http.MethodGet, "/v2/order/x/blobs/"+d, nil); !bytes.Equal(got.Body, content) {
+		t.Errorf("%s: blob differs from what was pushed", got)
+	}
 }

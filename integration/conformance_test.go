@@ -312,3 +312,48 @@ func tail(s string, n int) string {
 func indent(s string) string {
 	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
 }
+
+// TestJudge keeps the reading of the suite's junit.xml honest: a status or
+// log format the test misreads would let a broken server pass.
+func TestJudge(t *testing.T) {
+	exchange := func(status int) string {
+		return exchangeSeparator + "\nMethod: GET\nURL: http://x/v2/\nHeaders:\n--- Empty body ---\n" +
+			"--------------------------------------------------------------------------------\n" +
+			fmt.Sprintf("~~~ RESPONSE ~~~\nStatus: %d\nHeaders:\n--- Empty body ---\n", status) +
+			"================================================================================\n"
+	}
+	tests := []struct {
+		name                                      string
+		cases                                     []junitCase
+		stderr                                    string
+		passed, failed, skipped, serverErr, stray int
+	}{
+		{name: "all passed", cases: []junitCase{{Name: "a", Status: "passed", SystemErr: exchange(200)}},
+			passed: 1},
+		{name: "failure and error both fail", cases: []junitCase{{Name: "a", Status: "failure"}, {Name: "b", Status: "error"}},
+			failed: 2},
+		{name: "unknown status fails", cases: []junitCase{{Name: "a", Status: ""}},
+			failed: 1},
+		{name: "skipped", cases: []junitCase{{Name: "a", Status: "skipped"}},
+			skipped: 1},
+		{name: "passed with a 500 on the way", cases: []junitCase{{Name: "a", Status: "passed", SystemErr: exchange(404) + exchange(500)}},
+			passed: 1, serverErr: 1},
+		{name: "a 500 in a body is no answer", cases: []junitCase{{Name: "a", Status: "passed", SystemErr: exchange(200) + "Status: 500\n"}},
+			passed: 1},
+		{name: "stray response", stderr: "2026/01/01 Unsolicited response received on idle HTTP channel starting with \"HTTP/1.1 500\"\nother\n",
+			stray: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := judge(junitReport{Cases: tc.cases}, tc.stderr)
+			got := []int{len(v.passed), len(v.failed), len(v.skipped), len(v.serverErrors), len(v.strayResponses)}
+			want := []int{tc.passed, tc.failed, tc.skipped, tc.serverErr, tc.stray}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("judge(%+v, %q) = passed, failed, skipped, 5xx, stray %v, want %v", tc.cases, tc.stderr, got, want)
+			}
+			if wantOK := tc.failed+tc.skipped+tc.serverErr+tc.stray == 0; v.ok() != wantOK {
+				t.Errorf("ok() = %v, want %v", v.ok(), wantOK)
+			}
+		})
+	}
+}

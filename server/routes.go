@@ -11,11 +11,13 @@ import (
 
 // routes declares every route. Middleware order matters: recover first so a
 // panic anywhere becomes a 500 through handleError, then the request id the
-// access log and error log lines carry.
+// access log and error log lines carry, then finishBody, which must see the
+// request after its handler.
 func (s *Server) routes() {
 	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
 	s.app.Use(requestid.New())
 	s.app.Use(s.accessLog)
+	s.app.Use(s.finishBody)
 
 	s.app.Get("/healthz", s.healthz)
 	s.app.All("/v2", s.dispatch)

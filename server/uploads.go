@@ -1,8 +1,6 @@
 package server
 
 import (
-	"io"
-	"net/http"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -153,14 +151,6 @@ func blobCreated(c *fiber.Ctx, repo string, d store.Digest) error {
 	c.Set(fiber.HeaderLocation, "/v2/"+repo+"/blobs/"+string(d))
 	c.Set("Docker-Content-Digest", string(d))
 	return c.Status(fiber.StatusCreated).Send(nil)
-}
-
-// body returns the request body as a stream, never buffered whole.
-func (s *Server) body(c *fiber.Ctx) io.Reader {
-	if r := c.Context().RequestBodyStream(); r != nil {
-		return r
-	}
-	return http.NoBody
 }
 
 // requestLength is the declared Content-Length, or -1 when the body is

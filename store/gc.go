@@ -34,7 +34,8 @@ type GCOptions struct {
 	// means none.
 	Grace time.Duration
 	// UploadTTL is how long an upload session may sit idle before it is
-	// removed with its data. Zero means DefaultUploadTTL; NoAge means none.
+	// removed with its data. Zero means DefaultUploadTTL; NoAge means none,
+	// which ends every upload in progress, monolithic ones included.
 	UploadTTL time.Duration
 	// KeepUntagged keeps every manifest; only blobs and links that no
 	// manifest references are collected.

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -171,87 +170,10 @@ func dumpState(t testing.TB, s *Store) string {
 // and with the files: what every GC interleaving must preserve.
 func checkInvariants(t testing.TB, s *Store) {
 	t.Helper()
-	var faults []string
-	fault := func(format string, args ...any) { faults = append(faults, fmt.Sprintf(format, args...)) }
-	s.db.View(func(tx *bolt.Tx) error {
-		b := func(name []byte) *bolt.Bucket { return tx.Bucket(name) }
-		b(bucketManifests).ForEach(func(k, v []byte) error {
-			repo, d := splitPair(k)
-			rec, _, err := decodeManifest(v)
-			if err != nil {
-				fault("manifest %s@%s: %v", repo, d, err)
-				return nil
-			}
-			for _, blob := range rec.Blobs {
-				if b(bucketLinks).Get(key(repo, string(blob))) == nil {
-					fault("manifest %s@%s lists blob %s, which the repository does not link", repo, d, blob)
-				}
-			}
-			for _, c := range rec.Children {
-				if b(bucketManifests).Get(key(repo, string(c))) == nil {
-					fault("index %s@%s lists %s, which is missing", repo, d, c)
-				}
-			}
-			for _, target := range append(append([]Digest(nil), rec.Blobs...), rec.Children...) {
-				if b(bucketRefs).Get(key(repo, string(target), string(d))) == nil {
-					fault("manifest %s@%s: no refs entry for %s", repo, d, target)
-				}
-			}
-			return nil
-		})
-		b(bucketRefs).ForEach(func(k, _ []byte) error {
-			p := splitKey(k)
-			if b(bucketManifests).Get(key(p[0], p[2])) == nil {
-				fault("refs entry %q names a missing manifest", k)
-			}
-			return nil
-		})
-		b(bucketTags).ForEach(func(k, v []byte) error {
-			repo, _ := splitPair(k)
-			if b(bucketManifests).Get(key(repo, string(v))) == nil {
-				fault("tag %q points at missing %s", k, v)
-			}
-			return nil
-		})
-		b(bucketReferrers).ForEach(func(k, _ []byte) error {
-			p := splitKey(k)
-			if b(bucketManifests).Get(key(p[0], p[2])) == nil {
-				fault("referrers entry %q names a missing manifest", k)
-			}
-			return nil
-		})
-		b(bucketLinks).ForEach(func(k, _ []byte) error {
-			repo, d := splitPair(k)
-			if b(bucketBlobs).Get([]byte(d)) == nil {
-				fault("link %s→%s has no blob record", repo, d)
-			}
-			if b(bucketBlobRepos).Get(key(string(d), repo)) == nil {
-				fault("link %s→%s has no blobrepos entry", repo, d)
-			}
-			if b(bucketRepos).Get([]byte(repo)) == nil {
-				fault("link %s→%s in a repository without a repos entry", repo, d)
-			}
-			return nil
-		})
-		b(bucketBlobRepos).ForEach(func(k, _ []byte) error {
-			d, repo := splitPair(k)
-			if b(bucketLinks).Get(key(string(repo), d)) == nil {
-				fault("blobrepos %q has no link", k)
-			}
-			return nil
-		})
-		b(bucketBlobs).ForEach(func(k, v []byte) error {
-			var rec blobRecord
-			decode(v, &rec)
-			info, err := os.Stat(s.BlobPath(Digest(k)))
-			if err != nil || info.Size() != rec.Size {
-				fault("blob %s: record of %d bytes, file: %v", k, rec.Size, err)
-			}
-			return nil
-		})
-		return nil
-	})
-	sort.Strings(faults)
+	faults, err := s.CheckConsistency()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(faults) > 0 {
 		t.Fatalf("store inconsistent:\n%s", strings.Join(faults, "\n"))
 	}

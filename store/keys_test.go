@@ -8,7 +8,7 @@ import (
 )
 
 func TestStore_SigningKey(t *testing.T) {
-	s := mustOpenStore(t)
+	s := mustOpen(t)
 	if _, ok, err := s.SigningKey(); err != nil || ok {
 		t.Fatalf("SigningKey of new store: ok=%v err=%v", ok, err)
 	}
@@ -40,7 +40,7 @@ func TestStore_SigningKey(t *testing.T) {
 }
 
 func TestStore_PutSigningKeyIfAbsentConcurrently(t *testing.T) {
-	s := mustOpenStore(t)
+	s := mustOpen(t)
 	const n = 8
 	got := make([]string, n)
 	var wg sync.WaitGroup

@@ -37,7 +37,7 @@ func TestStore_InsertRule(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := mustOpenStore(t)
+			s := mustOpen(t)
 			for _, n := range []string{"a", "b", "c"} {
 				if err := s.InsertRule(Rule{Name: n, Actions: []string{"pull"}}, -1); err != nil {
 					t.Fatal(err)
@@ -68,7 +68,7 @@ func TestStore_DeleteRule(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := mustOpenStore(t)
+			s := mustOpen(t)
 			if err := s.ReplaceRules([]Rule{{Name: "a"}, {Name: "b"}, {Name: "c"}}); err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +83,7 @@ func TestStore_DeleteRule(t *testing.T) {
 }
 
 func TestStore_RulesRoundTripAndVersion(t *testing.T) {
-	s := mustOpenStore(t)
+	s := mustOpen(t)
 	v0, err := s.RulesVersion()
 	if err != nil {
 		t.Fatal(err)

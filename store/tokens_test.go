@@ -13,7 +13,7 @@ func mustPutToken(t *testing.T, s *Store, hash [32]byte, rt RefreshToken) {
 }
 
 func TestStore_RefreshToken(t *testing.T) {
-	s := mustOpenStore(t)
+	s := mustOpen(t)
 	alice := mustAddUser(t, s, "alice")
 	bob := mustAddUser(t, s, "bob")
 	valid, stale, deleted := [32]byte{1}, [32]byte{2}, [32]byte{3}
@@ -50,7 +50,7 @@ func TestStore_RefreshToken(t *testing.T) {
 }
 
 func TestStore_PutRefreshTokenForUnknownUser(t *testing.T) {
-	s := mustOpenStore(t)
+	s := mustOpen(t)
 	err := s.PutRefreshToken([32]byte{1}, RefreshToken{User: "ghost", Service: "berth"})
 	if !errors.Is(err, ErrUserUnknown) {
 		t.Fatalf("PutRefreshToken for unknown user = %v, want ErrUserUnknown", err)

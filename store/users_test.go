@@ -8,31 +8,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// mustOpenStore opens a store in a fresh temporary directory and, on
-// cleanup, checks meta.db's consistency with tx.Check before closing it.
-func mustOpenStore(t *testing.T) *Store {
-	t.Helper()
-	s, err := Open(t.TempDir(), Options{})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() {
-		err := s.db.View(func(tx *bolt.Tx) error {
-			for err := range tx.Check() {
-				return err
-			}
-			return nil
-		})
-		if err != nil {
-			t.Errorf("meta.db inconsistent: %v", err)
-		}
-		if err := s.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
-	return s
-}
-
 func mustAddUser(t *testing.T, s *Store, name string) User {
 	t.Helper()
 	if err := s.AddUser(User{Name: name, PasswordHash: []byte("hash-" + name)}); err != nil {
@@ -79,7 +54,7 @@ func TestValidateUserName(t *testing.T) {
 }
 
 func TestStore_AddUser(t *testing.T) {
-	s := mustOpenStore(t)
+	s := mustOpen(t)
 	alice := mustAddUser(t, s, "alice")
 	if alice.Epoch == 0 || alice.Created.IsZero() || string(alice.PasswordHash) != "hash-alice" || alice.Admin {
 		t.Fatalf("stored user = %+v", alice)
@@ -107,7 +82,7 @@ func TestStore_AddUser(t *testing.T) {
 }
 
 func TestStore_UsersSortedAndCounted(t *testing.T) {
-	s := mustOpenStore(t)
+	s := mustOpen(t)
 	if n, err := s.UserCount(); err != nil || n != 0 {
 		t.Fatalf("UserCount of empty store = %d, %v", n, err)
 	}
@@ -137,7 +112,7 @@ func TestStore_UsersSortedAndCounted(t *testing.T) {
 }
 
 func TestStore_SetPassword(t *testing.T) {
-	s := mustOpenStore(t)
+	s := mustOpen(t)
 	before := mustAddUser(t, s, "alice")
 	mustAddUser(t, s, "bob")
 	aliceToken, bobToken := [32]byte{1}, [32]byte{2}
@@ -172,7 +147,7 @@ func TestStore_SetPassword(t *testing.T) {
 }
 
 func TestStore_DeleteUser(t *testing.T) {
-	s := mustOpenStore(t)
+	s := mustOpen(t)
 	first := mustAddUser(t, s, "alice")
 	mustPutToken(t, s, [32]byte{1}, RefreshToken{User: "alice", Service: "berth", Epoch: first.Epoch})
 

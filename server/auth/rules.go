@@ -29,6 +29,14 @@ var ErrRuleInvalid = errors.New("invalid access rule")
 //     them if it lists *). No matching rule denies. Anonymous pull, when on,
 //     adds pull for the anonymous caller on top of the rules.
 //
+// A rule's Account "" matches only the anonymous caller, but, as in
+// docker_auth, so do the patterns "*" and "/.*/": write "/.+/" for every
+// signed-in caller. Type "" means "repository". Patterns follow docker_auth:
+// "/re/" is a regular expression matched unanchored (write ^ and $), a
+// pattern with * ? [ or \ is a path.Match glob whose * stops at '/', and
+// anything else is exact. ${account} stands for the caller's account,
+// quoted so the account's characters only ever match themselves.
+//
 // The catalog (registry:catalog:*) follows rules that match type
 // "registry"; when none matches, it is granted to signed-in callers, and to
 // anonymous with anonymous pull, because the catalog handler lists only the

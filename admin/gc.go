@@ -1,0 +1,225 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/berth-registry/berth/store"
+)
+
+// gcCommand collects garbage. Its flags: dry-run, keep-untagged and
+// progress (booleans), grace and upload-ttl (Go durations; "0s" means no
+// age limit at all). progress draws a bar on stderr; the CLI sets it only
+// when it runs on a terminal.
+var gcCommand = Command{
+	Name:  "gc",
+	Usage: "[--dry-run] [--grace DURATION] [--upload-ttl DURATION] [--keep-untagged]",
+	Run:   runGC,
+}
+
+func runGC(ctx context.Context, env *Env, args Args, stdio Stdio) error {
+	if len(args.Words) != 0 {
+		return errUsage
+	}
+	opts, err := gcOptions(args)
+	if err != nil {
+		return err
+	}
+	showProgress, err := boolFlag(args, "progress")
+	if err != nil {
+		return err
+	}
+	bar := newPhaseBar(stdio.Err)
+	if showProgress {
+		opts.Progress = bar.update
+	}
+	start := time.Now()
+	report, err := env.Store.CollectGarbage(ctx, opts)
+	logGC(env.Logger, "gc run", report, time.Since(start), err)
+	bar.close() // before the report, so the two do not interleave
+	if werr := WriteGCReport(stdio.Out, report); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	return nil
+}
+
+// gcOptions turns the command's flags into store options.
+func gcOptions(args Args) (store.GCOptions, error) {
+	var opts store.GCOptions
+	var err error
+	if opts.DryRun, err = boolFlag(args, "dry-run"); err != nil {
+		return opts, err
+	}
+	if opts.KeepUntagged, err = boolFlag(args, "keep-untagged"); err != nil {
+		return opts, err
+	}
+	if opts.Grace, err = ageFlag(args, "grace"); err != nil {
+		return opts, err
+	}
+	opts.UploadTTL, err = ageFlag(args, "upload-ttl")
+	return opts, err
+}
+
+// ageFlag returns a duration flag as a GCOptions age: absent is zero (the
+// store's default), an explicit zero is store.NoAge.
+func ageFlag(args Args, name string) (time.Duration, error) {
+	v, ok := args.Flag(name)
+	if !ok {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("--%s: %q is not a duration such as 30m or 2h", name, v)
+	case d < 0:
+		return 0, fmt.Errorf("--%s: %s is negative", name, v)
+	case d == 0:
+		return store.NoAge, nil
+	}
+	return d, nil
+}
+
+// WriteGCReport prints what a collection removed (or would remove), one
+// line each, then a summary line with counts and bytes. The output depends
+// only on the report, so it is the same wherever the collection ran.
+func WriteGCReport(w io.Writer, r store.GCReport) error {
+	verb := "removed"
+	if r.DryRun {
+		verb = "would remove"
+	}
+	var b strings.Builder
+	for _, m := range r.Manifests {
+		fmt.Fprintf(&b, "%s manifest %s@%s (%s)\n", verb, m.Repo, m.Digest, HumanBytes(m.Size))
+	}
+	for _, l := range r.Links {
+		fmt.Fprintf(&b, "%s link %s → %s\n", verb, l.Repo, l.Digest)
+	}
+	for _, bl := range r.Blobs {
+		fmt.Fprintf(&b, "%s blob %s (%s)\n", verb, bl.Digest, HumanBytes(bl.Size))
+	}
+	for _, u := range r.Uploads {
+		fmt.Fprintf(&b, "%s upload %s of %s (%s)\n", verb, u.ID, u.Repo, HumanBytes(u.Size))
+	}
+	for _, f := range r.Files {
+		fmt.Fprintf(&b, "%s file %s (%s)\n", verb, f.Path, HumanBytes(f.Size))
+	}
+	for _, repo := range r.Repositories {
+		fmt.Fprintf(&b, "%s empty repository %s\n", verb, repo)
+	}
+	if r.Kept > 0 {
+		fmt.Fprintf(&b, "kept %s that changed while gc ran\n", plural(r.Kept, "item"))
+	}
+	freed := "freed"
+	if r.DryRun {
+		freed = "to free"
+	}
+	fmt.Fprintf(&b, "gc: %s %s, %s, %s, %s, %s, %s; %s %s\n", verb,
+		plural(len(r.Manifests), "manifest"), plural(len(r.Links), "link"), plural(len(r.Blobs), "blob"),
+		plural(len(r.Uploads), "upload"), plural(len(r.Files), "orphan file"),
+		plural(len(r.Repositories), "empty repository"), HumanBytes(r.Bytes()), freed)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "y") {
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(noun, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// logGC logs one collection's outcome; logger may be nil (the command ran
+// in the CLI process, whose output already says it all).
+func logGC(logger *slog.Logger, msg string, r store.GCReport, took time.Duration, err error) {
+	if logger == nil {
+		return
+	}
+	attrs := []any{
+		"dry_run", r.DryRun, "manifests", len(r.Manifests), "links", len(r.Links),
+		"blobs", len(r.Blobs), "uploads", len(r.Uploads), "files", len(r.Files),
+		"repositories", len(r.Repositories), "kept", r.Kept, "bytes", r.Bytes(),
+		"duration", took.Round(time.Millisecond),
+	}
+	if err != nil {
+		logger.Error(msg+" failed", append(attrs, "err", err)...)
+		return
+	}
+	logger.Info(msg, attrs...)
+}
+
+// RunGCLoop collects garbage in s every interval with opts until ctx is
+// done, logging every run to logger; it returns when ctx is done, so run
+// it in its own goroutine. A non-positive interval returns at once. A run
+// that fails is logged and the loop goes on: the next run starts afresh.
+func RunGCLoop(ctx context.Context, s *store.Store, interval time.Duration, opts store.GCOptions, logger *slog.Logger) {
+	if interval <= 0 {
+		return
+	}
+	logger.Info("scheduled gc", "interval", interval, "grace", opts.Grace, "keep_untagged", opts.KeepUntagged)
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		start := time.Now()
+		report, err := s.CollectGarbage(ctx, opts)
+		if ctx.Err() != nil {
+			return // the server is stopping; the run's partial work is consistent
+		}
+		logGC(logger, "scheduled gc run", report, time.Since(start), err)
+	}
+}
+
+// phaseBar draws one progress bar per GC phase.
+type phaseBar struct {
+	w     io.Writer
+	phase string
+	bar   *progressbar.ProgressBar
+}
+
+func newPhaseBar(w io.Writer) *phaseBar { return &phaseBar{w: w} }
+
+// update moves the bar; an empty phase clears it.
+func (p *phaseBar) update(phase string, done, total int) {
+	if phase != p.phase {
+		p.close()
+		p.phase = phase
+		if phase == "" {
+			return
+		}
+		p.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(p.w),
+			progressbar.OptionSetDescription(fmt.Sprintf("gc %-9s", phase)),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionShowCount(),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+	if p.bar != nil {
+		p.bar.ChangeMax(total)
+		p.bar.Set(done)
+	}
+}
+
+func (p *phaseBar) close() {
+	if p.bar != nil {
+		p.bar.Finish()
+		p.bar = nil
+	}
+}

@@ -1,0 +1,130 @@
+package admin
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/berth-registry/berth/store"
+)
+
+func TestEnsureInitialAdmin(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	var out bytes.Buffer
+	if err := EnsureInitialAdmin(s, &out); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`^created user admin with password ([0-9A-Za-z]{24})\n\(also in (.+); change it with: berth user passwd admin\)\n$`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("printed %q", out.String())
+	}
+	password, path := m[1], m[2]
+	if path != filepath.Join(s.Dir(), initialPasswordFile) {
+		t.Errorf("printed path %s", path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil || string(data) != password+"\n" {
+		t.Errorf("%s holds %q, %v; want the printed password", path, data, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s mode %v, %v; want 0600", path, fi.Mode(), err)
+	}
+	u, err := s.User("admin")
+	if err != nil || !u.Admin {
+		t.Fatalf("admin user: %+v, %v", u, err)
+	}
+	if err := bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)); err != nil {
+		t.Errorf("the printed password does not sign in: %v", err)
+	}
+
+	out.Reset()
+	if err := EnsureInitialAdmin(s, &out); err != nil || out.Len() != 0 {
+		t.Errorf("second call: %v, printed %q; want nothing", err, out.String())
+	}
+}
+
+func TestEnsureInitialAdmin_UsersExist(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	if err := s.AddUser(store.User{Name: "alice", PasswordHash: []byte(hash2a)}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := EnsureInitialAdmin(s, &out); err != nil || out.Len() != 0 {
+		t.Errorf("EnsureInitialAdmin = %v, printed %q; want nothing done", err, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), initialPasswordFile)); !os.IsNotExist(err) {
+		t.Errorf("password file: %v; want none", err)
+	}
+}
+
+// TestEnsureInitialAdmin_ReplacesOpenFile: a password file left from an
+// earlier admin (deleted since) with loose permissions is replaced, 0600.
+func TestEnsureInitialAdmin_ReplacesOpenFile(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	path := filepath.Join(s.Dir(), initialPasswordFile)
+	if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureInitialAdmin(s, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != initialPasswordLen+1 {
+		t.Errorf("%s: %v, %v", path, fi.Mode(), err)
+	}
+}
+
+func TestEnsureInitialAdmin_Concurrent(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	var wg sync.WaitGroup
+	outs := make([]bytes.Buffer, 2)
+	errs := make([]error, 2)
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = EnsureInitialAdmin(s, &outs[i])
+		}()
+	}
+	wg.Wait()
+	printed := 0
+	for i := range outs {
+		if errs[i] != nil {
+			t.Errorf("call %d: %v", i, errs[i])
+		}
+		if strings.Contains(outs[i].String(), "created user admin") {
+			printed++
+		}
+	}
+	if n, _ := s.UserCount(); n != 1 || printed != 1 {
+		t.Errorf("%d users, %d passwords printed; want 1 and 1", n, printed)
+	}
+}
+
+func TestRandomString(t *testing.T) {
+	seen := make(map[string]bool)
+	counts := make(map[rune]int)
+	for range 200 {
+		p := randomString(initialPasswordLen, base62)
+		if len(p) != initialPasswordLen || strings.Trim(p, base62) != "" || seen[p] {
+			t.Fatalf("password %q: wrong length, alphabet, or repeated", p)
+		}
+		seen[p] = true
+		for _, r := range p {
+			counts[r]++
+		}
+	}
+	// 4800 draws over 62 letters: about 77 each. A letter never drawn, or
+	// drawn three times too often, means a broken draw, not bad luck.
+	for _, r := range base62 {
+		if counts[r] == 0 || counts[r] > 3*4800/62 {
+			t.Errorf("letter %q drawn %d times in 4800", r, counts[r])
+		}
+	}
+}
