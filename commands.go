@@ -6,6 +6,11 @@ import "github.com/urfave/cli/v2"
 func commands() []*cli.Command {
 	cmds := []*cli.Command{
 		serveCommand(),
+		userCommand(),
+		aclCommand(),
+		gcCommand(),
+		duCommand(),
+		repoCommand(),
 		versionCommand(),
 	}
 	for _, c := range cmds {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -91,11 +92,18 @@ func TestConformance(t *testing.T) {
 	srv := startServer(t, "")
 	results := t.TempDir()
 	run := runConformanceSuite(t, suite, srv.Addr, results)
+	if run.timedOut {
+		dumpGoroutines(t, srv)
+		kept := keepConformanceResults(t, results, srv.Log())
+		t.Fatalf("conformance suite still running after %v, so berth probably left a request unanswered; "+
+			"its goroutine dump ends server.log in %s\nsuite stderr:\n%s", suiteTimeout, kept, tail(run.stderr, 4000))
+	}
 
 	report, err := readJUnit(filepath.Join(results, "junit.xml"))
 	if err != nil {
-		t.Fatalf("conformance suite wrote no readable junit.xml (%v); exit: %v\nstdout:\n%s\nstderr:\n%s",
-			err, run.exit, tail(run.stdout, 4000), tail(run.stderr, 4000))
+		kept := keepConformanceResults(t, results, srv.Log())
+		t.Fatalf("conformance suite wrote no readable junit.xml (%v); exit: %v; server log kept in %s\nstdout:\n%s\nstderr:\n%s",
+			err, run.exit, kept, tail(run.stdout, 4000), tail(run.stderr, 4000))
 	}
 	verdict := judge(report, run.stderr)
 	t.Logf("conformance: %d specs passed of %d", len(verdict.passed), len(report.Cases))
@@ -156,18 +164,23 @@ func buildConformanceSuite(t *testing.T) string {
 	return bin
 }
 
+// suiteTimeout bounds one run of the suite, which takes seconds. The suite's
+// HTTP client has no timeout of its own, so a request berth never answers
+// would otherwise stall the whole test binary.
+const suiteTimeout = 3 * time.Minute
+
 // suiteRun is what the suite process left behind besides its results files.
 type suiteRun struct {
 	stdout, stderr string
 	exit           error // nil for exit status 0
+	timedOut       bool  // killed after suiteTimeout
 }
 
 // runConformanceSuite runs the suite against addr, writing its results files
-// into resultsDir. The suite runs in a few seconds; the bound only keeps a
-// hung server from stalling the whole test binary.
+// into resultsDir.
 func runConformanceSuite(t *testing.T, suite, addr, resultsDir string) suiteRun {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, suite)
 	// An empty working directory, so no oci-conformance.yaml lying around
@@ -178,10 +191,22 @@ func runConformanceSuite(t *testing.T, suite, addr, resultsDir string) suiteRun 
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("conformance suite still running after 5m; stderr:\n%s", tail(stderr.String(), 4000))
+	return suiteRun{stdout: stdout.String(), stderr: stderr.String(), exit: err, timedOut: ctx.Err() != nil}
+}
+
+// dumpGoroutines makes berth write every goroutine's stack to its log and
+// exit, the Go runtime's answer to SIGQUIT: it shows where a request hangs.
+func dumpGoroutines(t *testing.T, srv *server) {
+	t.Helper()
+	if err := srv.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		t.Logf("SIGQUIT berth: %v", err)
+		return
 	}
-	return suiteRun{stdout: stdout.String(), stderr: stderr.String(), exit: err}
+	select {
+	case <-srv.done:
+	case <-time.After(10 * time.Second):
+		t.Logf("berth did not exit within 10s of SIGQUIT")
+	}
 }
 
 // withoutOCIVars drops the suite's own variables from env, so the caller's

@@ -142,9 +142,16 @@ func fixtureImage(t testing.TB, layoutName, refName string) v1.Image {
 
 func fixtureDescriptor(t testing.TB, layoutName, refName string) (v1.ImageIndex, v1.Descriptor) {
 	t.Helper()
-	root, err := layout.ImageIndexFromPath(fixtures.Path(layoutName))
+	return layoutDescriptor(t, fixtures.Path(layoutName), refName)
+}
+
+// layoutDescriptor opens the OCI layout at dir and returns its root index
+// and the descriptor its index.json tags refName.
+func layoutDescriptor(t testing.TB, dir, refName string) (v1.ImageIndex, v1.Descriptor) {
+	t.Helper()
+	root, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
-		t.Fatalf("open layout %s: %v", layoutName, err)
+		t.Fatalf("open layout %s: %v", dir, err)
 	}
 	im, err := root.IndexManifest()
 	if err != nil {
@@ -155,7 +162,7 @@ func fixtureDescriptor(t testing.TB, layoutName, refName string) (v1.ImageIndex,
 			return root, d
 		}
 	}
-	t.Fatalf("layout %s tags nothing %q", layoutName, refName)
+	t.Fatalf("layout %s tags nothing %q", dir, refName)
 	return nil, v1.Descriptor{}
 }
 

@@ -33,15 +33,20 @@ func (s *Server) listTags(c *fiber.Ctx, t target) error {
 	return c.JSON(fiber.Map{"name": t.Repo, "tags": tags})
 }
 
-// catalog answers GET /v2/_catalog with n/last pagination.
+// catalog answers GET /v2/_catalog with n/last pagination, listing only
+// the repositories the caller may pull.
 func (s *Server) catalog(c *fiber.Ctx, _ target) error {
 	n, err := pageSize(c)
 	if err != nil {
 		return err
 	}
+	visible, err := s.pullFilter(c)
+	if err != nil {
+		return err
+	}
 	repos, more := []string{}, false
 	if n > 0 {
-		if repos, more, err = s.store.Repositories(c.Query("last"), n, nil); err != nil {
+		if repos, more, err = s.store.Repositories(c.Query("last"), n, visible); err != nil {
 			return err
 		}
 	}

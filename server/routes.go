@@ -20,6 +20,10 @@ func (s *Server) routes() {
 	s.app.Use(s.finishBody)
 
 	s.app.Get("/healthz", s.healthz)
+	if s.auth != nil {
+		s.app.Get("/token", s.getToken)
+		s.app.Post("/token", s.postToken)
+	}
 	s.app.All("/v2", s.dispatch)
 	s.app.All("/v2/*", s.dispatch)
 }
@@ -68,6 +72,9 @@ func (s *Server) dispatch(c *fiber.Ctx) error {
 	h, ok := methods[c.Method()]
 	if !ok {
 		return newError(codeUnsupported, nil)
+	}
+	if err := s.authorize(c, needFor(t, c.Method())); err != nil {
+		return err
 	}
 	return h(s, c, t)
 }

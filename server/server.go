@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/berth-registry/berth/server/auth"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -19,6 +20,11 @@ import (
 type Config struct {
 	// Logger receives access-log lines and errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Auth checks every /v2 request and serves /token; nil serves without
+	// authentication (--auth none).
+	Auth *auth.Service
+	// Service is the token audience and the challenge's service (--service).
+	Service string
 	// ReadTimeout and IdleTimeout bound slow clients; zero means the defaults.
 	ReadTimeout time.Duration
 	IdleTimeout time.Duration
@@ -26,9 +32,11 @@ type Config struct {
 
 // Server serves one store over HTTP. Create it with New.
 type Server struct {
-	store *store.Store
-	log   *slog.Logger
-	app   *fiber.App
+	store   *store.Store
+	auth    *auth.Service
+	service string
+	log     *slog.Logger
+	app     *fiber.App
 }
 
 // New builds the HTTP application for st.
@@ -36,7 +44,10 @@ func New(st *store.Store, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{store: st, log: cfg.Logger}
+	if cfg.Service == "" {
+		cfg.Service = "berth"
+	}
+	s := &Server{store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "berth",
 		DisableStartupMessage: true,

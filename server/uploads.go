@@ -43,14 +43,18 @@ func (s *Server) mountBlob(c *fiber.Ctx, t target, mount, from string) (done boo
 	if err != nil {
 		return false, err
 	}
+	readable, err := s.pullFilter(c)
+	if err != nil {
+		return false, err
+	}
 	var info store.BlobInfo
-	if from != "" {
-		if store.ValidateRepository(from) != nil {
-			return false, nil
-		}
+	switch {
+	case from == "":
+		info, err = s.store.MountAnyBlob(t.Repo, d, readable)
+	case store.ValidateRepository(from) != nil || !readable(from):
+		return false, nil
+	default:
 		info, err = s.store.MountBlob(t.Repo, from, d)
-	} else {
-		info, err = s.store.MountAnyBlob(t.Repo, d, func(string) bool { return true })
 	}
 	if err != nil {
 		return false, nil
