@@ -51,7 +51,7 @@ func NewSigner(k store.SigningKey, issuer string) (*Signer, error) {
 	if id != k.ID {
 		return nil, fmt.Errorf("signing key %s: stored id does not match the key (%s)", k.ID, id)
 	}
-	return &Signer{key: key, kid: id, issuer: issuer, now: time.Now}, nil
+	return &Signer{key: key, kid: id, issuer: issuer, now: time.Now, verified: newVerifiedCache()}, nil
 }
 
 // loadOrCreateSigner returns a Signer for the store's key, creating and

@@ -58,6 +58,8 @@ type Signer struct {
 	kid    string
 	issuer string
 	now    func() time.Time
+
+	verified *verifiedCache
 }
 
 // Issue signs a token for account ("" for anonymous, which leaves "sub"
@@ -100,6 +102,10 @@ func (s *Signer) Issue(account, service string, access []Access, ttl time.Durati
 // or aud, a missing or past exp, a future nbf or iat. The jwk, x5c and jku
 // headers are never read: the key is ours alone.
 func (s *Signer) Verify(raw, service string) (account string, access []Access, err error) {
+	now := s.now()
+	if v, ok := s.verified.get(raw, service, now); ok {
+		return v.account, v.access, nil
+	}
 	p := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodES256.Alg()}),
 		jwt.WithIssuer(s.issuer),
@@ -113,6 +119,7 @@ func (s *Signer) Verify(raw, service string) (account string, access []Access, e
 	if _, err := p.ParseWithClaims(raw, &c, s.keyFor); err != nil {
 		return "", nil, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
 	}
+	s.verified.add(raw, service, verifiedToken{account: c.Subject, access: c.Access, expires: c.ExpiresAt.Time}, now)
 	return c.Subject, c.Access, nil
 }
 
