@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -27,6 +28,21 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
+
+// startRegistry is startServer for the client tests. When the test ends,
+// the clients' spare connections are closed before the server is stopped:
+// Go's transport keeps connections it dialed but never used, and berth's
+// shutdown waits for connections that never sent a request
+// (TestBadInput_StalledConnections is the test of that).
+func startRegistry(t testing.TB, data string, args ...string) *server {
+	t.Helper()
+	s := startServer(t, data, args...)
+	t.Cleanup(func() {
+		plainTransport.CloseIdleConnections()
+		httpClient.CloseIdleConnections()
+	})
+	return s
+}
 
 // ref parses an image reference on s ("repo:tag", "repo@digest" or "repo"
 // for a name.Repository via repoRef).
@@ -51,13 +67,7 @@ func (s *server) repoRef(t testing.TB, repo string) name.Repository {
 // remoteOptions are the go-containerregistry options every test uses. Its
 // retries are off: a retried 5xx or a reconnect would hide a server fault
 // that a test is there to see.
-//
-// The transport's spare connections are closed when the test ends, before
-// the server is stopped: Go's transport keeps connections it dialed but
-// never used, and berth's shutdown waits for those
-// (TestBadInput_StalledConnections is the test of that).
 func remoteOptions(t testing.TB, extra ...remote.Option) []remote.Option {
-	t.Cleanup(plainTransport.CloseIdleConnections)
 	return append([]remote.Option{
 		remote.WithContext(t.Context()),
 		remote.WithTransport(plainTransport),
@@ -145,6 +155,44 @@ func (s *server) do(t testing.TB, method, path string, body []byte, headers ...s
 		r = bytes.NewReader(body)
 	}
 	return send(t, s.request(t, method, path, r, headers...))
+}
+
+// try is do for goroutines other than the test's own, which must not call
+// t.Fatal: it returns transport errors instead.
+func (s *server) try(ctx context.Context, method, path string, body []byte, headers ...string) (reply, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.URL(path), r)
+	if err != nil {
+		return reply{}, err
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return reply{}, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return reply{}, fmt.Errorf("%s %s: read body: %w", method, path, err)
+	}
+	return reply{Method: method, URL: req.URL.String(), Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// errorCode returns the code of the first entry of r's error envelope, or
+// "" when the body is not one.
+func errorCode(r reply) string {
+	var env struct {
+		Errors []errorEntry `json:"errors"`
+	}
+	if json.Unmarshal(r.Body, &env) != nil || len(env.Errors) == 0 {
+		return ""
+	}
+	return env.Errors[0].Code
 }
 
 // specCodes are the error codes of the distribution spec ("Error Codes").
@@ -338,7 +386,7 @@ func (s *server) pushRawImage(t testing.TB, repo, ref string, seed uint64, layer
 // exercises on purpose (sha512, a broken chunk, out-of-order chunks).
 
 func TestUpload_SHA512(t *testing.T) {
-	s := startServer(t, "")
+	s := startRegistry(t, "")
 	content := seededBytes(7, 300<<10+13)
 	d := sha512Digest(content)
 	const chunk = 100 << 10
@@ -457,7 +505,7 @@ func (s *server) uploadOffset(t testing.TB, loc string) int {
 // TestUpload_ResumeInterrupted breaks a chunk midway, then resumes from the
 // offset the server reports.
 func TestUpload_ResumeInterrupted(t *testing.T) {
-	s := startServer(t, "")
+	s := startRegistry(t, "")
 	content := seededBytes(11, 3<<20)
 	const first, sentBeforeBreak = 1 << 20, 768 << 10
 	loc := s.startUpload(t, "resume/x")
@@ -510,7 +558,7 @@ func TestUpload_ResumeInterrupted(t *testing.T) {
 // upload ends: 416 with the code in the body and the real offset in Range,
 // and the session stays usable.
 func TestUpload_ChunkOutOfOrder(t *testing.T) {
-	s := startServer(t, "")
+	s := startRegistry(t, "")
 	content := seededBytes(3, 300)
 	loc := s.startUpload(t, "order/x")
 	wantStatus(t, s.do(t, http.MethodPatch, loc, content[:100], "Content-Range", "0-99"), http.StatusAccepted)

@@ -33,7 +33,7 @@ import (
 )
 
 func TestGGCR_PushPullImage(t *testing.T) {
-	s := startServer(t, "")
+	s := startRegistry(t, "")
 	img, err := random.Image(4096, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func TestGGCR_PushPullImage(t *testing.T) {
 // TestGGCR_Index pushes a multi-arch index with WriteIndex and validates
 // every child of the pulled copy.
 func TestGGCR_Index(t *testing.T) {
-	s := startServer(t, "")
+	s := startRegistry(t, "")
 	randomIndex, err := random.Index(2048, 2, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ const maxServerRSS = 100 << 20
 // from the generator, pulls it back and checks its digest, and checks that
 // the server never held it in memory.
 func TestGGCR_LargeLayer(t *testing.T) {
-	s := startServer(t, "")
+	s := startRegistry(t, "")
 	layer, err := partial.CompressedToLayer(newSeededLayer(t, 42, largeLayerSize))
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +259,7 @@ func (l *seededLayer) Compressed() (io.ReadCloser, error) {
 // image, pulled from there, to another: every blob must be mounted, none
 // uploaded again.
 func TestGGCR_CrossRepoMount(t *testing.T) {
-	s := startServer(t, "")
+	s := startRegistry(t, "")
 	img, err := random.Image(4096, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +340,7 @@ func (s *server) requestLines(method, pathPrefix string, also ...string) []strin
 }
 
 func TestGGCR_Delete(t *testing.T) {
-	s := startServer(t, "")
+	s := startRegistry(t, "")
 	img, err := random.Image(1024, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -390,7 +390,7 @@ func TestGGCR_Delete(t *testing.T) {
 }
 
 func TestGGCR_TagsPagination(t *testing.T) {
-	s := startServer(t, "")
+	s := startRegistry(t, "")
 	img, err := random.Image(512, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -482,7 +482,7 @@ func parseNextLink(link string) (string, bool) {
 }
 
 func TestGGCR_Catalog(t *testing.T) {
-	s := startServer(t, "")
+	s := startRegistry(t, "")
 	repos := []string{"cat/a", "cat/b", "cat/b/c", "cat/d-e", "cat/d.f"}
 	for i, repo := range repos {
 		s.pushRawImage(t, repo, "v1", uint64(i), 64)
@@ -518,7 +518,7 @@ const (
 // TestGGCR_Referrers pushes artifacts with a subject and lists them through
 // the referrers API, with and without an artifactType filter.
 func TestGGCR_Referrers(t *testing.T) {
-	s := startServer(t, "")
+	s := startRegistry(t, "")
 	opts := remoteOptions(t, remote.WithReferrersTagFallback(false))
 	subject := fixtureImage(t, fixtures.Artifact, "subject")
 	sbom := fixtureImage(t, fixtures.Artifact, "latest")

@@ -39,7 +39,7 @@ func skopeoCmd(t testing.TB, args ...string) []byte {
 // on the way.
 func TestSkopeo_Multiarch(t *testing.T) {
 	fixtures.RequireTool(t, "skopeo")
-	s := startServer(t, "")
+	s := startRegistry(t, "")
 	src := fixtures.Path(fixtures.Multiarch)
 	_, latest := fixtureDescriptor(t, fixtures.Multiarch, "latest")
 	want := latest.Digest.String()
@@ -92,7 +92,7 @@ func TestSkopeo_Multiarch(t *testing.T) {
 // and pushing it back unchanged.
 func TestSkopeo_DockerList(t *testing.T) {
 	fixtures.RequireTool(t, "skopeo")
-	s := startServer(t, "")
+	s := startRegistry(t, "")
 	list, _ := fixtureIndex(t, fixtures.DockerList, "latest")
 	want, err := list.Digest()
 	if err != nil {
