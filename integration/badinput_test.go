@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -287,29 +288,29 @@ func TestBadInput_CrashDuringUpload(t *testing.T) {
 	streamLoc := s.startUpload(t, "crash/stream")
 	monolithic := s.request(t, http.MethodPost, "/v2/crash/mono/blobs/uploads/?digest="+bigDigest, nil)
 	streamed := s.request(t, http.MethodPatch, streamLoc, nil)
-	var finished []chan struct{}
+	var clients sync.WaitGroup
+	var bodies []*io.PipeWriter
 	for _, req := range []*http.Request{monolithic, streamed} {
 		body, w := io.Pipe()
 		req.Body, req.ContentLength = body, int64(size)
-		done := make(chan struct{})
-		finished = append(finished, done)
-		go func() {
-			defer close(done)
+		bodies = append(bodies, w)
+		clients.Go(func() {
 			if resp, err := httpClient.Do(req); err == nil {
 				resp.Body.Close()
 			}
-		}()
-		go func() {
-			// The rest never comes: the server is killed waiting for it.
-			w.Write(big[:sent])
-		}()
-		t.Cleanup(func() { w.CloseWithError(errors.New("test over")) })
+		})
+		// The rest never comes: the server is killed waiting for it.
+		go w.Write(big[:sent])
 	}
+	// The client goroutines end once their bodies fail, whatever happens.
+	defer clients.Wait()
+	defer func() {
+		for _, w := range bodies {
+			w.CloseWithError(errors.New("upload abandoned by the test"))
+		}
+	}()
 	waitForUploadBytes(t, data, 2*sent)
 	s.kill()
-	for _, done := range finished {
-		<-done
-	}
 
 	s = startRegistry(t, data)
 	t.Run("interrupted uploads are not blobs", func(t *testing.T) {

@@ -19,10 +19,14 @@ type BlobInfo struct {
 }
 
 // BlobPath returns where the file of d lives: DATA/blobs/<alg>/<first 2 hex>/<hex>.
-// It is the only place that knows the layout.
-func (s *Store) BlobPath(d Digest) string {
+func (s *Store) BlobPath(d Digest) string { return BlobPathIn(s.dir, d) }
+
+// BlobPathIn is BlobPath for the data directory dir, which need not be
+// open: a restore fills a directory before it opens it. It is the only
+// place that knows the layout.
+func BlobPathIn(dir string, d Digest) string {
 	h := d.Hex()
-	return filepath.Join(s.dir, "blobs", d.Algorithm(), h[:2], h)
+	return filepath.Join(dir, "blobs", d.Algorithm(), h[:2], h)
 }
 
 // StatBlob returns the blob d if repo links it, else ErrBlobUnknown.

@@ -1,0 +1,162 @@
+package backup
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Errors of a restore's checks on the data directory.
+var (
+	ErrInUse    = errors.New("the data directory is in use by a running berth")
+	ErrNotEmpty = errors.New("the data directory is not empty")
+)
+
+// target is the data directory a restore fills: checked, and locked
+// against a server starting on it while the restore runs.
+type target struct {
+	path string      // absolute, symlinks resolved
+	full bool        // it exists and holds something
+	mode fs.FileMode // its permissions, or those store.Open gives a new one
+	lock *bolt.DB    // a shared lock on its meta.db; nil when it has none
+}
+
+// openTarget checks the data directory dir: it must be absent or empty
+// unless force, and no process may hold its meta.db. Its parent must exist:
+// the restore works beside it. Call release when done.
+func openTarget(dir string, force bool) (*target, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	// Resolve a symlinked DATA, so the temporary directory is made beside
+	// the real one and the final rename replaces it, not the link.
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("resolve %s: %w", dir, err)
+	}
+	t := &target{path: abs, mode: 0o755}
+	if fi, err := os.Stat(filepath.Dir(abs)); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("the parent of %s is not a directory: create it first", abs)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return t, nil
+	case err != nil:
+		return nil, err
+	case !fi.IsDir():
+		return nil, fmt.Errorf("%s is not a directory", abs)
+	}
+	t.mode = fi.Mode().Perm()
+	entries, err := os.ReadDir(abs)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", abs, err)
+	}
+	t.full = len(entries) > 0
+	if t.full && !force {
+		return nil, fmt.Errorf("%w: %s holds %d entries; restore into an empty or new directory, or give --force to replace what it holds",
+			ErrNotEmpty, abs, len(entries))
+	}
+	if err := t.takeLock(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// takeLock takes a shared lock on DATA/meta.db, which conflicts with the
+// exclusive one every berth process that opens DATA holds. A meta.db that
+// bbolt cannot open (damaged, or not bbolt) is held by nobody, and is left
+// unlocked: a server could not open it either.
+func (t *target) takeLock() error {
+	db, err := bolt.Open(filepath.Join(t.path, "meta.db"), 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return fmt.Errorf("%w: %s; stop the server (or the other berth command) first", ErrInUse, t.path)
+	case err != nil:
+		return nil
+	}
+	t.lock = db
+	return nil
+}
+
+func (t *target) release() {
+	if t.lock != nil {
+		t.lock.Close()
+		t.lock = nil
+	}
+}
+
+// tempDir makes the directory the restore fills, beside DATA so that the
+// final rename stays on one filesystem.
+func (t *target) tempDir() (string, error) {
+	tmp, err := os.MkdirTemp(filepath.Dir(t.path), "."+filepath.Base(t.path)+".restore-")
+	if err != nil {
+		return "", fmt.Errorf("create a temporary directory beside %s: %w", t.path, err)
+	}
+	return tmp, nil
+}
+
+// replaceWith makes tmp the data directory. An absent or empty DATA is
+// replaced in one rename. A full one is moved aside first, and moved back if
+// tmp cannot take its place; once tmp is in place the old one is removed,
+// and leftover names it if that failed.
+func (t *target) replaceWith(tmp string) (leftover string, err error) {
+	if err := os.Chmod(tmp, t.mode); err != nil {
+		return "", err
+	}
+	parent := filepath.Dir(t.path)
+	if !t.full {
+		if err := os.Rename(tmp, t.path); err != nil {
+			return "", renameError(t.path, err)
+		}
+		return "", syncDir(parent)
+	}
+	aside, err := os.MkdirTemp(parent, "."+filepath.Base(t.path)+".replaced-")
+	if err != nil {
+		return "", fmt.Errorf("make room to move %s aside: %w", t.path, err)
+	}
+	// Renaming a directory onto an empty one replaces it.
+	if err := os.Rename(t.path, aside); err != nil {
+		os.Remove(aside)
+		return "", renameError(t.path, err)
+	}
+	if err := os.Rename(tmp, t.path); err != nil {
+		if back := os.Rename(aside, t.path); back != nil {
+			return "", fmt.Errorf("%w; moving the old data back failed too (%v): it is in %s", renameError(t.path, err), back, aside)
+		}
+		return "", renameError(t.path, err)
+	}
+	if err := syncDir(parent); err != nil {
+		return "", err
+	}
+	t.release()
+	if err := os.RemoveAll(aside); err != nil {
+		return aside, nil
+	}
+	return "", nil
+}
+
+func renameError(path string, err error) error {
+	return fmt.Errorf("put the restored data in place at %s: %w (if it is a mount point, restore into a directory inside it)", path, err)
+}
+
+// syncDir makes renames and creations in dir durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

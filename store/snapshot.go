@@ -1,0 +1,92 @@
+package store
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Snapshot gives a backup a point-in-time view of the store. In one read
+// transaction it lists every blob record, sorted by digest, pins those
+// blobs against garbage collection and calls fn with the transaction (for
+// tx.WriteTo, which copies meta.db as the transaction sees it) and the list.
+// The transaction ends when fn returns; the pins last until unpin is called,
+// so the caller can copy the blob files afterwards: every listed blob keeps
+// its record and its file until then. On error nothing stays pinned.
+//
+// fn must not keep tx, nor write through it (it is read-only). The
+// transaction is meant to be long (copying meta.db), which makes bbolt keep
+// the pages it sees: meta.db may grow meanwhile.
+func (s *Store) Snapshot(fn func(tx *bolt.Tx, blobs []BlobInfo) error) (unpin func(), err error) {
+	// Every blob is pinned before the transaction starts: GC's blob sweep
+	// checks pins and commits under the pin lock, so a record this
+	// transaction sees cannot have been deleted by a sweep that missed the
+	// pin. The listed blobs are pinned one by one before the blanket pin
+	// goes, so the protection has no gap.
+	unpinAll := s.PinAll()
+	defer unpinAll()
+	err = s.db.View(func(tx *bolt.Tx) error {
+		blobs, err := listBlobs(tx)
+		if err != nil {
+			return err
+		}
+		digests := make([]Digest, len(blobs))
+		for i, b := range blobs {
+			digests[i] = b.Digest
+		}
+		unpin = s.Pin(digests)
+		return fn(tx, blobs)
+	})
+	if err != nil {
+		if unpin != nil {
+			unpin()
+		}
+		return nil, err
+	}
+	return unpin, nil
+}
+
+// listBlobs returns every blob record of tx, sorted by digest.
+func listBlobs(tx *bolt.Tx) ([]BlobInfo, error) {
+	var out []BlobInfo
+	err := tx.Bucket(bucketBlobs).ForEach(func(k, _ []byte) error {
+		d, err := ParseDigest(string(k))
+		if err != nil {
+			return fmt.Errorf("blob record %q: %w", k, err)
+		}
+		info, err := blobInfo(tx, d)
+		if err != nil {
+			return err
+		}
+		out = append(out, info)
+		return nil
+	})
+	return out, err
+}
+
+// DropUploads removes every upload session record and returns how many
+// there were. A restore calls it on the data directory it has just filled:
+// the snapshot holds the records of the uploads that were in progress, but
+// no backup carries their data, so a client must start those uploads again.
+// It does not touch DATA/uploads.
+func (s *Store) DropUploads() (int, error) {
+	var n int
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var ids [][]byte
+		err := tx.Bucket(bucketUploads).ForEach(func(k, _ []byte) error {
+			ids = append(ids, append([]byte(nil), k...))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := tx.Bucket(bucketUploads).Delete(id); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		return nil
+	})
+	return n, err
+}
