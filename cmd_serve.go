@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,6 +32,12 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "token-ttl", Value: 5 * time.Minute, EnvVars: []string{"BERTH_TOKEN_TTL"}, Usage: "lifetime of access tokens"},
 			&cli.DurationFlag{Name: "gc-interval", EnvVars: []string{"BERTH_GC_INTERVAL"}, Usage: "run garbage collection this often (0: never)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"BERTH_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"BERTH_LOG_FORMAT"}, Usage: "text (key=value) or json, one line per record"},
+			&cli.BoolFlag{Name: "tls", EnvVars: []string{"BERTH_TLS"}, Usage: "serve HTTPS with the certificate `berth tls init` wrote in DATA/tls"},
+			&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"BERTH_TLS_CERT"}, Usage: "serve HTTPS with this PEM certificate (chain) file; needs --tls-key"},
+			&cli.StringFlag{Name: "tls-key", EnvVars: []string{"BERTH_TLS_KEY"}, Usage: "the PEM private key of --tls-cert"},
+			&cli.StringSliceFlag{Name: "trusted-proxy", Value: cli.NewStringSlice(server.DefaultTrustedProxies...), EnvVars: []string{"BERTH_TRUSTED_PROXY"},
+				Usage: "a reverse proxy (CIDR or address, repeatable; none: nobody) whose X-Forwarded-For, -Proto and -Host are believed"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"BERTH_SHUTDOWN_TIMEOUT"}, Usage: "how long running requests may finish after SIGTERM"},
 		},
 		Action: runServe,
@@ -38,12 +45,19 @@ func serveCommand() *cli.Command {
 }
 
 func runServe(c *cli.Context) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	log, err := newLogger(c.String("log-format"), c.String("log-level"))
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	proxies, err := server.ParseTrustedProxies(c.StringSlice("trusted-proxy"))
+	if err != nil {
+		return fmt.Errorf("--trusted-proxy: %w", err)
+	}
 	dir := dataDir(c)
+	cert, err := loadServeCertificate(c, dir)
+	if err != nil {
+		return err
+	}
 	st, err := store.Open(dir, store.Options{})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("%s is in use by another berth process (is the server already running?)", dir)
@@ -53,7 +67,10 @@ func runServe(c *cli.Context) error {
 	}
 	defer st.Close()
 
-	cfg := server.Config{Logger: log, Service: c.String("service")}
+	cfg := server.Config{Logger: log, Service: c.String("service"), TrustedProxies: proxies, Version: version}
+	if cert != nil {
+		cfg.TLS = cert.TLSConfig()
+	}
 	switch c.String("auth") {
 	case "none":
 		log.Warn("AUTHENTICATION IS OFF (--auth none): anyone who reaches this port can push, pull and delete")
@@ -75,6 +92,7 @@ func runServe(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go reloadOnHangup(ctx, cert, log)
 	stopControl, err := admin.ServeControl(ctx, &admin.Env{Store: st, Logger: log}, admin.SocketPath(dir))
 	if err != nil {
 		return err
@@ -89,13 +107,15 @@ func runServe(c *cli.Context) error {
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("berth serving", "addr", ln.Addr().String(), "data", dir, "version", version)
+	log.Info("berth serving", "addr", ln.Addr().String(), "tls", cert != nil, "data", dir, "version", version)
 
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
+	// A second SIGINT or SIGTERM now ends the process at once.
+	stop()
 	log.Info("shutting down", "timeout", c.Duration("shutdown-timeout"))
 	sctx, cancel := context.WithTimeout(context.Background(), c.Duration("shutdown-timeout"))
 	defer cancel()
@@ -103,4 +123,92 @@ func runServe(c *cli.Context) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return <-errc
+}
+
+// newLogger builds the server's log from --log-format and --log-level.
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
+
+// loadServeCertificate loads the certificate serve is to use: DATA/tls with
+// --tls, the user's own with --tls-cert and --tls-key, none (plain HTTP)
+// without either.
+func loadServeCertificate(c *cli.Context, dir string) (*server.Certificate, error) {
+	certFile, keyFile := c.String("tls-cert"), c.String("tls-key")
+	switch {
+	case c.Bool("tls") && (certFile != "" || keyFile != ""):
+		return nil, errors.New("--tls uses DATA/tls; --tls-cert and --tls-key name other files: give one or the other")
+	case c.Bool("tls"):
+		certFile, keyFile = admin.TLSFiles(dir)
+		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("--tls: %s does not exist\nTry: berth tls init --host NAME[,NAME|IP...] (the names clients use)", certFile)
+		}
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case certFile == "" || keyFile == "":
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	return server.LoadCertificate(certFile, keyFile)
+}
+
+// reloadOnHangup reloads cert on every SIGHUP until ctx ends; a failed
+// reload is logged and the old certificate stays. Without TLS a SIGHUP
+// (systemctl reload) is logged and otherwise ignored, instead of ending
+// the process as it would by default.
+func reloadOnHangup(ctx context.Context, cert *server.Certificate, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if cert != nil {
+		logCertificate(log, "serving TLS certificate", cert)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		switch err := reload(cert); {
+		case cert == nil:
+			log.Info("SIGHUP: nothing to reload, serving plain HTTP")
+		case err != nil:
+			log.Error("SIGHUP: TLS certificate not reloaded, the old one stays", "err", err)
+		default:
+			logCertificate(log, "SIGHUP: reloaded TLS certificate", cert)
+		}
+	}
+}
+
+func reload(cert *server.Certificate) error {
+	if cert == nil {
+		return nil
+	}
+	return cert.Reload()
+}
+
+// logCertificate logs the served certificate's names and expiry, as a
+// warning when it ends within 30 days.
+func logCertificate(log *slog.Logger, msg string, cert *server.Certificate) {
+	leaf := cert.Leaf()
+	names := append([]string(nil), leaf.DNSNames...)
+	for _, ip := range leaf.IPAddresses {
+		names = append(names, ip.String())
+	}
+	attrs := []any{"names", strings.Join(names, ","), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339)}
+	if cert.ExpiresWithin(30*24*time.Hour, time.Now()) {
+		log.Warn(msg+": it expires soon; renew it (berth tls init --force, then SIGHUP)", attrs...)
+		return
+	}
+	log.Info(msg, attrs...)
 }

@@ -11,6 +11,7 @@ func commands() []*cli.Command {
 		gcCommand(),
 		duCommand(),
 		repoCommand(),
+		tlsCommand(),
 		versionCommand(),
 	}
 	for _, c := range cmds {

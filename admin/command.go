@@ -74,6 +74,8 @@ var commands = commandTable(
 	userImportHtpasswdCommand,
 	aclListCommand, aclAddCommand, aclDelCommand, aclImportCommand,
 	gcCommand, duCommand, repoDelCommand,
+	backupCommand, verifyCommand,
+	tlsInitCommand,
 )
 
 func commandTable(cmds ...Command) map[string]Command {
@@ -109,6 +111,7 @@ func (c Command) run(ctx context.Context, env *Env, args Args, stdio Stdio) (err
 		}
 	}()
 	err = c.Run(ctx, env, args, stdio)
+	recordRun(c.Name, err)
 	if errors.Is(err, errUsage) {
 		return fmt.Errorf("usage: %s", strings.TrimSpace("berth "+c.Name+" "+c.Usage))
 	}

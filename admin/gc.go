@@ -182,6 +182,7 @@ func RunGCLoop(ctx context.Context, s *store.Store, interval time.Duration, opts
 			return // the server is stopping; the run's partial work is consistent
 		}
 		logGC(logger, "scheduled gc run", report, time.Since(start), err)
+		recordRun("gc", err)
 	}
 }
 

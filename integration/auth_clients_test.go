@@ -252,53 +252,72 @@ func TestAuth_Skopeo(t *testing.T) {
 
 // TestAuth_Realm checks the challenge of /v2/: the realm on the host and
 // scheme the client used, the service, and the scope the request needs.
+// X-Forwarded-Proto and -Host count only from a trusted proxy: the test's
+// own address, 127.0.0.1, is one by default and is not one with
+// --trusted-proxy naming another network. ADDR in a realm stands for the
+// server's address.
 func TestAuth_Realm(t *testing.T) {
-	s, _ := startAuthServer(t, "")
-	own := "http://" + s.Addr + "/token"
-	for _, tc := range []struct {
-		name      string
-		method    string
-		path      string
-		headers   []string // name, value pairs; "Host" sets the request's Host
-		wantRealm string
-		wantScope string // "" for none
+	viaProxy, _ := startAuthServer(t, "")
+	direct, _ := startAuthServer(t, "", "--trusted-proxy", "192.0.2.0/24")
+	const own = "http://ADDR/token"
+	zeros := "sha256:" + strings.Repeat("0", 64)
+	cases := []struct {
+		name    string
+		method  string
+		path    string
+		headers []string // name, value pairs; "Host" sets the request's Host
+		realm   string   // through a trusted proxy
+		direct  string   // from anyone else, when not realm
+		scope   string   // "" for none
 	}{
-		{"plain", "GET", "/v2/", nil, own, ""},
-		{"Host", "GET", "/v2/", []string{"Host", "registry.example:5000"}, "http://registry.example:5000/token", ""},
-		{"forwarded proto and host", "GET", "/v2/",
-			[]string{"X-Forwarded-Proto", "https", "X-Forwarded-Host", "reg.example"}, "https://reg.example/token", ""},
-		{"forwarded proto only", "GET", "/v2/", []string{"X-Forwarded-Proto", "https"}, "https://" + s.Addr + "/token", ""},
-		{"forwarded host over Host", "GET", "/v2/",
-			[]string{"Host", "inner:5000", "X-Forwarded-Host", "outer.example:443"}, "http://outer.example:443/token", ""},
-		{"quote in forwarded host ignored", "GET", "/v2/",
-			[]string{"X-Forwarded-Host", `evil.example",service="x`}, own, ""},
-		{"two forwarded hosts ignored", "GET", "/v2/", []string{"X-Forwarded-Host", "a.example, b.example"}, own, ""},
-		{"unknown forwarded proto ignored", "GET", "/v2/", []string{"X-Forwarded-Proto", "javascript"}, own, ""},
-		{"pull", "GET", "/v2/some/repo/manifests/latest", nil, own, "repository:some/repo:pull"},
-		{"head blob", "HEAD", "/v2/some/repo/blobs/sha256:" + strings.Repeat("0", 64), nil, own, "repository:some/repo:pull"},
-		{"push", "POST", "/v2/some/repo/blobs/uploads/", nil, own, "repository:some/repo:pull,push"},
-		{"delete", "DELETE", "/v2/some/repo/manifests/sha256:" + strings.Repeat("0", 64), nil, own, "repository:some/repo:delete"},
-		{"catalog", "GET", "/v2/_catalog", nil, own, "registry:catalog:*"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			req := s.request(t, tc.method, tc.path, nil)
-			for i := 0; i+1 < len(tc.headers); i += 2 {
-				if tc.headers[i] == "Host" {
-					req.Host = tc.headers[i+1]
-				} else {
-					req.Header.Set(tc.headers[i], tc.headers[i+1])
+		{"plain", "GET", "/v2/", nil, own, "", ""},
+		{"Host", "GET", "/v2/", []string{"Host", "registry.example:5000"}, "http://registry.example:5000/token", "", ""},
+		{"forwarded proto and host", "GET", "/v2/", []string{"X-Forwarded-Proto", "https", "X-Forwarded-Host", "reg.example"},
+			"https://reg.example/token", own, ""},
+		{"forwarded proto only", "GET", "/v2/", []string{"X-Forwarded-Proto", "https"}, "https://ADDR/token", own, ""},
+		{"forwarded host over Host", "GET", "/v2/", []string{"Host", "inner:5000", "X-Forwarded-Host", "outer.example:443"},
+			"http://outer.example:443/token", "http://inner:5000/token", ""},
+		{"quote in forwarded host ignored", "GET", "/v2/", []string{"X-Forwarded-Host", `evil.example",service="x`}, own, "", ""},
+		{"two forwarded hosts ignored", "GET", "/v2/", []string{"X-Forwarded-Host", "a.example, b.example"}, own, "", ""},
+		{"unknown forwarded proto ignored", "GET", "/v2/", []string{"X-Forwarded-Proto", "javascript"}, own, "", ""},
+		{"quote in forwarded proto ignored", "GET", "/v2/", []string{"X-Forwarded-Proto", `https",error="x`}, own, "", ""},
+		{"X-Url-Scheme ignored", "GET", "/v2/", []string{"X-Url-Scheme", "ftp"}, own, "", ""},
+		{"pull", "GET", "/v2/some/repo/manifests/latest", nil, own, "", "repository:some/repo:pull"},
+		{"head blob", "HEAD", "/v2/some/repo/blobs/" + zeros, nil, own, "", "repository:some/repo:pull"},
+		{"push", "POST", "/v2/some/repo/blobs/uploads/", nil, own, "", "repository:some/repo:pull,push"},
+		{"delete", "DELETE", "/v2/some/repo/manifests/" + zeros, nil, own, "", "repository:some/repo:delete"},
+		{"catalog", "GET", "/v2/_catalog", nil, own, "", "registry:catalog:*"},
+	}
+	for _, srv := range []struct {
+		name    string
+		s       *server
+		trusted bool
+	}{{"trusted proxy", viaProxy, true}, {"untrusted", direct, false}} {
+		for _, tc := range cases {
+			t.Run(srv.name+"/"+tc.name, func(t *testing.T) {
+				req := srv.s.request(t, tc.method, tc.path, nil)
+				for i := 0; i+1 < len(tc.headers); i += 2 {
+					if tc.headers[i] == "Host" {
+						req.Host = tc.headers[i+1]
+					} else {
+						req.Header.Set(tc.headers[i], tc.headers[i+1])
+					}
 				}
-			}
-			r := send(t, req)
-			wantError(t, r, http.StatusUnauthorized, "UNAUTHORIZED")
-			want := `Bearer realm="` + tc.wantRealm + `",service="berth"`
-			if tc.wantScope != "" {
-				want += `,scope="` + tc.wantScope + `"`
-			}
-			if got := r.Header.Get("WWW-Authenticate"); got != want {
-				t.Errorf("%s with %q:\nWWW-Authenticate %s\nwant             %s", r, tc.headers, got, want)
-			}
-		})
+				r := send(t, req)
+				wantError(t, r, http.StatusUnauthorized, "UNAUTHORIZED")
+				realm := tc.realm
+				if !srv.trusted && tc.direct != "" {
+					realm = tc.direct
+				}
+				want := `Bearer realm="` + strings.ReplaceAll(realm, "ADDR", srv.s.Addr) + `",service="berth"`
+				if tc.scope != "" {
+					want += `,scope="` + tc.scope + `"`
+				}
+				if got := r.Header.Get("WWW-Authenticate"); got != want {
+					t.Errorf("%s with %q:\nWWW-Authenticate %s\nwant             %s", r, tc.headers, got, want)
+				}
+			})
+		}
 	}
 }
 
@@ -416,6 +435,27 @@ func TestAuth_ForgedTokens(t *testing.T) {
 			}
 		})
 	}
+
+	// berth caches the tokens it verified. Sent over one connection, a
+	// forgery lands in the request buffer where the genuine tokens before
+	// it were read: a cache keyed on those bytes rather than on a copy
+	// would find the forgery in it, now and then.
+	t.Run("forgeries after genuine tokens on one connection", func(t *testing.T) {
+		for i := range 6 {
+			jti := func(c jwt.MapClaims) { c["jti"] = "genuine" + strconv.Itoa(i) }
+			wantStatus(t, use(signJWT(t, jwt.SigningMethodES256, ours, ourHeader, claims(jti))), http.StatusOK)
+		}
+		accepted := 0
+		for i := range 300 {
+			jti := func(c jwt.MapClaims) { c["jti"] = "genuine" + strconv.Itoa(i%6) }
+			if r := use(signJWT(t, jwt.SigningMethodES256, foreign, ourHeader, claims(jti))); r.Status != http.StatusUnauthorized {
+				accepted++
+			}
+		}
+		if accepted > 0 {
+			t.Errorf("%d of 300 tokens signed with a foreign key were not refused after genuine ones of the same length", accepted)
+		}
+	})
 
 	t.Run("expired after --token-ttl", func(t *testing.T) {
 		answer, c := wantToken(t, s.getToken(t, "admin", adminPassword,

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -112,6 +114,16 @@ func (c tokenClaims) granted(typ, name string) []string {
 
 func bearer(token string) string { return "Bearer " + token }
 
+// scheme names the kind of an Authorization value for messages, which
+// must not print credentials.
+func scheme(auth string) string {
+	if auth == "" {
+		return "no credentials"
+	}
+	s, _, _ := strings.Cut(auth, " ")
+	return s + " auth"
+}
+
 // caller is how a matrix request signs in: a name and password for Basic
 // auth and /token, or the anonymous caller with name "".
 type caller struct{ name, password string }
@@ -205,7 +217,7 @@ func (s *server) checkMatrix(t *testing.T, callers []caller, want map[string]map
 					wantOK := slices.Contains(strings.Split(wantActions, ","), action)
 					for _, auth := range []string{bearer(answer.Token), basic} {
 						if got := s.probe(t, auth, repo, action); got != wantOK {
-							t.Errorf("%s with %.6s auth: allowed %v, want %v", action, auth+"none", got, wantOK)
+							t.Errorf("%s with %s: allowed %v, want %v", action, scheme(auth), got, wantOK)
 						}
 					}
 				}
@@ -228,9 +240,9 @@ func (s *server) checkCatalog(t *testing.T, who caller, want []string) {
 		got, status := s.catalog(t, auth)
 		switch {
 		case want == nil && status != http.StatusUnauthorized:
-			t.Errorf("catalog for %s with %.6s auth: status %d listing %q, want 401", who, auth+"none", status, got)
+			t.Errorf("catalog for %s with %s: status %d listing %q, want 401", who, scheme(auth), status, got)
 		case want != nil && !slices.Equal(got, want):
-			t.Errorf("catalog for %s with %.6s auth: status %d listing %q, want %q", who, auth+"none", status, got, want)
+			t.Errorf("catalog for %s with %s: status %d listing %q, want %q", who, scheme(auth), status, got, want)
 		}
 	}
 }
@@ -241,6 +253,16 @@ func (s *server) checkCatalog(t *testing.T, who caller, want []string) {
 // for accounts, first match wins), and with anonymous pull on.
 func TestAuth_RulesMatrix(t *testing.T) {
 	s, adminPassword := startAuthServer(t, "")
+	if fi, err := os.Stat(filepath.Join(s.Data, "initial-admin-password")); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("DATA/initial-admin-password has mode %v, want 0600", fi.Mode().Perm())
+	}
+	// The users and rules below are added while serving, through the
+	// control socket, and hold from the next request on.
+	if _, err := os.Stat(filepath.Join(s.Data, "control.sock")); err != nil {
+		t.Fatalf("no control socket while serving: %v", err)
+	}
 	s.addUser(t, "alice", "alice-pw")
 	s.addUser(t, "bob", "bob-pw")
 	admin, alice, bob, anonymous := caller{"admin", adminPassword}, caller{"alice", "alice-pw"}, caller{"bob", "bob-pw"}, caller{}
@@ -262,8 +284,6 @@ func TestAuth_RulesMatrix(t *testing.T) {
 		s.checkCatalog(t, anonymous, nil)
 	})
 
-	// Added through the control socket while serving: they hold from the
-	// next request on.
 	for _, rule := range [][]string{
 		{"--account", "/.+/", "--name", "${account}/*", "--actions", "*"},
 		{"--account", "bob", "--name", "shared/*", "--actions", "pull"},
@@ -301,6 +321,10 @@ func TestAuth_RulesMatrix(t *testing.T) {
 		}
 	})
 
+	// The clients' spare connections go first, as startRegistry's cleanup
+	// does, or the shutdown waits for them.
+	plainTransport.CloseIdleConnections()
+	httpClient.CloseIdleConnections()
 	s.stop(t)
 	s, _ = startAuthServer(t, s.Data, "--anonymous-pull")
 	t.Run("anonymous pull", func(t *testing.T) {

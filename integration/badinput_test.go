@@ -29,13 +29,13 @@ import (
 // the spec names no code, berth's documented choice in server/errors.go)
 // gives it. "{session}" in path becomes a fresh upload session of bad/repo.
 type badRequest struct {
-	name        string
-	method      string
-	path        string
-	contentType string
-	body        []byte
-	status      int
-	code        string
+	name    string
+	method  string
+	path    string
+	headers []string // name, value pairs
+	body    []byte
+	status  int
+	code    string
 }
 
 func TestBadInput_ErrorCodes(t *testing.T) {
@@ -46,6 +46,7 @@ func TestBadInput_ErrorCodes(t *testing.T) {
 	otherID := otherSession[strings.LastIndexByte(otherSession, '/')+1:]
 	missing := sha256Digest([]byte("pushed nowhere"))
 	hex64 := strings.Repeat("a", 64)
+	manifestType := []string{"Content-Type", mediaTypeOCIManifest}
 	manifest := func(layers ...string) []byte {
 		var descs []descriptor
 		for _, d := range layers {
@@ -64,7 +65,7 @@ func TestBadInput_ErrorCodes(t *testing.T) {
 		{name: "name of 256 bytes", method: "GET", path: "/v2/" + strings.Repeat("a", 256) + "/tags/list", status: 400, code: "NAME_INVALID"},
 		{name: "invalid name on upload", method: "POST", path: "/v2/Bad/blobs/uploads/", status: 400, code: "NAME_INVALID"},
 		{name: "invalid name on manifest put", method: "PUT", path: "/v2/bad_/manifests/v1",
-			contentType: mediaTypeOCIManifest, body: img.Manifest, status: 400, code: "NAME_INVALID"},
+			headers: manifestType, body: img.Manifest, status: 400, code: "NAME_INVALID"},
 
 		// Digests.
 		{name: "digest with non-hex", method: "GET", path: "/v2/bad/repo/blobs/sha256:" + strings.Repeat("z", 64), status: 400, code: "DIGEST_INVALID"},
@@ -82,32 +83,32 @@ func TestBadInput_ErrorCodes(t *testing.T) {
 
 		// Tags: the spec gives no code; berth answers MANIFEST_INVALID.
 		{name: "tag starting with a dash", method: "PUT", path: "/v2/bad/repo/manifests/-v1",
-			contentType: mediaTypeOCIManifest, body: img.Manifest, status: 400, code: "MANIFEST_INVALID"},
+			headers: manifestType, body: img.Manifest, status: 400, code: "MANIFEST_INVALID"},
 		{name: "tag of 129 bytes", method: "GET", path: "/v2/bad/repo/manifests/" + strings.Repeat("t", 129), status: 400, code: "MANIFEST_INVALID"},
 		{name: "invalid ?tag= on put by digest", method: "PUT", path: "/v2/bad/repo/manifests/" + img.Digest + "?tag=no!",
-			contentType: mediaTypeOCIManifest, body: img.Manifest, status: 400, code: "MANIFEST_INVALID"},
+			headers: manifestType, body: img.Manifest, status: 400, code: "MANIFEST_INVALID"},
 
 		// Manifests.
 		{name: "layer unknown to the registry", method: "PUT", path: "/v2/bad/repo/manifests/missing",
-			contentType: mediaTypeOCIManifest, body: manifest(missing), status: 400, code: "MANIFEST_BLOB_UNKNOWN"},
+			headers: manifestType, body: manifest(missing), status: 400, code: "MANIFEST_BLOB_UNKNOWN"},
 		{name: "layer only in another repository", method: "PUT", path: "/v2/bad/repo/manifests/other",
-			contentType: mediaTypeOCIManifest, body: manifest(otherBlob), status: 400, code: "MANIFEST_BLOB_UNKNOWN"},
+			headers: manifestType, body: manifest(otherBlob), status: 400, code: "MANIFEST_BLOB_UNKNOWN"},
 		{name: "index child unknown", method: "PUT", path: "/v2/bad/repo/manifests/index",
-			contentType: mediaTypeOCIIndex, body: indexOf(t, img.Digest, missing), status: 400, code: "MANIFEST_BLOB_UNKNOWN"},
+			headers: []string{"Content-Type", mediaTypeOCIIndex}, body: indexOf(t, img.Digest, missing), status: 400, code: "MANIFEST_BLOB_UNKNOWN"},
 		{name: "mediaType disagrees with Content-Type", method: "PUT", path: "/v2/bad/repo/manifests/v2",
-			contentType: "application/vnd.docker.distribution.manifest.v2+json", body: img.Manifest, status: 400, code: "MANIFEST_INVALID"},
+			headers: []string{"Content-Type", "application/vnd.docker.distribution.manifest.v2+json"}, body: img.Manifest, status: 400, code: "MANIFEST_INVALID"},
 		{name: "both manifests and layers", method: "PUT", path: "/v2/bad/repo/manifests/both",
-			contentType: mediaTypeOCIIndex, body: ambiguousManifest(t, img), status: 400, code: "MANIFEST_INVALID"},
+			headers: []string{"Content-Type", mediaTypeOCIIndex}, body: ambiguousManifest(t, img), status: 400, code: "MANIFEST_INVALID"},
 		{name: "not JSON", method: "PUT", path: "/v2/bad/repo/manifests/v2",
-			contentType: mediaTypeOCIManifest, body: []byte("{not json"), status: 400, code: "MANIFEST_INVALID"},
+			headers: manifestType, body: []byte("{not json"), status: 400, code: "MANIFEST_INVALID"},
 		{name: "schemaVersion 1", method: "PUT", path: "/v2/bad/repo/manifests/v2",
-			contentType: mediaTypeOCIManifest, body: []byte(`{"schemaVersion":1,"mediaType":"` + mediaTypeOCIManifest + `"}`), status: 400, code: "MANIFEST_INVALID"},
+			headers: manifestType, body: []byte(`{"schemaVersion":1,"mediaType":"` + mediaTypeOCIManifest + `"}`), status: 400, code: "MANIFEST_INVALID"},
 		{name: "schema 1 media type", method: "PUT", path: "/v2/bad/repo/manifests/v2",
-			contentType: "application/vnd.docker.distribution.manifest.v1+prettyjws", body: []byte(`{"schemaVersion":1}`), status: 400, code: "MANIFEST_INVALID"},
+			headers: []string{"Content-Type", "application/vnd.docker.distribution.manifest.v1+prettyjws"}, body: []byte(`{"schemaVersion":1}`), status: 400, code: "MANIFEST_INVALID"},
 		{name: "put by a digest the body does not have", method: "PUT", path: "/v2/bad/repo/manifests/" + missing,
-			contentType: mediaTypeOCIManifest, body: img.Manifest, status: 400, code: "DIGEST_INVALID"},
+			headers: manifestType, body: img.Manifest, status: 400, code: "DIGEST_INVALID"},
 		{name: "manifest over 4 MiB", method: "PUT", path: "/v2/bad/repo/manifests/huge",
-			contentType: mediaTypeOCIManifest, body: paddedManifest(t, img, 4<<20+1), status: 413, code: "MANIFEST_INVALID"},
+			headers: manifestType, body: paddedManifest(t, img, 4<<20+1), status: 413, code: "MANIFEST_INVALID"},
 
 		// Uploads.
 		{name: "PATCH to an unknown session", method: "PATCH", path: "/v2/bad/repo/blobs/uploads/" + strings.Repeat("0", 32),
@@ -148,14 +149,7 @@ func TestBadInput_ErrorCodes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			path := strings.Replace(tc.path, "{session}", s.startUpload(t, "bad/repo"), 1)
-			headers := []string{}
-			if tc.contentType != "" {
-				headers = append(headers, "Content-Type", tc.contentType)
-			}
-			if strings.HasPrefix(tc.name, "Content-Range ") {
-				headers = append(headers, "Content-Range", strings.TrimPrefix(tc.name, "Content-Range "))
-			}
-			r := s.do(t, tc.method, path, tc.body, headers...)
+			r := s.do(t, tc.method, path, tc.body, tc.headers...)
 			if r.Status >= 500 {
 				t.Fatalf("%s: a server error for a bad request", r)
 			}
@@ -175,6 +169,31 @@ func TestBadInput_ErrorCodes(t *testing.T) {
 			t.Errorf("%s: detail %s does not name %s", r, e.Detail, missing)
 		}
 	})
+	// Bodies larger than the socket buffers, refused before they are read:
+	// the client is still sending when the server answers, and the answer
+	// must reach it all the same, which it does not if the server closes
+	// the connection with the body unread (the client's write then fails
+	// with a reset).
+	large := paddedManifest(t, img, 16<<20)
+	for _, tc := range []struct {
+		name, method, path string
+		headers            []string
+		status             int
+		code               string
+	}{
+		{"manifest of 16 MiB", "PUT", "/v2/bad/repo/manifests/huge", []string{"Content-Type", mediaTypeOCIManifest}, 413, "MANIFEST_INVALID"},
+		{"16 MiB to an unknown session", "PATCH", "/v2/bad/repo/blobs/uploads/" + strings.Repeat("0", 32), nil, 404, "BLOB_UPLOAD_UNKNOWN"},
+		{"16 MiB chunk at the wrong offset", "PATCH", "{session}", []string{"Content-Range", contentRange(1, len(large)+1)}, 416, "BLOB_UPLOAD_INVALID"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := strings.Replace(tc.path, "{session}", s.startUpload(t, "bad/repo"), 1)
+			r, err := s.try(t.Context(), tc.method, path, large, tc.headers...)
+			if err != nil {
+				t.Fatalf("the client got no answer: %v; want %d %s", err, tc.status, tc.code)
+			}
+			wantError(t, r, tc.status, tc.code)
+		})
+	}
 	t.Run("manifest over 4 MiB streamed", func(t *testing.T) {
 		// No Content-Length: the cap must hold on the bytes themselves.
 		body := struct{ io.Reader }{bytes.NewReader(paddedManifest(t, img, 4<<20+1))}
@@ -199,13 +218,12 @@ func TestBadInput_ErrorCodes(t *testing.T) {
 }
 
 // contentRangeCases are chunks whose Content-Range is malformed or does not
-// match the body: 416 with BLOB_UPLOAD_INVALID, before any byte is stored.
-// The header value follows "Content-Range " in the name.
+// match the 10-byte body or the empty session: 416 with BLOB_UPLOAD_INVALID.
 func contentRangeCases() []badRequest {
 	var out []badRequest
 	for _, cr := range []string{"abc", "0-", "-9", "5-2", "0-99", "1-10", "bytes=0-9", "0-9/5"} {
 		out = append(out, badRequest{name: "Content-Range " + cr, method: "PATCH", path: "{session}",
-			body: []byte("0123456789"), status: 416, code: "BLOB_UPLOAD_INVALID"})
+			headers: []string{"Content-Range", cr}, body: []byte("0123456789"), status: 416, code: "BLOB_UPLOAD_INVALID"})
 	}
 	return out
 }

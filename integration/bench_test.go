@@ -77,42 +77,58 @@ func BenchmarkLimits(b *testing.B) {
 
 // BenchmarkLargeBlob pushes and pulls a 1 GiB blob: POST then one PUT with
 // the whole body, POST then a chunked PATCH and an empty PUT (what docker
-// sends), and a GET whose body is hashed and checked.
+// sends), and GET, its body hashed and checked as a client does. Every push
+// is of new content, so it takes the path of a new blob (rename, directory
+// fsync) rather than that of a blob already stored (drop the upload).
+// pull-unchecked discards the body unhashed: the server's side alone, since
+// the client's sha256 shares the two cores with it.
 func BenchmarkLargeBlob(b *testing.B) {
 	const size = 1 << 30
 	s := startServer(b, "")
 	client := benchClient(b)
-	d := patternDigest(b, 7, size)
 	for _, chunked := range []bool{false, true} {
 		name := map[bool]string{false: "push-post-put", true: "push-post-patch-chunked"}[chunked]
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(size)
+			var cpu time.Duration
 			for range b.N {
-				if err := benchPush(client, s, "bench/large", d, newPatternReader(7, size), chunked); err != nil {
+				b.StopTimer()
+				seed := benchSeed.Add(1)
+				d := patternDigest(b, seed, size)
+				before := serverCPU(b, s)
+				b.StartTimer()
+				if err := benchPush(client, s, "bench/large", d, newPatternReader(seed, size), chunked); err != nil {
+					b.Fatal(err)
+				}
+				cpu += serverCPU(b, s) - before
+			}
+			reportServerCPU(b, cpu)
+		})
+	}
+	seed := benchSeed.Add(1)
+	d := patternDigest(b, seed, size)
+	if err := benchPush(client, s, "bench/large", d, newPatternReader(seed, size), false); err != nil {
+		b.Fatal(err)
+	}
+	for _, check := range []bool{true, false} {
+		b.Run(map[bool]string{true: "pull", false: "pull-unchecked"}[check], func(b *testing.B) {
+			b.SetBytes(size)
+			before := serverCPU(b, s)
+			for range b.N {
+				if err := benchPull(client, s, "bench/large", d, size, check); err != nil {
 					b.Fatal(err)
 				}
 			}
+			reportServerCPU(b, serverCPU(b, s)-before)
 		})
 	}
-	b.Run("pull", func(b *testing.B) {
-		b.StopTimer()
-		if err := benchPush(client, s, "bench/large", d, newPatternReader(7, size), false); err != nil {
-			b.Fatal(err)
-		}
-		b.SetBytes(size)
-		b.StartTimer()
-		for range b.N {
-			if err := benchPull(client, s, "bench/large", d, size); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 }
 
 // BenchmarkLargeLayerRSS pushes a 4 GiB layer both ways (POST+PUT, then a
-// chunked PATCH) and pulls it, then reports the server's peak resident set:
+// chunked PATCH) and pulls it, then reports the server's peak resident set
+// (VmHWM):
 // the check that bodies are streamed, not buffered. It needs
-// BERTH_BENCH_LARGE=1, about 8 GiB of free disk and a minute.
+// BERTH_BENCH_LARGE=1, 8 GiB of free disk and about a minute.
 func BenchmarkLargeLayerRSS(b *testing.B) {
 	if os.Getenv("BERTH_BENCH_LARGE") != "1" {
 		b.Skip("set BERTH_BENCH_LARGE=1 to push and pull a 4 GiB layer")
@@ -120,16 +136,19 @@ func BenchmarkLargeLayerRSS(b *testing.B) {
 	const size = 4 << 30
 	s := startServer(b, "")
 	client := benchClient(b)
-	d := patternDigest(b, 9, size)
+	seed := benchSeed.Add(1)
+	d := patternDigest(b, seed, size)
 	b.SetBytes(3 * size)
 	b.ResetTimer()
 	for range b.N {
+		// The second push, of the same content, streams as much but ends
+		// by dropping the upload: the blob is stored already.
 		for _, chunked := range []bool{false, true} {
-			if err := benchPush(client, s, "bench/huge", d, newPatternReader(9, size), chunked); err != nil {
+			if err := benchPush(client, s, "bench/huge", d, newPatternReader(seed, size), chunked); err != nil {
 				b.Fatal(err)
 			}
 		}
-		if err := benchPull(client, s, "bench/huge", d, size); err != nil {
+		if err := benchPull(client, s, "bench/huge", d, size, true); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -151,14 +170,14 @@ func BenchmarkSmallBlob(b *testing.B) {
 		b.Run(flow, func(b *testing.B) {
 			run++
 			binary.BigEndian.PutUint64(prefix[8:], run)
-			runConcurrently(b, "ops/s", func(i int) error {
+			runConcurrently(b, s, "ops/s", func(i int) error {
 				blob := smallBlob(prefix, i)
 				d := sha256Digest(blob)
 				if flow == "push-post-put" {
 					return benchPush(client, s, benchRepo, d, bytes.NewReader(blob), false)
 				}
 				req, _ := http.NewRequest(http.MethodPost, s.URL("/v2/"+benchRepo+"/blobs/uploads/?digest="+d), bytes.NewReader(blob))
-				_, err := benchCall(client, req, http.StatusCreated, nil)
+				_, _, err := benchCall(client, req, http.StatusCreated, nil)
 				return err
 			})
 		})
@@ -173,8 +192,8 @@ func BenchmarkSmallBlob(b *testing.B) {
 		}
 	}
 	b.Run("pull", func(b *testing.B) {
-		runConcurrently(b, "ops/s", func(i int) error {
-			return benchPull(client, s, benchRepo, digests[i%pulled], 4<<10)
+		runConcurrently(b, s, "ops/s", func(i int) error {
+			return benchPull(client, s, benchRepo, digests[i%pulled], 4<<10, true)
 		})
 	})
 }
@@ -207,12 +226,12 @@ func BenchmarkManifest(b *testing.B) {
 		client := benchClient(b)
 		for _, method := range []string{http.MethodHead, http.MethodGet} {
 			b.Run(m.name+"/"+method, func(b *testing.B) {
-				runConcurrently(b, "req/s", func(int) error {
+				runConcurrently(b, m.s, "req/s", func(int) error {
 					req, _ := http.NewRequest(method, m.s.URL("/v2/"+benchRepo+"/manifests/v0"), nil)
 					if m.authorization != "" {
 						req.Header.Set("Authorization", m.authorization)
 					}
-					h, err := benchCall(client, req, http.StatusOK, nil)
+					h, _, err := benchCall(client, req, http.StatusOK, nil)
 					if err == nil && h.Get("Docker-Content-Digest") == "" {
 						err = fmt.Errorf("%s manifest: no Docker-Content-Digest", method)
 					}
@@ -232,7 +251,7 @@ func BenchmarkToken(b *testing.B) {
 	// the first pull after a login does; without it the 32 first requests
 	// would all run bcrypt at once and make the p99 of a short run.
 	fetchToken(b, s)
-	runConcurrently(b, "req/s", func(int) error {
+	runConcurrently(b, s, "req/s", func(int) error {
 		_, err := requestToken(client, s)
 		return err
 	})
@@ -240,30 +259,33 @@ func BenchmarkToken(b *testing.B) {
 
 // BenchmarkStartup times `berth serve` from process start to the first
 // /healthz 200, with an empty store and with 100,000 tags (100 repositories
-// of 1,000), and reports the resident set right after start.
+// of 1,000), with --auth none and token, and reports the resident set right
+// after start.
 func BenchmarkStartup(b *testing.B) {
 	for _, repos := range []int{0, 100} {
-		b.Run(fmt.Sprintf("tags=%d", repos*1000), func(b *testing.B) {
-			data := filepath.Join(b.TempDir(), "data")
-			names := make([]string, repos)
-			for i := range names {
-				names[i] = fmt.Sprintf("bench/repo%03d", i)
-			}
-			fillTags(b, data, names, 1000)
-			// The first start creates the admin user and the signing key;
-			// later starts are the ones measured.
-			launchServer(b, data, "--auth", "token").stop(b)
-			var rss int64
-			b.ResetTimer()
-			for range b.N {
-				s := launchServer(b, data, "--auth", "token")
-				b.StopTimer()
-				rss = procStatusKiB(b, s, "VmRSS")
-				s.stop(b)
-				b.StartTimer()
-			}
-			b.ReportMetric(float64(rss)/1024, "idle-RSS-MiB")
-		})
+		data := filepath.Join(b.TempDir(), "data")
+		names := make([]string, repos)
+		for i := range names {
+			names[i] = fmt.Sprintf("bench/repo%03d", i)
+		}
+		fillTags(b, data, names, 1000)
+		for _, mode := range []string{"none", "token"} {
+			b.Run(fmt.Sprintf("tags=%d/auth=%s", repos*1000, mode), func(b *testing.B) {
+				// The first start with token auth creates the admin user and
+				// the signing key; the starts measured are the later ones.
+				launchServer(b, data, "--auth", mode).stop(b)
+				var rss int64
+				b.ResetTimer()
+				for range b.N {
+					s := launchServer(b, data, "--auth", mode)
+					b.StopTimer()
+					rss = procStatusKiB(b, s, "VmRSS")
+					s.stop(b)
+					b.StartTimer()
+				}
+				b.ReportMetric(float64(rss)/1024, "idle-RSS-MiB")
+			})
+		}
 	}
 }
 
@@ -379,7 +401,7 @@ func requestToken(client *http.Client, s *server) (string, error) {
 	req, _ := http.NewRequest(http.MethodGet, s.URL("/token?"+q.Encode()), nil)
 	req.Header.Set("Authorization", basicAuth(benchUser, benchPassword))
 	var body bytes.Buffer
-	if _, err := benchCall(client, req, http.StatusOK, &body); err != nil {
+	if _, _, err := benchCall(client, req, http.StatusOK, &body); err != nil {
 		return "", err
 	}
 	var resp struct{ Token string }
@@ -410,26 +432,28 @@ func benchClient(b *testing.B) *http.Client {
 }
 
 // benchCall sends req, copies the response body to sink (discarded when
-// nil) and returns the headers, or an error when the status is not want.
-func benchCall(client *http.Client, req *http.Request, want int, sink io.Writer) (http.Header, error) {
+// nil) and returns the headers and the body's length, or an error when the
+// status is not want.
+func benchCall(client *http.Client, req *http.Request, want int, sink io.Writer) (http.Header, int64, error) {
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != want {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return nil, fmt.Errorf("%s %s: status %d, want %d: %s", req.Method, req.URL.Path, resp.StatusCode, want, msg)
+		return nil, 0, fmt.Errorf("%s %s: status %d, want %d: %s", req.Method, req.URL.Path, resp.StatusCode, want, msg)
 	}
 	if sink == nil {
 		sink = io.Discard
 	}
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
-	if _, err := io.CopyBuffer(sink, resp.Body, *buf); err != nil {
-		return nil, fmt.Errorf("%s %s: read body: %w", req.Method, req.URL.Path, err)
+	n, err := io.CopyBuffer(sink, resp.Body, *buf)
+	if err != nil {
+		return nil, n, fmt.Errorf("%s %s: read body: %w", req.Method, req.URL.Path, err)
 	}
-	return resp.Header, nil
+	return resp.Header, n, nil
 }
 
 // copyBuffers hold the buffers of benchCall: large, so that a 1 GiB pull
@@ -441,7 +465,7 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return
 // with chunked transfer encoding and an empty PUT.
 func benchPush(client *http.Client, s *server, repo, d string, body io.Reader, chunked bool) error {
 	req, _ := http.NewRequest(http.MethodPost, s.URL("/v2/"+repo+"/blobs/uploads/"), nil)
-	h, err := benchCall(client, req, http.StatusAccepted, nil)
+	h, _, err := benchCall(client, req, http.StatusAccepted, nil)
 	if err != nil {
 		return err
 	}
@@ -450,7 +474,7 @@ func benchPush(client *http.Client, s *server, repo, d string, body io.Reader, c
 		// An io.Reader that is not a bytes.Reader has no known length, so
 		// net/http sends it chunked.
 		req, _ = http.NewRequest(http.MethodPatch, s.URL(loc), struct{ io.Reader }{body})
-		if h, err = benchCall(client, req, http.StatusAccepted, nil); err != nil {
+		if h, _, err = benchCall(client, req, http.StatusAccepted, nil); err != nil {
 			return err
 		}
 		loc, body = h.Get("Location"), http.NoBody
@@ -459,38 +483,37 @@ func benchPush(client *http.Client, s *server, repo, d string, body io.Reader, c
 	if r, ok := body.(*patternReader); ok {
 		req.ContentLength = r.size
 	}
-	_, err = benchCall(client, req, http.StatusCreated, nil)
+	_, _, err = benchCall(client, req, http.StatusCreated, nil)
 	return err
 }
 
-// benchPull GETs blob d of repo and checks its length and digest.
-func benchPull(client *http.Client, s *server, repo, d string, size int64) error {
+// benchPull GETs blob d of repo and checks its length and, when check is
+// set, its digest.
+func benchPull(client *http.Client, s *server, repo, d string, size int64, check bool) error {
 	req, _ := http.NewRequest(http.MethodGet, s.URL("/v2/"+repo+"/blobs/"+d), nil)
 	h := sha256.New()
-	counted := &countingWriter{w: h}
-	if _, err := benchCall(client, req, http.StatusOK, counted); err != nil {
+	sink := io.Writer(h)
+	if !check {
+		sink = io.Discard
+	}
+	_, n, err := benchCall(client, req, http.StatusOK, sink)
+	if err != nil {
 		return err
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != d || counted.n != size {
-		return fmt.Errorf("pulled %d bytes of %s, want %d of %s", counted.n, got, size, d)
+	if n != size {
+		return fmt.Errorf("pulled %d bytes of %s, want %d", n, d, size)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); check && got != d {
+		return fmt.Errorf("pulled %s, want %s", got, d)
 	}
 	return nil
 }
 
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	c.n += int64(len(p))
-	return c.w.Write(p)
-}
-
 // runConcurrently calls op(0) … op(b.N-1) from benchConcurrency goroutines
-// and reports the rate as unit and the p50 and p99 latency of one call.
-// The first error stops the run and fails the benchmark.
-func runConcurrently(b *testing.B, unit string, op func(i int) error) {
+// and reports the rate as unit, the p50 and p99 latency of one call and the
+// server's CPU time per call. The first error stops the run and fails the
+// benchmark.
+func runConcurrently(b *testing.B, s *server, unit string, op func(i int) error) {
 	b.Helper()
 	var (
 		next      atomic.Int64
@@ -499,6 +522,7 @@ func runConcurrently(b *testing.B, unit string, op func(i int) error) {
 		errOnce   sync.Once
 		wg        sync.WaitGroup
 	)
+	cpu := serverCPU(b, s)
 	b.ResetTimer()
 	for w := range benchConcurrency {
 		wg.Go(func() {
@@ -523,7 +547,42 @@ func runConcurrently(b *testing.B, unit string, op func(i int) error) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
 	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-us")
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-us")
+	reportServerCPU(b, serverCPU(b, s)-cpu)
 }
+
+// serverCPU returns the CPU time, user and system, that s has used so far,
+// from /proc/<pid>/stat. Client and server share the cores, so this is the
+// server's own cost, which the rates mix with the client's. The unit is the
+// kernel's USER_HZ tick, 10 ms on Linux.
+func serverCPU(b *testing.B, s *server) time.Duration {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the ")" that ends the command name start at field 3;
+	// utime and stime are fields 14 and 15.
+	_, rest, _ := strings.Cut(string(raw), ") ")
+	var ticks int64
+	for _, f := range strings.Fields(rest)[11:13] {
+		t, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			b.Fatalf("/proc/%d/stat: %v", s.cmd.Process.Pid, err)
+		}
+		ticks += t
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// reportServerCPU reports cpu, the server's CPU time over the whole run, per
+// operation.
+func reportServerCPU(b *testing.B, cpu time.Duration) {
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "server-cpu-ms/op")
+}
+
+// benchSeed numbers the contents of large pushes, so that each is new even
+// across the reruns that testing.B makes of a benchmark.
+var benchSeed atomic.Uint64
 
 // patternReader yields size bytes made of a seeded 1 MiB block, each MiB
 // stamped with its index so none repeats. It costs a copy per byte, so the

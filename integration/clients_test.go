@@ -44,8 +44,8 @@ func startRegistry(t testing.TB, data string, args ...string) *server {
 	return s
 }
 
-// ref parses an image reference on s ("repo:tag", "repo@digest" or "repo"
-// for a name.Repository via repoRef).
+// ref parses "repo:tag" or "repo@digest" as an image reference on s;
+// repoRef parses a repository name.
 func (s *server) ref(t testing.TB, r string) name.Reference {
 	t.Helper()
 	ref, err := name.ParseReference(s.Addr+"/"+r, name.Insecure, name.StrictValidation)

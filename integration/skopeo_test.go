@@ -20,8 +20,9 @@ import (
 // skopeoCmd runs skopeo with args and returns its stdout; a failure fails
 // the test with skopeo's output. --insecure-policy: the machine's
 // policy.json is none of the test's business. What skopeo copied is checked
-// through the raw client rather than `skopeo inspect`, which would start
-// another connection probe per call.
+// through the raw client rather than with `skopeo inspect`: every skopeo
+// run probes https first, which costs 10 s against berth as long as
+// TestBadInput_StalledConnections fails.
 func skopeoCmd(t testing.TB, args ...string) []byte {
 	t.Helper()
 	skopeo := fixtures.RequireTool(t, "skopeo")

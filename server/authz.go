@@ -145,7 +145,9 @@ func (s *Server) authenticate(c *fiber.Ctx) (*caller, error) {
 	case h == "":
 		return &caller{}, nil
 	case strings.EqualFold(scheme, "Bearer"):
-		account, access, err := s.auth.VerifyToken(strings.TrimSpace(cred), s.service)
+		// A copy: the verified-token cache keeps the token as its key, and
+		// c.Get's string aliases the request buffer the next request reuses.
+		account, access, err := s.auth.VerifyToken(strings.Clone(strings.TrimSpace(cred)), s.service)
 		if err != nil {
 			return nil, s.challenge(c, need{}, false)
 		}
@@ -208,15 +210,22 @@ func (s *Server) realm(c *fiber.Ctx) string {
 }
 
 // externalURL is scheme://host as the client sees this server, honouring
-// X-Forwarded-Proto and X-Forwarded-Host from a reverse proxy.
+// X-Forwarded-Proto and X-Forwarded-Host only from a trusted reverse proxy
+// (proxy.go). fiber's c.Protocol() is not used: it believes
+// X-Forwarded-Proto from anyone.
 func (s *Server) externalURL(c *fiber.Ctx) string {
-	scheme := c.Protocol()
-	if p := c.Get(fiber.HeaderXForwardedProto); p == "http" || p == "https" {
-		scheme = p
+	scheme := "http"
+	if c.Context().IsTLS() {
+		scheme = "https"
 	}
 	host := string(c.Request().Host())
-	if h := c.Get(fiber.HeaderXForwardedHost); validHost(h) {
-		host = h
+	if fromTrustedProxy(c) {
+		if p := c.Get(fiber.HeaderXForwardedProto); p == "http" || p == "https" {
+			scheme = p
+		}
+		if h := c.Get(fiber.HeaderXForwardedHost); validHost(h) {
+			host = h
+		}
 	}
 	if !validHost(host) {
 		host = c.Context().LocalAddr().String()

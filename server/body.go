@@ -21,6 +21,7 @@ const bodyKey = "berth.body"
 type bodyReader struct {
 	r    io.Reader
 	done bool
+	n    int64 // bytes read, for the access log and metrics
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -28,6 +29,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := b.r.Read(p)
+	b.n += int64(n)
 	if err != nil {
 		b.done = true
 	}

@@ -11,15 +11,21 @@ import (
 
 // routes declares every route. Middleware order matters: recover first so a
 // panic anywhere becomes a 500 through handleError, then the request id the
-// access log and error log lines carry, then finishBody, which must see the
-// request after its handler.
+// access log and error log lines carry, then realClient, which settles who
+// the client is (behind a trusted proxy) before anything logs or throttles
+// by address, then the access log and metrics, then finishBody, which must
+// see the request after its handler.
 func (s *Server) routes() {
 	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
 	s.app.Use(requestid.New())
+	s.app.Use(s.realClient)
 	s.app.Use(s.accessLog)
 	s.app.Use(s.finishBody)
 
+	// Health and metrics need no sign-in: probes and scrapers have none.
 	s.app.Get("/healthz", s.healthz)
+	s.app.Get("/readyz", s.readyz)
+	s.app.Get("/metrics", s.metrics.handler())
 	if s.auth != nil {
 		s.app.Get("/token", s.getToken)
 		s.app.Post("/token", s.postToken)
@@ -27,6 +33,10 @@ func (s *Server) routes() {
 	s.app.All("/v2", s.dispatch)
 	s.app.All("/v2/*", s.dispatch)
 }
+
+// targetKey is the c.Locals key of the parsed /v2 target, which the access
+// log and metrics read.
+const targetKey = "berth.target"
 
 // handler serves one method of one kind of /v2 target.
 type handler func(s *Server, c *fiber.Ctx, t target) error
@@ -68,6 +78,7 @@ func (s *Server) dispatch(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	c.Locals(targetKey, t)
 	methods := handlers[t.Kind]
 	h, ok := methods[c.Method()]
 	if !ok {
@@ -84,10 +95,6 @@ func (s *Server) dispatch(c *fiber.Ctx) error {
 func (s *Server) base(c *fiber.Ctx, _ target) error {
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.SendString("{}")
-}
-
-func (s *Server) healthz(c *fiber.Ctx) error {
-	return c.SendString("ok\n")
 }
 
 // handleError is fiber's ErrorHandler: the single place where errors become

@@ -6,8 +6,11 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
+	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -28,6 +31,13 @@ type Config struct {
 	// ReadTimeout and IdleTimeout bound slow clients; zero means the defaults.
 	ReadTimeout time.Duration
 	IdleTimeout time.Duration
+	// TLS, when set, makes Serve speak HTTPS (Certificate.TLSConfig).
+	TLS *tls.Config
+	// TrustedProxies are the peers whose X-Forwarded-For, -Proto and -Host
+	// headers are believed (proxy.go); none when empty.
+	TrustedProxies []netip.Prefix
+	// Version is reported by the berth_build_info metric.
+	Version string
 }
 
 // Server serves one store over HTTP. Create it with New.
@@ -37,6 +47,13 @@ type Server struct {
 	service string
 	log     *slog.Logger
 	app     *fiber.App
+	tls     *tls.Config
+	proxies proxySet
+	metrics *metrics
+	// draining is set when Shutdown begins, so /readyz turns 503.
+	draining atomic.Bool
+	// conns is the listener Serve wraps, for Shutdown.
+	conns atomic.Pointer[connListener]
 }
 
 // New builds the HTTP application for st.
@@ -47,7 +64,10 @@ func New(st *store.Store, cfg Config) *Server {
 	if cfg.Service == "" {
 		cfg.Service = "berth"
 	}
-	s := &Server{store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger}
+	s := &Server{
+		store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger,
+		tls: cfg.TLS, proxies: cfg.TrustedProxies, metrics: newMetrics(st, cfg.Version, cfg.Logger),
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "berth",
 		DisableStartupMessage: true,
@@ -74,12 +94,42 @@ func New(st *store.Store, cfg Config) *Server {
 // App exposes the fiber application, for in-process tests (app.Test).
 func (s *Server) App() *fiber.App { return s.app }
 
-// Serve accepts connections on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// Serve accepts connections on ln until Shutdown, over TLS when the
+// Config asked for it.
+func (s *Server) Serve(ln net.Listener) error {
+	cl := newConnListener(ln, s.tls == nil)
+	s.conns.Store(cl)
+	ln = cl
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	return s.app.Listener(ln)
+}
 
 // Shutdown stops accepting connections and waits for running requests until
-// ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+// ctx ends; from its start /readyz answers 503.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	done := make(chan struct{})
+	defer close(done)
+	if cl := s.conns.Load(); cl != nil {
+		// Connections that never sent a request would hold fasthttp's
+		// shutdown until the timeout; close them as they are found.
+		go func() {
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				cl.closeUnused()
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+	}
+	return s.app.ShutdownWithContext(ctx)
+}
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d == 0 {

@@ -1,0 +1,252 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-registry/berth/store"
+)
+
+// Input is one backup stream for Restore.
+type Input struct {
+	Name string // for messages: the file name, or "stdin"
+	R    io.Reader
+}
+
+// RestoreOptions adjust Restore.
+type RestoreOptions struct {
+	// Force replaces a data directory that is not empty. The old one is
+	// moved aside and removed only once the restored one is in its place.
+	Force bool
+}
+
+// RestoreResult says what Restore did.
+type RestoreResult struct {
+	Headers        []Header // of the inputs, in order
+	Blobs          int      // blobs in the restored store
+	Bytes          int64    // their bytes
+	DroppedUploads int      // upload sessions the snapshot had, whose data no backup holds
+	Replaced       bool     // the data directory held something, now replaced
+	// Leftover is where the old data directory is when it could not be
+	// removed after the restore; empty normally.
+	Leftover string
+}
+
+// ErrChain is wrapped by the errors for inputs that are not one backup
+// chain in order.
+var ErrChain = errors.New("the inputs are not one backup chain in order")
+
+// Restore restores the backups inputs, a full backup followed by any of its
+// incrementals in the order they were taken, into the data directory dir,
+// which must be absent or empty unless opts.Force. It fills a temporary
+// directory beside dir, hashing every blob as it is written, checks the
+// result, and only then puts it in dir's place. Any failure — a damaged or
+// hostile archive, inputs out of order, a server holding dir — leaves dir
+// as it was and removes the temporary directory; errors name the input and,
+// for a refused entry, the entry. dir ends up holding the snapshot of the
+// last input. Upload sessions in progress at the snapshot are dropped: no
+// backup holds their data.
+func Restore(ctx context.Context, dir string, inputs []Input, opts RestoreOptions) (res RestoreResult, err error) {
+	if len(inputs) == 0 {
+		return res, errors.New("restore needs at least one backup")
+	}
+	t, err := openTarget(dir, opts.Force)
+	if err != nil {
+		return res, err
+	}
+	defer t.release()
+	tmp, err := t.tempDir()
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	r := &restorer{ctx: ctx, dir: tmp, have: map[store.Digest]int64{}, dirs: map[string]bool{}, buf: make([]byte, copyBufferSize)}
+	if err := os.MkdirAll(filepath.Join(tmp, "uploads"), 0o755); err != nil {
+		return res, err
+	}
+	var prev *Header
+	for _, in := range inputs {
+		h, err := r.restoreArchive(in, prev)
+		if err != nil {
+			return res, err
+		}
+		res.Headers = append(res.Headers, h)
+		prev = &res.Headers[len(res.Headers)-1]
+	}
+	if res.Blobs, res.Bytes, res.DroppedUploads, err = r.finish(inputs[len(inputs)-1].Name, *prev); err != nil {
+		return res, err
+	}
+	res.Replaced = t.full
+	res.Leftover, err = t.replaceWith(tmp)
+	return res, err
+}
+
+// checkChain checks that h may follow prev (nil: h is the first input).
+func checkChain(name string, h Header, prev *Header) error {
+	switch {
+	case prev == nil && h.Incremental():
+		return fmt.Errorf("%w: %s is an incremental backup (it follows backup %s); give the full backup first, then every incremental up to this one, in order",
+			ErrChain, name, h.Base)
+	case prev != nil && !h.Incremental():
+		return fmt.Errorf("%w: %s is a full backup; only the first input may be one", ErrChain, name)
+	case prev != nil && h.Base != prev.ID:
+		return fmt.Errorf("%w: %s follows backup %s, but the input before it is backup %s", ErrChain, name, h.Base, prev.ID)
+	}
+	return nil
+}
+
+// restorer fills the temporary data directory.
+type restorer struct {
+	ctx  context.Context
+	dir  string                 // the temporary data directory
+	have map[store.Digest]int64 // blobs written so far, with their sizes
+	dirs map[string]bool        // directories to sync before the swap
+	buf  []byte
+}
+
+// restoreArchive reads one input into the directory: its meta.db replaces
+// the previous input's, its blobs join those already written.
+func (r *restorer) restoreArchive(in Input, prev *Header) (Header, error) {
+	a, err := openArchive(in.R, in.Name, 0)
+	if err != nil {
+		return Header{}, err
+	}
+	defer a.close()
+	h, err := a.readHeader()
+	if err != nil {
+		return h, err
+	}
+	if err := checkChain(in.Name, h, prev); err != nil {
+		return h, err
+	}
+	for _, b := range h.Inherited {
+		if size, ok := r.have[b.Digest]; !ok || size != b.Size {
+			return h, fmt.Errorf("%w: %s needs blob %s from an earlier backup of its chain, and the inputs before it do not hold it", ErrChain, in.Name, b.Digest)
+		}
+	}
+	if err := r.readEntries(a, h); err != nil {
+		return h, err
+	}
+	return h, a.finish()
+}
+
+// readEntries writes every entry after the header, checking each against
+// the header's promises, and that none of them is missing.
+func (r *restorer) readEntries(a *archive, h Header) error {
+	want := make(map[store.Digest]int64, len(h.Blobs))
+	for _, b := range h.Blobs {
+		want[b.Digest] = b.Size
+	}
+	got := make(map[store.Digest]bool, len(h.Blobs))
+	meta := false
+	for {
+		e, th, err := a.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		switch e.Kind {
+		case EntryHeader:
+			return fmt.Errorf("%s: a second %s", a.name, headerName)
+		case EntryMeta:
+			if meta {
+				return fmt.Errorf("%s: a second %s", a.name, metaName)
+			}
+			if th.Size != h.MetaSize {
+				return fmt.Errorf("%s: meta.db has %d bytes, the header says %d", a.name, th.Size, h.MetaSize)
+			}
+			if err := r.writeMeta(a); err != nil {
+				return err
+			}
+			meta = true
+		case EntryBlob:
+			size, listed := want[e.Digest]
+			switch {
+			case got[e.Digest]:
+				return fmt.Errorf("%s: entry %q comes twice", a.name, th.Name)
+			case !listed:
+				return fmt.Errorf("%s: entry %q is a blob its header does not list", a.name, th.Name)
+			case th.Size != size:
+				return fmt.Errorf("%s: entry %q has %d bytes, the header says %d", a.name, th.Name, th.Size, size)
+			}
+			if err := r.writeBlob(a, th.Name, e.Digest, size); err != nil {
+				return err
+			}
+			got[e.Digest] = true
+		}
+	}
+	if !meta {
+		return fmt.Errorf("%s is truncated: it ends before meta.db", a.name)
+	}
+	if len(got) < len(want) {
+		for _, b := range h.Blobs {
+			if !got[b.Digest] {
+				return fmt.Errorf("%s is truncated: %d of the blobs its header lists are missing, %s the first", a.name, len(want)-len(got), b.Digest)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *restorer) writeMeta(a *archive) error {
+	path := filepath.Join(r.dir, metaName)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("create meta.db: %w", err)
+	}
+	defer f.Close()
+	if _, err := io.CopyBuffer(f, &ctxReader{r.ctx, a.read()}, r.buf); err != nil {
+		return fmt.Errorf("write meta.db: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync meta.db: %w", err)
+	}
+	return f.Close()
+}
+
+// writeBlob writes the current entry as blob d, hashing it on the way, into
+// a temporary file that becomes the blob only when the digest matches.
+func (r *restorer) writeBlob(a *archive, name string, d store.Digest, size int64) error {
+	part := filepath.Join(r.dir, "uploads", "restore.part")
+	f, err := os.OpenFile(part, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("create blob file: %w", err)
+	}
+	defer f.Close()
+	h := store.NewHash(d.Algorithm())
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), &ctxReader{r.ctx, a.read()}, r.buf)
+	if err != nil {
+		return fmt.Errorf("write blob %s: %w", d, err)
+	}
+	if got := store.Digest(fmt.Sprintf("%s:%x", d.Algorithm(), h.Sum(nil))); n != size || got != d {
+		return fmt.Errorf("%s: entry %q does not match its name: its %d bytes hash to %s; the backup is corrupt", a.name, name, n, got)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync blob %s: %w", d, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close blob %s: %w", d, err)
+	}
+	final := store.BlobPathIn(r.dir, d)
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(part, final); err != nil {
+		return fmt.Errorf("place blob %s: %w", d, err)
+	}
+	r.have[d] = size
+	for dir := filepath.Dir(final); dir != r.dir; dir = filepath.Dir(dir) {
+		r.dirs[dir] = true
+	}
+	return nil
+}

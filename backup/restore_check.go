@@ -1,0 +1,119 @@
+package backup
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/berth-registry/berth/store"
+)
+
+// finish checks the filled directory and prepares it to serve: meta.db
+// passes bbolt's page check, records exactly the blobs the last header
+// lists (name is that input), and agrees with the blob files; blobs only
+// earlier snapshots had are removed, upload sessions dropped, and every
+// directory synced. It returns the blobs and bytes the store holds and how
+// many upload sessions it dropped.
+func (r *restorer) finish(name string, last Header) (blobs int, bytes int64, dropped int, err error) {
+	s, err := store.Open(r.dir, store.Options{})
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("open the restored meta.db of %s: %w", name, err)
+	}
+	defer func() {
+		if cerr := s.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close the restored store: %w", cerr)
+		}
+	}()
+	if err := checkPages(s); err != nil {
+		return 0, 0, 0, fmt.Errorf("the meta.db of %s is damaged: %w", name, err)
+	}
+	recorded, err := recordedBlobs(s)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	want := last.Holds()
+	for _, b := range recorded {
+		if size, ok := want[b.Digest]; !ok || size != b.Size {
+			return 0, 0, 0, fmt.Errorf("%s: meta.db records blob %s (%d bytes), which its header does not list", name, b.Digest, b.Size)
+		}
+		bytes += b.Size
+	}
+	if len(recorded) != len(want) {
+		return 0, 0, 0, fmt.Errorf("%s: its header lists %d blobs, its meta.db records %d", name, len(want), len(recorded))
+	}
+	if err := r.removeUnrecorded(want); err != nil {
+		return 0, 0, 0, err
+	}
+	if dropped, err = s.DropUploads(); err != nil {
+		return 0, 0, 0, fmt.Errorf("drop upload sessions: %w", err)
+	}
+	faults, err := s.CheckConsistency()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if len(faults) > 0 {
+		return 0, 0, 0, fmt.Errorf("the restored store is inconsistent (%d faults), the first: %s", len(faults), faults[0])
+	}
+	return len(recorded), bytes, dropped, r.syncDirs()
+}
+
+// checkPages runs bbolt's consistency check and returns its first error.
+func checkPages(s *store.Store) error {
+	return s.DB().View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drain: the checker uses tx until it closes
+			if first == nil {
+				first = err
+			}
+		}
+		return first
+	})
+}
+
+func recordedBlobs(s *store.Store) ([]store.BlobInfo, error) {
+	var out []store.BlobInfo
+	unpin, err := s.Snapshot(func(_ *bolt.Tx, blobs []store.BlobInfo) error {
+		out = blobs
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the restored blobs: %w", err)
+	}
+	unpin()
+	return out, nil
+}
+
+// removeUnrecorded removes the blobs that earlier inputs brought and the
+// last snapshot no longer records.
+func (r *restorer) removeUnrecorded(want map[store.Digest]int64) error {
+	for d := range r.have {
+		if _, ok := want[d]; ok {
+			continue
+		}
+		if err := os.Remove(store.BlobPathIn(r.dir, d)); err != nil {
+			return fmt.Errorf("remove blob %s that the last snapshot does not hold: %w", d, err)
+		}
+		delete(r.have, d)
+	}
+	return nil
+}
+
+// syncDirs makes every file's name durable before the directory is put in
+// place: deepest directories first, the root last.
+func (r *restorer) syncDirs() error {
+	dirs := make([]string, 0, len(r.dirs)+2)
+	for d := range r.dirs {
+		dirs = append(dirs, d)
+	}
+	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	dirs = append(dirs, filepath.Join(r.dir, "uploads"), r.dir)
+	for _, d := range dirs {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/berth-registry/berth/admin"
+	"github.com/berth-registry/berth/backup"
+)
+
+// backupCommand is `berth backup`. The archive is made where the data is
+// (here, or inside the running server) and streamed to this process, which
+// writes the file: a relative path means the same with the server up or
+// down, and the temp-then-rename happens where the file lives.
+func backupCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "backup",
+		Usage: "write a consistent backup of the registry (tar + zstd), while serving or stopped",
+		Description: "--output - writes to stdout, for a pipe to ssh or a disk. A file is written under a\n" +
+			"temporary name beside it and renamed when complete. --incremental-from writes only\n" +
+			"the blobs the given backup (full or incremental) does not hold; restore then needs\n" +
+			"the whole chain, in order. docs/backup.md tells the whole story.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the backup file, or - for stdout"},
+			&cli.StringFlag{Name: "incremental-from", Usage: "an earlier backup (full or incremental) to write only the changes since"},
+		},
+		Action: runBackupCommand,
+	}
+}
+
+func runBackupCommand(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usageError(c)
+	}
+	output := c.String("output")
+	if output == "" {
+		return errors.New("backup needs --output FILE, or --output - for stdout")
+	}
+	args := admin.Args{Flags: map[string]string{
+		"berth-version": version,
+		"progress":      strconv.FormatBool(isTerminal(c.App.ErrWriter)),
+	}}
+	stdio := adminStdio(c, nil)
+	if base := c.String("incremental-from"); base != "" {
+		f, err := os.Open(base)
+		if err != nil {
+			return fmt.Errorf("--incremental-from: %w", err)
+		}
+		defer f.Close()
+		stdio.In = f
+		args.Flags["incremental"] = "true"
+		args.Flags["base-name"] = base
+	}
+	// On Ctrl-C the backup stops and the temporary file goes, instead of
+	// the process dying with it in place.
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	run := func(w io.Writer) error {
+		stdio.Out = w
+		return admin.Run(ctx, dataDir(c), "backup", args, stdio)
+	}
+	if output == "-" {
+		if isTerminal(c.App.Writer) {
+			return errors.New("backup: stdout is a terminal: redirect it, or give --output FILE")
+		}
+		return run(c.App.Writer)
+	}
+	return writeFileAtomically(output, run)
+}
+
+// writeFileAtomically lets write fill a temporary file beside path, then
+// syncs it and renames it to path, so a half-written file never has the
+// final name. On any error the temporary file is removed. The file is
+// readable by its owner only: a backup holds password hashes and keys.
+func writeFileAtomically(path string, write func(io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	// In the same directory, so the rename does not cross filesystems.
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("create a temporary file beside %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := write(f); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", f.Name(), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", f.Name(), err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("rename the finished backup to %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// restoreCommand is `berth restore`. It always runs in this process: the
+// server must be stopped.
+func restoreCommand() *cli.Command {
+	inputs := &fileList{}
+	return &cli.Command{
+		Name:  "restore",
+		Usage: "restore a backup (and its incrementals) into the data directory; the server must be stopped",
+		Description: "Give the full backup first, then its incrementals in the order they were taken:\n" +
+			"  berth restore --input full.tar.zst --input monday.tar.zst --input tuesday.tar.zst\n" +
+			"--input - reads stdin. Every blob is verified. The data directory must be empty or\n" +
+			"absent unless --force; it is replaced only when the whole restore succeeded.",
+		Flags: []cli.Flag{
+			&cli.GenericFlag{Name: "input", Aliases: []string{"i"}, Value: inputs, Usage: "a backup file, or - for stdin; repeat for incrementals, in order"},
+			&cli.BoolFlag{Name: "force", Usage: "replace a data directory that is not empty"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 0 {
+				return usageError(c)
+			}
+			return runRestore(c, inputs.names)
+		},
+	}
+}
+
+func runRestore(c *cli.Context, names []string) error {
+	if len(names) == 0 {
+		return errors.New("restore needs --input FILE (or - for stdin), once for each backup of the chain")
+	}
+	var inputs []backup.Input
+	var total int64
+	stdinUsed := false
+	for _, name := range names {
+		if name == "-" {
+			if stdinUsed {
+				return errors.New("restore: --input - may be given once")
+			}
+			stdinUsed = true
+			inputs = append(inputs, backup.Input{Name: "stdin", R: os.Stdin})
+			continue
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		defer f.Close()
+		if fi, err := f.Stat(); err == nil {
+			total += fi.Size()
+		}
+		inputs = append(inputs, backup.Input{Name: name, R: f})
+	}
+	if stdinUsed {
+		total = 0 // unknown
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := admin.RestoreOptions{Force: c.Bool("force"), Progress: isTerminal(c.App.ErrWriter), InputBytes: total}
+	return admin.Restore(ctx, dataDir(c), inputs, opts, adminStdio(c, nil))
+}
+
+// fileList is a repeatable flag that keeps each value whole: urfave/cli's
+// string slices split at commas, which file names may contain.
+type fileList struct{ names []string }
+
+func (l *fileList) Set(v string) error {
+	l.names = append(l.names, v)
+	return nil
+}
+
+func (l *fileList) String() string { return fmt.Sprint(l.names) }
+
+var _ cli.Generic = (*fileList)(nil)
