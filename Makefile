@@ -1,10 +1,13 @@
 # berth: build, test and release. `make help` lists the targets.
-# Settable: VERSION, TEST_TIMEOUT, FUZZTIME, SERVE_FLAGS (extra flags for `make run`).
+# Settable: VERSION, TEST_TIMEOUT, FUZZTIME, SERVE_FLAGS (extra flags for `make run`),
+# DIST and PLATFORMS (where and for what `make release` builds).
 
 VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 TEST_TIMEOUT ?= 30m
 FUZZTIME     ?= 30s
 SERVE_FLAGS  ?=
+DIST         ?= dist
+PLATFORMS    ?= linux/amd64 linux/arm64 linux/arm/v7
 
 # Static, reproducible binaries: no cgo, no local paths, no symbol tables.
 # -buildvcs=auto overrides a GOFLAGS=-buildvcs=false so `berth version` can
@@ -52,13 +55,17 @@ fuzz: ## each fuzz target for FUZZTIME (default 30s), one at a time
 		done; \
 	done
 
-release: ## static linux/amd64, arm64 and arm/v7 binaries in dist/, with SHA256SUMS
-	rm -rf dist && mkdir -p dist
-	GOOS=linux GOARCH=amd64 $(GOBUILD) -o dist/berth-linux-amd64 .
-	GOOS=linux GOARCH=arm64 $(GOBUILD) -o dist/berth-linux-arm64 .
-	GOOS=linux GOARCH=arm GOARM=7 $(GOBUILD) -o dist/berth-linux-armv7 .
-	cd dist && sha256sum berth-linux-* > SHA256SUMS
-	@ls -l dist
+# Each platform os/arch[/variant] becomes DIST/berth-os-arch[variant]:
+# linux/arm/v7 is GOARCH=arm GOARM=7 in berth-linux-armv7.
+release: ## static linux/amd64, arm64 and arm/v7 binaries in dist/, with SHA256SUMS and sizes
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@set -e; for p in $(PLATFORMS); do \
+		os=$${p%%/*}; rest=$${p#*/}; arch=$${rest%%/*}; variant=$${rest#$$arch}; variant=$${variant#/}; \
+		echo "building $(DIST)/berth-$$os-$$arch$$variant ($$p, version $(VERSION))"; \
+		GOOS=$$os GOARCH=$$arch GOARM=$${variant#v} $(GOBUILD) -o $(DIST)/berth-$$os-$$arch$$variant .; \
+	done
+	cd $(DIST) && sha256sum berth-* > SHA256SUMS
+	@cd $(DIST) && ls -l berth-* | awk '{ printf "%-22s %6.1f MiB\n", $$9, $$5 / 1048576 }'
 
 fixtures: ## regenerate the OCI layouts in fixtures/testdata
 	go generate ./fixtures

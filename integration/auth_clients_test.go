@@ -7,7 +7,6 @@ package integration
 // helpers here are shared with auth_test.go.
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,9 +16,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -150,66 +147,18 @@ func skopeoRun(t testing.TB, home, stdin string, args ...string) (string, error)
 	return out.String(), err
 }
 
-// plainHTTPFront listens on 127.0.0.1 and relays each connection to addr,
-// except one that opens with a TLS handshake record, which it closes at
-// once. skopeo with --tls-verify=false tries https before http, and berth
-// keeps a ClientHello sent to its plain-HTTP port waiting until the
-// client's 10 s handshake timeout gives up; the front makes the fallback
-// immediate, so each skopeo call does not wait 10 s. berth sees the front's
-// address as Host, so the realm points through it too.
-func plainHTTPFront(t testing.TB, addr string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go relay(conn, addr)
-		}
-	}()
-	return ln.Addr().String()
-}
-
-// tlsHandshakeRecord is the first byte of every TLS connection.
-const tlsHandshakeRecord = 0x16
-
-func relay(client net.Conn, addr string) {
-	defer client.Close()
-	in := bufio.NewReader(client)
-	if first, err := in.Peek(1); err != nil || first[0] == tlsHandshakeRecord {
-		return
-	}
-	upstream, err := net.Dial("tcp", addr)
-	if err != nil {
-		return
-	}
-	defer upstream.Close()
-	go func() {
-		io.Copy(upstream, in)
-		upstream.(*net.TCPConn).CloseWrite()
-	}()
-	io.Copy(client, upstream)
-}
-
 func TestAuth_Skopeo(t *testing.T) {
 	fixtures.RequireTool(t, "skopeo")
 	s, adminPassword := startAuthServer(t, "")
 	s.addUser(t, "alice", "alice-secret")
-	registry := plainHTTPFront(t, s.Addr)
 	home := t.TempDir()
 	authfile := filepath.Join(home, "auth.json")
 	src := fixtures.Path(fixtures.Multiarch)
 	_, latest := fixtureDescriptor(t, fixtures.Multiarch, "latest")
-	dest := "docker://" + registry + "/alice/multi:latest"
+	dest := "docker://" + s.Addr + "/alice/multi:latest"
 
 	if out, err := skopeoRun(t, home, "alice-secret\n", "login", "--tls-verify=false", "--authfile", authfile,
-		"-u", "alice", "--password-stdin", registry); err != nil {
+		"-u", "alice", "--password-stdin", s.Addr); err != nil {
 		t.Fatalf("skopeo login: %v\n%s", err, out)
 	}
 	if out, err := skopeoRun(t, home, "", "copy", "--all", "--authfile", authfile, "--dest-tls-verify=false",
@@ -236,7 +185,7 @@ func TestAuth_Skopeo(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, err := skopeoRun(t, home, "", "copy", "--all", "--authfile", empty, "--dest-tls-verify=false",
-			"oci:"+src+":latest", "docker://"+registry+"/alice/anon:latest")
+			"oci:"+src+":latest", "docker://"+s.Addr+"/alice/anon:latest")
 		if err == nil {
 			t.Errorf("push without credentials succeeded:\n%s", out)
 		}

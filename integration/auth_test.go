@@ -1,9 +1,9 @@
 package integration
 
 // Token authentication, users and access rules over HTTP against the real
-// binary: the rules matrix, the token endpoint with refresh-token
-// revocation, and forged tokens. Real clients, the realm and the throttle
-// are in auth_clients_test.go.
+// binary: the rules matrix and the token endpoint with refresh-token
+// revocation. Real clients, the realm, the throttle and forged tokens are
+// in auth_clients_test.go.
 
 import (
 	"encoding/base64"

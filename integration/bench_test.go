@@ -86,9 +86,12 @@ func BenchmarkLargeBlob(b *testing.B) {
 	const size = 1 << 30
 	s := startServer(b, "")
 	client := benchClient(b)
-	for _, chunked := range []bool{false, true} {
-		name := map[bool]string{false: "push-post-put", true: "push-post-patch-chunked"}[chunked]
-		b.Run(name, func(b *testing.B) {
+	pushes := []struct {
+		name    string
+		chunked bool
+	}{{"push-post-put", false}, {"push-post-patch-chunked", true}}
+	for _, push := range pushes {
+		b.Run(push.name, func(b *testing.B) {
 			b.SetBytes(size)
 			var cpu time.Duration
 			for range b.N {
@@ -97,7 +100,7 @@ func BenchmarkLargeBlob(b *testing.B) {
 				d := patternDigest(b, seed, size)
 				before := serverCPU(b, s)
 				b.StartTimer()
-				if err := benchPush(client, s, "bench/large", d, newPatternReader(seed, size), chunked); err != nil {
+				if err := benchPush(client, s, "bench/large", d, newPatternReader(seed, size), push.chunked); err != nil {
 					b.Fatal(err)
 				}
 				cpu += serverCPU(b, s) - before
@@ -110,12 +113,16 @@ func BenchmarkLargeBlob(b *testing.B) {
 	if err := benchPush(client, s, "bench/large", d, newPatternReader(seed, size), false); err != nil {
 		b.Fatal(err)
 	}
-	for _, check := range []bool{true, false} {
-		b.Run(map[bool]string{true: "pull", false: "pull-unchecked"}[check], func(b *testing.B) {
+	pulls := []struct {
+		name  string
+		check bool
+	}{{"pull", true}, {"pull-unchecked", false}}
+	for _, pull := range pulls {
+		b.Run(pull.name, func(b *testing.B) {
 			b.SetBytes(size)
 			before := serverCPU(b, s)
 			for range b.N {
-				if err := benchPull(client, s, "bench/large", d, size, check); err != nil {
+				if err := benchPull(client, s, "bench/large", d, size, pull.check); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -126,8 +133,7 @@ func BenchmarkLargeBlob(b *testing.B) {
 
 // BenchmarkLargeLayerRSS pushes a 4 GiB layer both ways (POST+PUT, then a
 // chunked PATCH) and pulls it, then reports the server's peak resident set
-// (VmHWM):
-// the check that bodies are streamed, not buffered. It needs
+// (VmHWM): the check that bodies are streamed, not buffered. It needs
 // BERTH_BENCH_LARGE=1, 8 GiB of free disk and about a minute.
 func BenchmarkLargeLayerRSS(b *testing.B) {
 	if os.Getenv("BERTH_BENCH_LARGE") != "1" {

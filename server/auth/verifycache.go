@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -62,5 +63,7 @@ func (c *verifiedCache) add(raw, service string, v verifiedToken, now time.Time)
 			delete(c.entries, k)
 		}
 	}
-	c.entries[verifiedKey{raw, service}] = v
+	// Clone: the caller's strings may alias a request buffer that the next
+	// request on the connection overwrites.
+	c.entries[verifiedKey{strings.Clone(raw), strings.Clone(service)}] = v
 }
