@@ -125,7 +125,9 @@ func restoreCommand() *cli.Command {
 			"--input - reads stdin. Every blob is verified. The data directory must be empty or\n" +
 			"absent unless --force; it is replaced only when the whole restore succeeded.",
 		Flags: []cli.Flag{
-			&cli.GenericFlag{Name: "input", Aliases: []string{"i"}, Value: inputs, Usage: "a backup file, or - for stdin; repeat for incrementals, in order"},
+			// No alias: urfave/cli copies a set flag's value to its aliases
+			// through Set, which would add every input twice.
+			&cli.GenericFlag{Name: "input", Value: inputs, Usage: "a backup file, or - for stdin; repeat for incrementals, in order"},
 			&cli.BoolFlag{Name: "force", Usage: "replace a data directory that is not empty"},
 		},
 		Action: func(c *cli.Context) error {

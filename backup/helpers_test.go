@@ -145,7 +145,9 @@ func dumpStore(t testing.TB, dir string) string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(&b, "file %s %s\n", k, tree[k])
+		if tree[k] != "dir" {
+			fmt.Fprintf(&b, "file %s %s\n", k, tree[k])
+		}
 	}
 	return b.String()
 }
@@ -244,4 +246,15 @@ func encodeEntries(t testing.TB, entries []rawEntry) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// encodeRaw compresses b with zstd, as one frame.
+func encodeRaw(t testing.TB, b []byte) []byte {
+	t.Helper()
+	zw, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zw.Close()
+	return zw.EncodeAll(b, nil)
 }

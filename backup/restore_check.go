@@ -93,8 +93,13 @@ func (r *restorer) removeUnrecorded(want map[store.Digest]int64) error {
 		if _, ok := want[d]; ok {
 			continue
 		}
-		if err := os.Remove(store.BlobPathIn(r.dir, d)); err != nil {
+		path := store.BlobPathIn(r.dir, d)
+		if err := os.Remove(path); err != nil {
 			return fmt.Errorf("remove blob %s that the last snapshot does not hold: %w", d, err)
+		}
+		// The shard directory goes too when it is left empty.
+		if os.Remove(filepath.Dir(path)) == nil {
+			delete(r.dirs, filepath.Dir(path))
 		}
 		delete(r.have, d)
 	}

@@ -104,28 +104,33 @@ func (t *target) tempDir() (string, error) {
 	return tmp, nil
 }
 
-// replaceWith makes tmp the data directory. An absent or empty DATA is
-// replaced in one rename. A full one is moved aside first, and moved back if
-// tmp cannot take its place; once tmp is in place the old one is removed,
-// and leftover names it if that failed.
+// replaceWith makes tmp the data directory. An absent DATA is replaced in
+// one rename, an empty one is removed first (os.Rename refuses to replace a
+// directory). A full one is moved aside first, and moved back if tmp cannot
+// take its place; once tmp is in place the old one is removed, and leftover
+// names it if that failed.
 func (t *target) replaceWith(tmp string) (leftover string, err error) {
 	if err := os.Chmod(tmp, t.mode); err != nil {
 		return "", err
 	}
 	parent := filepath.Dir(t.path)
 	if !t.full {
+		// A server that started in the empty DATA meanwhile has put
+		// meta.db there, and this Remove fails: DATA stays its.
+		if err := os.Remove(t.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", renameError(t.path, err)
+		}
 		if err := os.Rename(tmp, t.path); err != nil {
+			os.Mkdir(t.path, t.mode) // as it was, if it was there
 			return "", renameError(t.path, err)
 		}
 		return "", syncDir(parent)
 	}
-	aside, err := os.MkdirTemp(parent, "."+filepath.Base(t.path)+".replaced-")
+	aside, err := freeName(parent, "."+filepath.Base(t.path)+".replaced-")
 	if err != nil {
-		return "", fmt.Errorf("make room to move %s aside: %w", t.path, err)
+		return "", err
 	}
-	// Renaming a directory onto an empty one replaces it.
 	if err := os.Rename(t.path, aside); err != nil {
-		os.Remove(aside)
 		return "", renameError(t.path, err)
 	}
 	if err := os.Rename(tmp, t.path); err != nil {
@@ -142,6 +147,21 @@ func (t *target) replaceWith(tmp string) (leftover string, err error) {
 		return aside, nil
 	}
 	return "", nil
+}
+
+// freeName returns a path in dir, starting with prefix, that nothing uses.
+func freeName(dir, prefix string) (string, error) {
+	for range 10 {
+		id, err := newID()
+		if err != nil {
+			return "", err
+		}
+		p := filepath.Join(dir, prefix+id[:12])
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no free name for the old data beside %s", dir)
 }
 
 func renameError(path string, err error) error {

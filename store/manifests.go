@@ -112,7 +112,10 @@ func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, value [
 }
 
 // Manifest returns the manifest of repo that ref names: the tag's current
-// target, or the digest. It returns ErrManifestUnknown when there is none.
+// target, or the digest. It returns ErrManifestUnknown when there is none,
+// and also for a manifest that lists a blob or child repo no longer has
+// (verify --repair forgot a corrupt blob): to a client it is absent, so a
+// push sends it again, whole (see wholeManifest).
 func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
 	var out StoredManifest
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -125,8 +128,13 @@ func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
 			d = Digest(v)
 		}
 		var err error
-		out, err = storedManifest(tx, repo, d)
-		return err
+		if out, err = storedManifest(tx, repo, d); err != nil {
+			return err
+		}
+		if !wholeManifest(tx, repo, d) {
+			return fmt.Errorf("%w: %s lists content that %s no longer has", ErrManifestUnknown, d, repo)
+		}
+		return nil
 	})
 	return out, err
 }

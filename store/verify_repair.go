@@ -159,3 +159,42 @@ func (s *Store) dropDatalessUpload(id string) (string, error) {
 	}
 	return "the session record removed; the client starts the upload again", nil
 }
+
+// maxIndexDepth bounds how deep wholeManifest follows indexes of indexes;
+// no real image nests more than twice.
+const maxIndexDepth = 8
+
+// wholeManifest reports whether manifest d of repo has everything it lists:
+// its blobs linked in repo, its children stored and whole themselves. A
+// push keeps this true (putManifest checks it) and so do deletes and GC;
+// only a repair, forgetting a corrupt or lost blob, breaks it on purpose.
+// Manifest then answers ErrManifestUnknown, because clients such as
+// go-containerregistry skip pushing an image whose manifest the registry
+// has, layers and all: an absent manifest is what makes them send the
+// image again.
+func wholeManifest(tx *bolt.Tx, repo string, d Digest) bool {
+	return wholeAt(tx, repo, d, 0)
+}
+
+func wholeAt(tx *bolt.Tx, repo string, d Digest, depth int) bool {
+	v := tx.Bucket(bucketManifests).Get(key(repo, string(d)))
+	if v == nil || depth > maxIndexDepth {
+		return false
+	}
+	rec, _, err := decodeManifest(v)
+	if err != nil {
+		return false
+	}
+	links := tx.Bucket(bucketLinks)
+	for _, b := range rec.Blobs {
+		if links.Get(key(repo, string(b))) == nil {
+			return false
+		}
+	}
+	for _, c := range rec.Children {
+		if !wholeAt(tx, repo, c, depth+1) {
+			return false
+		}
+	}
+	return true
+}

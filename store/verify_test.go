@@ -232,6 +232,17 @@ func TestStore_VerifyRepair(t *testing.T) {
 		t.Errorf("OpenBlob of the quarantined blob: %v, want ErrBlobUnknown", err)
 	}
 
+	// Until they are whole again, the broken manifests are unknown to a
+	// client, so that it pushes them again.
+	for _, ref := range []struct{ repo, tag string }{{"app", "v1"}, {"tools", "latest"}} {
+		if _, err := s.Manifest(ref.repo, Reference{Tag: ref.tag}); !errors.Is(err, ErrManifestUnknown) {
+			t.Errorf("Manifest %s:%s after repair: %v, want ErrManifestUnknown", ref.repo, ref.tag, err)
+		}
+	}
+	if _, err := s.Manifest("app", Reference{Digest: f.amd64.Digest}); !errors.Is(err, ErrManifestUnknown) {
+		t.Errorf("Manifest of the broken amd64 image: %v, want ErrManifestUnknown", err)
+	}
+
 	r = mustVerify(t, s, VerifyOptions{})
 	var needRepush []string
 	for _, f := range r.Faults {
@@ -253,6 +264,11 @@ func TestStore_VerifyRepair(t *testing.T) {
 	dbDelete(t, s, bucketTags, key("tools", "old"))
 	if r := mustVerify(t, s, VerifyOptions{}); len(r.Faults) != 0 {
 		t.Fatalf("after re-push: %v", faultKeys(r))
+	}
+	for _, ref := range []struct{ repo, tag string }{{"app", "v1"}, {"tools", "latest"}} {
+		if _, err := s.Manifest(ref.repo, Reference{Tag: ref.tag}); err != nil {
+			t.Errorf("Manifest %s:%s after the re-push: %v", ref.repo, ref.tag, err)
+		}
 	}
 	checkInvariants(t, s)
 }
