@@ -67,13 +67,22 @@ func runBackupCommand(c *cli.Context) error {
 		stdio.Out = w
 		return admin.Run(ctx, dataDir(c), "backup", args, stdio)
 	}
+	var err error
 	if output == "-" {
 		if isTerminal(c.App.Writer) {
 			return errors.New("backup: stdout is a terminal: redirect it, or give --output FILE")
 		}
-		return run(c.App.Writer)
+		err = run(c.App.Writer)
+	} else {
+		err = writeFileAtomically(output, run)
 	}
-	return writeFileAtomically(output, run)
+	if err != nil && ctx.Err() != nil && c.Context.Err() == nil {
+		if output == "-" {
+			return errors.New("backup: interrupted: what went to stdout is incomplete, and a restore refuses it")
+		}
+		return fmt.Errorf("backup: interrupted: %s was not written", output)
+	}
+	return err
 }
 
 // writeFileAtomically lets write fill a temporary file beside path, then

@@ -165,11 +165,11 @@ func loadServeCertificate(c *cli.Context, dir string) (*server.Certificate, erro
 // reloadOnHangup reloads cert on every SIGHUP until ctx ends; a failed
 // reload is logged and the old certificate stays. Without TLS a SIGHUP
 // (systemctl reload) is logged and otherwise ignored, instead of ending
-// the process as it would by default.
+// the process as it would by default. SIGHUP stays caught after ctx ends,
+// so one that arrives while requests drain does not end them.
 func reloadOnHangup(ctx context.Context, cert *server.Certificate, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	if cert != nil {
 		logCertificate(log, "serving TLS certificate", cert)
 	}

@@ -3,6 +3,8 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -169,6 +171,12 @@ func errorFor(err error) (e *Error, unmapped bool) {
 	if errors.As(err, &fe) {
 		if c, ok := fiberCodes[fe.Code]; ok {
 			return newError(c, nil), false
+		}
+		// Any other client error fasthttp found before a handler ran (a
+		// malformed Content-Length, headers over the buffer) keeps its 4xx
+		// status: bad input is never a 5xx.
+		if fe.Code >= 400 && fe.Code < 500 {
+			return newError(Code{Name: codeUnsupported.Name, Status: fe.Code, Message: strings.ToLower(http.StatusText(fe.Code))}, nil), false
 		}
 	}
 	return newError(codeUnknown, nil), true

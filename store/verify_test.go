@@ -73,8 +73,8 @@ func TestStore_Verify(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		break_ func(t *testing.T, f *verifyFixture) // damages the store
-		want   []string                            // "kind subject" of every fault
-		images map[string][]string                 // subject → the images its fault lists
+		want   []string                             // "kind subject" of every fault
+		images map[string][]string                  // subject → the images its fault lists
 	}{
 		{name: "Clean", break_: func(*testing.T, *verifyFixture) {}},
 		{
