@@ -224,7 +224,7 @@ func (r *restorer) writeBlob(a *archive, name string, d store.Digest, size int64
 	}
 	defer f.Close()
 	h := store.NewHash(d.Algorithm())
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), &ctxReader{r.ctx, a.read()}, r.buf)
+	n, err := copyHashed(f, h, &ctxReader{r.ctx, a.read()}, r.buf)
 	if err != nil {
 		return fmt.Errorf("write blob %s: %w", d, err)
 	}

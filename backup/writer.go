@@ -152,8 +152,8 @@ func copyBlob(ctx context.Context, tw *tar.Writer, pw *progressWriter, s *store.
 		return fmt.Errorf("write blob %s: %w", b.Digest, err)
 	}
 	h := store.NewHash(b.Digest.Algorithm())
-	pw.w = io.MultiWriter(tw, h)
-	n, err := io.CopyBuffer(pw, &ctxReader{ctx, f}, buf)
+	pw.w = tw
+	n, err := copyHashed(pw, h, &ctxReader{ctx, f}, buf)
 	if err != nil {
 		return fmt.Errorf("copy blob %s: %w", b.Digest, err)
 	}

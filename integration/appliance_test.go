@@ -81,7 +81,7 @@ func waitLines(t testing.TB, n int, lines func() []string) []string {
 
 // registryHost is the name the TLS tests reach the server by. It is not a
 // loopback name, so go-containerregistry speaks HTTPS only, without its
-// plain-HTTP fallback for local registries; tlsDialer sends it to the
+// plain-HTTP fallback for local registries; tlsTransport sends it to the
 // server's address.
 const registryHost = "registry.berth.test"
 

@@ -89,9 +89,27 @@ var conformanceSettings = []string{
 // unsupported), or a disabled spec (a setting above that did not take).
 func TestConformance(t *testing.T) {
 	suite := buildConformanceSuite(t)
-	srv := startServer(t, "")
+	t.Run("AuthNone", func(t *testing.T) {
+		checkConformance(t, suite, startServer(t, ""), nil)
+	})
+	// The same suite through the token flow: every request of the suite then
+	// goes through a 401 challenge, /token with Basic credentials, and a
+	// Bearer token, as docker and containerd do.
+	t.Run("AuthToken", func(t *testing.T) {
+		srv := startServer(t, "", "--auth", "token")
+		password, err := os.ReadFile(filepath.Join(srv.Data, "initial-admin-password"))
+		if err != nil {
+			t.Fatalf("read the first admin's password: %v", err)
+		}
+		checkConformance(t, suite, srv, []string{"OCI_USERNAME=admin", "OCI_PASSWORD=" + strings.TrimSpace(string(password))})
+	})
+}
+
+// checkConformance runs the suite against srv with the extra environment
+// and fails the test on anything but a clean pass.
+func checkConformance(t *testing.T, suite string, srv *server, env []string) {
 	results := t.TempDir()
-	run := runConformanceSuite(t, suite, srv.Addr, results)
+	run := runConformanceSuite(t, suite, srv.Addr, results, env)
 	if run.timedOut {
 		dumpGoroutines(t, srv)
 		kept := keepConformanceResults(t, results, srv.Log())
@@ -178,7 +196,7 @@ type suiteRun struct {
 
 // runConformanceSuite runs the suite against addr, writing its results files
 // into resultsDir.
-func runConformanceSuite(t *testing.T, suite, addr, resultsDir string) suiteRun {
+func runConformanceSuite(t *testing.T, suite, addr, resultsDir string, env []string) suiteRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), suiteTimeout)
 	defer cancel()
@@ -188,6 +206,7 @@ func runConformanceSuite(t *testing.T, suite, addr, resultsDir string) suiteRun 
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(withoutOCIVars(os.Environ()), conformanceSettings...)
 	cmd.Env = append(cmd.Env, "OCI_REGISTRY="+addr, "OCI_RESULTS_DIR="+resultsDir)
+	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
