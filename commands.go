@@ -11,6 +11,9 @@ func commands() []*cli.Command {
 		gcCommand(),
 		duCommand(),
 		repoCommand(),
+		backupCommand(),
+		restoreCommand(),
+		verifyCommand(),
 		tlsCommand(),
 		versionCommand(),
 	}

@@ -286,7 +286,7 @@ func TestCollectGarbage_ConcurrentPushes(t *testing.T) {
 // uploads the blobs again and retries.
 // attempted is called after every attempt.
 func pushRetrying(s *Store, attempted func(), repo, name, tag string, layers ...string) (image, error) {
-	for attempt := 0; attempt < 50; attempt++ {
+	for attempt := 0; attempt < 1000; attempt++ {
 		img, err := tryPushImage(s, repo, name, tag, layers...)
 		attempted()
 		var missing *MissingRefError
@@ -294,7 +294,7 @@ func pushRetrying(s *Store, attempted func(), repo, name, tag string, layers ...
 			return img, err
 		}
 	}
-	return image{}, errors.New("manifest refused 50 times in a row")
+	return image{}, errors.New("manifest refused 1000 times in a row")
 }
 
 // tryPushImage is pushImage returning errors instead of failing the test.
