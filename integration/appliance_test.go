@@ -16,7 +16,6 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,39 +29,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
-
-// launch starts `berth serve` like startServer, with env added to the
-// process's environment, and waits until ready answers true.
-func launch(t testing.TB, data string, env []string, ready func(*server) bool, args ...string) *server {
-	t.Helper()
-	if data == "" {
-		data = t.TempDir()
-	}
-	addr := freeAddr(t)
-	cmd := exec.Command(berthBin, append([]string{"serve", "--data", data, "--addr", addr}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start berth: %v", err)
-	}
-	s := &server{Addr: addr, Data: data, cmd: cmd, log: logs, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() { s.stop(t) })
-	deadline := time.Now().Add(15 * time.Second)
-	for !ready(s) {
-		select {
-		case <-s.done:
-			t.Fatalf("berth exited before it was ready:\n%s", s.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("berth did not become ready in 15s:\n%s", s.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return s
-}
 
 // waitLines waits until lines() returns at least n lines and returns them:
 // berth writes a request's log line after the response, so a client can

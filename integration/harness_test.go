@@ -55,19 +55,37 @@ func (s *server) URL(path string) string { return "http://" + s.Addr + path }
 func (s *server) Log() string { return s.log.String() }
 
 // startServer runs `berth serve` on a free 127.0.0.1 port with a temp data
-// dir (or data, when not empty) and waits until /v2/ answers. The process is
-// stopped when the test ends.
+// dir (or data, when not empty) and waits until /healthz answers. Without an
+// --auth argument it serves with --auth none. The process is stopped when
+// the test ends.
 func startServer(t testing.TB, data string, args ...string) *server {
+	t.Helper()
+	if !hasFlag(args, "--auth") {
+		args = append(args, "--auth", "none")
+	}
+	return launch(t, data, nil, healthy, args...)
+}
+
+// healthy reports whether s answers /healthz with 200.
+func healthy(s *server) bool {
+	resp, err := http.Get(s.URL("/healthz"))
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// launch starts `berth serve` like startServer, with env added to the
+// process's environment, and waits until ready answers true.
+func launch(t testing.TB, data string, env []string, ready func(*server) bool, args ...string) *server {
 	t.Helper()
 	if data == "" {
 		data = t.TempDir()
 	}
 	addr := freeAddr(t)
-	all := append([]string{"serve", "--data", data, "--addr", addr}, args...)
-	if !hasFlag(args, "--auth") {
-		all = append(all, "--auth", "none")
-	}
-	cmd := exec.Command(berthBin, all...)
+	cmd := exec.Command(berthBin, append([]string{"serve", "--data", data, "--addr", addr}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -76,7 +94,18 @@ func startServer(t testing.TB, data string, args ...string) *server {
 	s := &server{Addr: addr, Data: data, cmd: cmd, log: logs, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(s.done) }()
 	t.Cleanup(func() { s.stop(t) })
-	s.waitReady(t)
+	deadline := time.Now().Add(15 * time.Second)
+	for !ready(s) {
+		select {
+		case <-s.done:
+			t.Fatalf("berth exited before it was ready:\n%s", s.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("berth did not become ready in 15s:\n%s", s.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	return s
 }
 
@@ -87,27 +116,6 @@ func hasFlag(args []string, name string) bool {
 		}
 	}
 	return false
-}
-
-func (s *server) waitReady(t testing.TB) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			t.Fatalf("berth exited before it was ready:\n%s", s.Log())
-		default:
-		}
-		resp, err := http.Get(s.URL("/healthz"))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("berth did not become ready in 15s:\n%s", s.Log())
 }
 
 // stop sends SIGTERM and waits for the process, killing it after 10s.

@@ -27,15 +27,6 @@ import (
 	"github.com/berth-registry/berth/fixtures"
 )
 
-func healthy(s *server) bool {
-	resp, err := http.Get(s.URL("/healthz"))
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
 // TestProxy_ForwardedHeadersOnlyFromTrustedPeers sends the same forwarded
 // headers from 127.0.0.1 to servers that trust it and servers that do not,
 // and checks the token realm and the client address in the log.
