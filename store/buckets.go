@@ -19,6 +19,7 @@ import (
 //	refs       <repo>\x00<target>\x00<manifest> → {} reverse of a manifest's references
 //	tags       <repo>\x00<tag> → digest
 //	referrers  <repo>\x00<subject>\x00<digest> → {}
+//	broken     <repo>\x00<digest> → {}                manifests a repair left without content; unknown until re-pushed
 //	uploads    <id> → repo, offset, hash state, started at, updated at
 //	users      <name> → user record
 //	rules      <position, big-endian uint64> → rule record
@@ -34,6 +35,7 @@ var (
 	bucketRefs      = []byte("refs")
 	bucketTags      = []byte("tags")
 	bucketReferrers = []byte("referrers")
+	bucketBroken    = []byte("broken")
 	bucketUploads   = []byte("uploads")
 	bucketUsers     = []byte("users")
 	bucketRules     = []byte("rules")
@@ -42,7 +44,7 @@ var (
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketRepos, bucketBlobs, bucketLinks, bucketBlobRepos,
-		bucketManifests, bucketRefs, bucketTags, bucketReferrers, bucketUploads,
+		bucketManifests, bucketRefs, bucketTags, bucketReferrers, bucketBroken, bucketUploads,
 		bucketUsers, bucketRules, bucketKeys, bucketTokens,
 	}
 )

@@ -84,6 +84,11 @@ func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, value [
 	}
 	mk := key(repo, string(d))
 	existed := manifests.Get(mk) != nil
+	// Its references were just checked: a manifest a repair had marked is
+	// whole again.
+	if err := tx.Bucket(bucketBroken).Delete(mk); err != nil {
+		return err
+	}
 	// Put even when it exists: the fresh Created protects a re-pushed
 	// manifest (say, an index's child pushed again before the index) from
 	// GC's grace period.
@@ -115,7 +120,7 @@ func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, value [
 // target, or the digest. It returns ErrManifestUnknown when there is none,
 // and also for a manifest that lists a blob or child repo no longer has
 // (verify --repair forgot a corrupt blob): to a client it is absent, so a
-// push sends it again, whole (see wholeManifest).
+// push sends it again, whole (see markBroken).
 func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
 	var out StoredManifest
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -131,7 +136,7 @@ func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
 		if out, err = storedManifest(tx, repo, d); err != nil {
 			return err
 		}
-		if !wholeManifest(tx, repo, d) {
+		if tx.Bucket(bucketBroken).Get(key(repo, string(d))) != nil {
 			return fmt.Errorf("%w: %s lists content that %s no longer has", ErrManifestUnknown, d, repo)
 		}
 		return nil
@@ -218,6 +223,9 @@ func removeManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord) erro
 		if err := tags.Delete(k); err != nil {
 			return err
 		}
+	}
+	if err := tx.Bucket(bucketBroken).Delete(mk); err != nil {
+		return err
 	}
 	return tx.Bucket(bucketManifests).Delete(mk)
 }

@@ -122,11 +122,53 @@ func forgetBlob(tx *bolt.Tx, d Digest) error {
 		return nil
 	})
 	for repo := range repos {
-		if err := unlinkBlob(tx, repo, d); err != nil {
+		if err := unlinkBroken(tx, repo, d); err != nil {
 			return err
 		}
 	}
 	return tx.Bucket(bucketBlobs).Delete([]byte(d))
+}
+
+// unlinkBroken removes repo's link to d and marks every manifest of repo
+// that needs d, directly or through an index, as broken.
+func unlinkBroken(tx *bolt.Tx, repo string, d Digest) error {
+	if err := unlinkBlob(tx, repo, d); err != nil {
+		return err
+	}
+	return markBroken(tx, repo, d)
+}
+
+// markBroken marks the manifests of repo that reference target (a blob or
+// a child manifest), and their parents in turn, in the broken bucket. A
+// marked manifest answers ErrManifestUnknown until a push of it checks its
+// references again and clears the mark: clients such as go-containerregistry
+// skip pushing an image whose manifest the registry has, layers and all, so
+// an absent manifest is what makes them send the image again. Marking at
+// repair time keeps that check off the pull path: a manifest GET reads one
+// key.
+func markBroken(tx *bolt.Tx, repo string, target Digest) error {
+	refs, broken := tx.Bucket(bucketRefs), tx.Bucket(bucketBroken)
+	queue := []Digest{target}
+	for len(queue) > 0 {
+		p := prefix(repo, string(queue[0]))
+		queue = queue[1:]
+		var found []Digest
+		c := refs.Cursor()
+		for k, _ := c.Seek(p); k != nil && hasBytePrefix(k, p); k, _ = c.Next() {
+			found = append(found, Digest(k[len(p):]))
+		}
+		for _, m := range found {
+			mk := key(repo, string(m))
+			if broken.Get(mk) != nil {
+				continue
+			}
+			if err := broken.Put(mk, nil); err != nil {
+				return err
+			}
+			queue = append(queue, m)
+		}
+	}
+	return nil
 }
 
 // dropUnrecordedLink removes repo's link to d if d still has no record.
@@ -137,7 +179,7 @@ func (s *Store) dropUnrecordedLink(repo string, d Digest) (string, error) {
 			return nil
 		}
 		dropped = true
-		return unlinkBlob(tx, repo, d)
+		return unlinkBroken(tx, repo, d)
 	})
 	if err != nil || !dropped {
 		return "", err
@@ -158,43 +200,4 @@ func (s *Store) dropDatalessUpload(id string) (string, error) {
 		return "", err
 	}
 	return "the session record removed; the client starts the upload again", nil
-}
-
-// maxIndexDepth bounds how deep wholeManifest follows indexes of indexes;
-// no real image nests more than twice.
-const maxIndexDepth = 8
-
-// wholeManifest reports whether manifest d of repo has everything it lists:
-// its blobs linked in repo, its children stored and whole themselves. A
-// push keeps this true (putManifest checks it) and so do deletes and GC;
-// only a repair, forgetting a corrupt or lost blob, breaks it on purpose.
-// Manifest then answers ErrManifestUnknown, because clients such as
-// go-containerregistry skip pushing an image whose manifest the registry
-// has, layers and all: an absent manifest is what makes them send the
-// image again.
-func wholeManifest(tx *bolt.Tx, repo string, d Digest) bool {
-	return wholeAt(tx, repo, d, 0)
-}
-
-func wholeAt(tx *bolt.Tx, repo string, d Digest, depth int) bool {
-	v := tx.Bucket(bucketManifests).Get(key(repo, string(d)))
-	if v == nil || depth > maxIndexDepth {
-		return false
-	}
-	rec, _, err := decodeManifest(v)
-	if err != nil {
-		return false
-	}
-	links := tx.Bucket(bucketLinks)
-	for _, b := range rec.Blobs {
-		if links.Get(key(repo, string(b))) == nil {
-			return false
-		}
-	}
-	for _, c := range rec.Children {
-		if !wholeAt(tx, repo, c, depth+1) {
-			return false
-		}
-	}
-	return true
 }

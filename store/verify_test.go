@@ -18,19 +18,18 @@ import (
 // verifyFixture is a store holding a multi-arch index and a plain image
 // that share a layer, with the digests the cases break.
 type verifyFixture struct {
-	s             *Store
-	amd64, arm64  image
-	plain         image
-	index         Digest
-	shared, lone  Digest // a layer all images share; one only plain has
-	clock         *testClock
-	sharedContent []byte
+	s            *Store
+	amd64, arm64 image
+	plain        image
+	index        Digest
+	shared, lone Digest // a layer all images share; one only plain has
+	clock        *testClock
 }
 
 func newVerifyFixture(t *testing.T) *verifyFixture {
 	t.Helper()
 	s := mustOpen(t)
-	f := &verifyFixture{s: s, clock: useClock(s), sharedContent: []byte("shared layer")}
+	f := &verifyFixture{s: s, clock: useClock(s)}
 	f.amd64 = pushImage(t, s, "app", "amd64", "", "", "shared layer", "amd64 layer")
 	f.arm64 = pushImage(t, s, "app", "arm64", "", "", "shared layer", "arm64 layer")
 	f.index = pushIndex(t, s, "app", "v1", f.amd64.Digest, f.arm64.Digest)
@@ -258,9 +257,10 @@ func TestStore_VerifyRepair(t *testing.T) {
 
 	// What a client's re-push does: upload the blobs the registry says it
 	// lacks, put the manifests again.
-	mustPutBlob(t, s, "app", f.sharedContent)
-	mustPutBlob(t, s, "tools", f.sharedContent)
-	mustPutBlob(t, s, "app", []byte("amd64 layer"))
+	pushImage(t, s, "app", "amd64", "", "", "shared layer", "amd64 layer")
+	pushImage(t, s, "app", "arm64", "", "", "shared layer", "arm64 layer")
+	pushIndex(t, s, "app", "v1", f.amd64.Digest, f.arm64.Digest)
+	pushImage(t, s, "tools", "plain", "latest", "", "shared layer", "tools layer")
 	dbDelete(t, s, bucketTags, key("tools", "old"))
 	if r := mustVerify(t, s, VerifyOptions{}); len(r.Faults) != 0 {
 		t.Fatalf("after re-push: %v", faultKeys(r))
