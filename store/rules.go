@@ -39,7 +39,7 @@ func (s *Store) Rules() ([]Rule, error) {
 // InsertRule inserts r at the 0-based position at, moving later rules down.
 // at < 0 or at >= the number of rules appends.
 func (s *Store) InsertRule(r Rule, at int) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.updateAuth(func(tx *bolt.Tx) error {
 		rs, err := getRules(tx)
 		if err != nil {
 			return err
@@ -54,7 +54,7 @@ func (s *Store) InsertRule(r Rule, at int) error {
 // DeleteRule deletes the rule at the 0-based position at, moving later rules
 // up. It returns ErrRuleUnknown when there is no rule there.
 func (s *Store) DeleteRule(at int) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.updateAuth(func(tx *bolt.Tx) error {
 		rs, err := getRules(tx)
 		if err != nil {
 			return err
@@ -69,7 +69,7 @@ func (s *Store) DeleteRule(at int) error {
 // ReplaceRules replaces every rule with rs in one transaction, so a reader
 // sees the old list or the new one, never a mix.
 func (s *Store) ReplaceRules(rs []Rule) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.updateAuth(func(tx *bolt.Tx) error {
 		return putRules(tx, rs)
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -32,6 +33,9 @@ type Store struct {
 	// uploadLocks serialise the calls on one upload session. They are apart
 	// from digestLocks because a commit holds one of each.
 	uploadLocks [64]sync.Mutex
+
+	// authGen counts committed changes of users and rules (AuthGeneration).
+	authGen atomic.Uint64
 
 	// now is time.Now, replaceable so tests can age records.
 	now func() time.Time

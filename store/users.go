@@ -73,7 +73,7 @@ func (s *Store) AddUser(u User) error {
 	if u.Created.IsZero() {
 		u.Created = s.now().UTC()
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.updateAuth(func(tx *bolt.Tx) error {
 		users := tx.Bucket(bucketUsers)
 		if users.Get([]byte(u.Name)) != nil {
 			return fmt.Errorf("%w: %s", ErrUserExists, u.Name)
@@ -134,7 +134,7 @@ func (s *Store) SetPassword(name string, hash []byte) error {
 	if len(hash) == 0 {
 		return ErrPasswordHashEmpty
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.updateAuth(func(tx *bolt.Tx) error {
 		u, err := getUser(tx, name)
 		if err != nil {
 			return err
@@ -153,7 +153,7 @@ func (s *Store) SetPassword(name string, hash []byte) error {
 // DeleteUser deletes the user called name and the user's refresh tokens. It
 // returns ErrUserUnknown.
 func (s *Store) DeleteUser(name string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.updateAuth(func(tx *bolt.Tx) error {
 		users := tx.Bucket(bucketUsers)
 		if users.Get([]byte(name)) == nil {
 			return fmt.Errorf("%w: %s", ErrUserUnknown, name)

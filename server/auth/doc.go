@@ -61,12 +61,14 @@
 // # Costs
 //
 // Authenticate pays bcrypt once a minute per (user, password) thanks to the
-// credential cache; every call reads the user (one bbolt read) so deletion
-// and password changes apply at once. Authorize reads the rules version (one
-// bbolt read) and recompiles only after a change, so `berth acl add` through
-// the control socket applies to the next request. VerifyToken is one ECDSA
-// verification and touches no store: a token stays valid until it expires,
-// even if its user is deleted, which is why tokens live minutes.
+// credential cache. User records and the compiled rules are kept in memory
+// and checked against the store's AuthGeneration, an in-memory counter that
+// moves on with every change of a user or a rule: deletion, password changes
+// and `berth acl add` through the control socket apply to the next request,
+// and a request reads no meta.db for them. VerifyToken is one ECDSA
+// verification per token (verified tokens are cached until they expire) and
+// touches no store: a token stays valid until it expires, even if its user
+// is deleted, which is why tokens live minutes.
 //
 // # Known limits
 //

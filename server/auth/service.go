@@ -44,6 +44,7 @@ type Service struct {
 	dummyHash []byte // checked for unknown users, so they cost as much time
 	cache     *credentialCache
 	throttle  *throttle
+	users     *userCache
 	now       func() time.Time
 
 	reloadMu sync.Mutex
@@ -88,6 +89,7 @@ func NewService(st *store.Store, opts Options) (*Service, error) {
 		dummyHash: dummy,
 		cache:     cache,
 		throttle:  newThrottle(),
+		users:     newUserCache(),
 		now:       time.Now,
 	}, nil
 }
@@ -105,7 +107,7 @@ func (s *Service) Authenticate(name, password, remote string) (store.User, error
 	if wait := s.throttle.wait(key, now); wait > 0 {
 		return store.User{}, &ThrottledError{RetryAfter: wait}
 	}
-	u, err := s.store.User(name)
+	u, err := s.users.user(s.store, name)
 	if errors.Is(err, store.ErrUserUnknown) {
 		bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
 		s.throttle.fail(key, now)
@@ -190,16 +192,15 @@ func (s *Service) FilterPullable(account string, names []string) ([]string, erro
 	return out, nil
 }
 
-// Authorizer returns the Authorizer for the rules in the store now. It reads
-// the rules version on each call (one bbolt read) and recompiles only when
-// it changed, so `berth acl add` through the control socket takes effect on
+// Authorizer returns the Authorizer for the rules in the store now. It
+// compares the store's AuthGeneration (in memory) on each call and
+// recompiles only when it moved, so `berth acl add` through the control socket takes effect on
 // the next request. An error means the rules could not be read or compiled
 // (an invalid rule in meta.db): callers refuse rather than guess.
 func (s *Service) Authorizer() (*Authorizer, error) {
-	version, err := s.store.RulesVersion()
-	if err != nil {
-		return nil, fmt.Errorf("read rules version: %w", err)
-	}
+	// The generation moves on with every change of users or rules through
+	// this store: reading it costs no meta.db transaction.
+	version := s.store.AuthGeneration()
 	if cur := s.rules.Load(); cur != nil && cur.version == version {
 		return cur.authz, nil
 	}
