@@ -477,8 +477,8 @@ func benchPush(client *http.Client, s *server, repo, d string, body io.Reader, c
 	}
 	loc := h.Get("Location")
 	if chunked {
-		// An io.Reader that is not a bytes.Reader has no known length, so
-		// net/http sends it chunked.
+		// net/http knows the length of a *bytes.Reader, *bytes.Buffer or
+		// *strings.Reader body only; wrapped, any body goes chunked.
 		req, _ = http.NewRequest(http.MethodPatch, s.URL(loc), struct{ io.Reader }{body})
 		if h, _, err = benchCall(client, req, http.StatusAccepted, nil); err != nil {
 			return err

@@ -131,16 +131,42 @@ func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRec
 // copyHashed copies r into w and h. It tells a failing reader (the client
 // went away) from a failing writer (the disk), because only the first leaves
 // the written bytes usable.
+//
+// Two things keep a push from being one core's read, write and sha256 in
+// series: the buffer is filled before it is written, so the file sees large
+// writes even when a chunked body arrives in small pieces, and hashing runs
+// on its own goroutine, overlapping the next read and write. When it returns,
+// h has seen exactly the n bytes written.
 func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, readErr, writeErr error) {
-	buf := make([]byte, copyBufferSize)
+	const buffers = 3
+	free := make(chan []byte, buffers)
+	for range buffers {
+		free <- make([]byte, copyBufferSize)
+	}
+	toHash := make(chan []byte, buffers)
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for b := range toHash {
+			h.Write(b)
+			free <- b[:cap(b)]
+		}
+	}()
+	defer func() {
+		close(toHash)
+		<-hashed
+	}()
 	for {
-		m, err := r.Read(buf)
+		buf := <-free
+		m, err := fill(r, buf)
 		if m > 0 {
 			if _, werr := w.Write(buf[:m]); werr != nil {
 				return n, nil, werr
 			}
-			h.Write(buf[:m])
+			toHash <- buf[:m]
 			n += int64(m)
+		} else {
+			free <- buf
 		}
 		if err == io.EOF {
 			return n, nil, nil
@@ -149,6 +175,21 @@ func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, readErr, writeE
 			return n, err, nil
 		}
 	}
+}
+
+// fill reads into buf until it is full or r fails. Unlike io.ReadFull it
+// passes r's error on unchanged, so a body cut short (io.ErrUnexpectedEOF
+// from the HTTP layer) is never mistaken for a body that ended.
+func fill(r io.Reader, buf []byte) (int, error) {
+	m := 0
+	for m < len(buf) {
+		k, err := r.Read(buf[m:])
+		m += k
+		if err != nil {
+			return m, err
+		}
+	}
+	return m, nil
 }
 
 // CommitUpload appends the final chunk r (may be empty) to session id and
