@@ -116,7 +116,7 @@ func (r *restorer) syncDirs() error {
 	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
 	dirs = append(dirs, filepath.Join(r.dir, "uploads"), r.dir)
 	for _, d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := store.SyncDir(d); err != nil {
 			return err
 		}
 	}

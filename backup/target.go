@@ -10,6 +10,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/berth-registry/berth/store"
 )
 
 // Errors of a restore's checks on the data directory.
@@ -124,7 +126,7 @@ func (t *target) replaceWith(tmp string) (leftover string, err error) {
 			os.Mkdir(t.path, t.mode) // as it was, if it was there
 			return "", renameError(t.path, err)
 		}
-		return "", syncDir(parent)
+		return "", store.SyncDir(parent)
 	}
 	aside, err := freeName(parent, "."+filepath.Base(t.path)+".replaced-")
 	if err != nil {
@@ -139,7 +141,7 @@ func (t *target) replaceWith(tmp string) (leftover string, err error) {
 		}
 		return "", renameError(t.path, err)
 	}
-	if err := syncDir(parent); err != nil {
+	if err := store.SyncDir(parent); err != nil {
 		return "", err
 	}
 	t.release()
@@ -166,17 +168,4 @@ func freeName(dir, prefix string) (string, error) {
 
 func renameError(path string, err error) error {
 	return fmt.Errorf("put the restored data in place at %s: %w (if it is a mount point, restore into a directory inside it)", path, err)
-}
-
-// syncDir makes renames and creations in dir durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

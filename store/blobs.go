@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -147,7 +148,7 @@ func (s *Store) MountAnyBlob(repo string, d Digest, readable func(repo string) b
 	err := s.db.View(func(tx *bolt.Tx) error {
 		p := prefix(string(d))
 		c := tx.Bucket(bucketBlobRepos).Cursor()
-		for k, _ := c.Seek(p); k != nil && hasBytePrefix(k, p); k, _ = c.Next() {
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 			if r := string(k[len(p):]); readable(r) {
 				from = r
 				return nil
@@ -178,7 +179,7 @@ func (s *Store) placeBlob(repo, tmp string, d Digest, size int64) error {
 		if err := os.Rename(tmp, final); err != nil {
 			return fmt.Errorf("rename blob %s: %w", d, err)
 		}
-		if err := syncDir(filepath.Dir(final)); err != nil {
+		if err := SyncDir(filepath.Dir(final)); err != nil {
 			return err
 		}
 	}
@@ -198,8 +199,9 @@ func (s *Store) placeBlob(repo, tmp string, d Digest, size int64) error {
 	})
 }
 
-// syncDir makes a rename or create in dir durable.
-func syncDir(dir string) error {
+// SyncDir makes a rename or create in dir durable by fsyncing the
+// directory itself.
+func SyncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", dir, err)
@@ -211,12 +213,8 @@ func syncDir(dir string) error {
 	return nil
 }
 
-func hasBytePrefix(k, p []byte) bool {
-	return len(k) >= len(p) && string(k[:len(p)]) == string(p)
-}
-
 // hasPrefix reports whether bucket b has any key starting with p.
 func hasPrefix(b *bolt.Bucket, p []byte) bool {
 	k, _ := b.Cursor().Seek(p)
-	return k != nil && hasBytePrefix(k, p)
+	return k != nil && bytes.HasPrefix(k, p)
 }

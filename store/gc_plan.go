@@ -182,7 +182,7 @@ func (p *gcPlan) planLinks(tx *bolt.Tx, graphs map[string]*repoGraph, cutoff tim
 		}
 		repo, d := splitPair(k)
 		pre := append(append([]byte(nil), k...), sep)
-		for rk, _ := refs.Seek(pre); rk != nil && hasBytePrefix(rk, pre); rk, _ = refs.Next() {
+		for rk, _ := refs.Seek(pre); rk != nil && bytes.HasPrefix(rk, pre); rk, _ = refs.Next() {
 			if g := graphs[repo]; g == nil || !g.doomed[Digest(rk[len(pre):])] {
 				return nil
 			}
@@ -208,7 +208,7 @@ func (p *gcPlan) planBlobs(tx *bolt.Tx, doomedLinks map[string]bool, cutoff time
 			return nil
 		}
 		pre := prefix(string(d))
-		for rk, _ := repos.Seek(pre); rk != nil && hasBytePrefix(rk, pre); rk, _ = repos.Next() {
+		for rk, _ := repos.Seek(pre); rk != nil && bytes.HasPrefix(rk, pre); rk, _ = repos.Next() {
 			if !doomedLinks[string(key(string(rk[len(pre):]), string(d)))] {
 				return nil
 			}
@@ -229,7 +229,7 @@ func (p *gcPlan) planRepos(tx *bolt.Tx, graphs map[string]*repoGraph, doomedLink
 			return nil
 		}
 		pre := prefix(repo)
-		for lk, _ := links.Seek(pre); lk != nil && hasBytePrefix(lk, pre); lk, _ = links.Next() {
+		for lk, _ := links.Seek(pre); lk != nil && bytes.HasPrefix(lk, pre); lk, _ = links.Next() {
 			if !doomedLinks[string(lk)] {
 				return nil
 			}

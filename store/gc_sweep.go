@@ -112,7 +112,7 @@ func stillDoomed(tx *bolt.Tx, batch []*plannedManifest) map[*plannedManifest]boo
 // m (as a child, or as a blob: a digest can name both).
 func referencedFromOutside(refs *bolt.Cursor, m *plannedManifest, inBatch func(string, Digest) bool) bool {
 	pre := prefix(m.repo, string(m.digest))
-	for k, _ := refs.Seek(pre); k != nil && hasBytePrefix(k, pre); k, _ = refs.Next() {
+	for k, _ := refs.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = refs.Next() {
 		if !inBatch(m.repo, Digest(k[len(pre):])) {
 			return true
 		}
@@ -130,7 +130,7 @@ func taggedIn(tx *bolt.Tx, batch []*plannedManifest) map[string]map[Digest]bool 
 		}
 		set := make(map[Digest]bool)
 		pre := prefix(m.repo)
-		for k, v := c.Seek(pre); k != nil && hasBytePrefix(k, pre); k, v = c.Next() {
+		for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Next() {
 			set[Digest(v)] = true
 		}
 		out[m.repo] = set
@@ -276,7 +276,7 @@ func (s *Store) removeFiles(paths []string) error {
 		dirs[filepath.Dir(path)] = true
 	}
 	for dir := range dirs {
-		if err := syncDir(dir); err != nil {
+		if err := SyncDir(dir); err != nil {
 			return err
 		}
 	}

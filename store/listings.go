@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -60,7 +61,7 @@ func page(b *bolt.Bucket, p []byte, last string, n int) (out []string, more bool
 		}
 	}
 	out = []string{}
-	for ; k != nil && hasBytePrefix(k, p); k, _ = c.Next() {
+	for ; k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 		if n > 0 && len(out) == n {
 			return out, true
 		}
@@ -77,7 +78,7 @@ func (s *Store) Referrers(repo string, d Digest, artifactType string) ([]StoredM
 	err := s.db.View(func(tx *bolt.Tx) error {
 		p := prefix(repo, string(d))
 		c := tx.Bucket(bucketReferrers).Cursor()
-		for k, _ := c.Seek(p); k != nil && hasBytePrefix(k, p); k, _ = c.Next() {
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 			m, err := storedManifest(tx, repo, Digest(k[len(p):]))
 			if err != nil {
 				return err

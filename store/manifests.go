@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -136,6 +137,7 @@ func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
 		if out, err = storedManifest(tx, repo, d); err != nil {
 			return err
 		}
+		out.Body = append([]byte(nil), out.Body...)
 		if tx.Bucket(bucketBroken).Get(key(repo, string(d))) != nil {
 			return fmt.Errorf("%w: %s lists content that %s no longer has", ErrManifestUnknown, d, repo)
 		}
@@ -144,6 +146,8 @@ func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
 	return out, err
 }
 
+// storedManifest reads manifest d of repo. Its Body aliases the
+// transaction's memory: copy it before the transaction ends, or drop it.
 func storedManifest(tx *bolt.Tx, repo string, d Digest) (StoredManifest, error) {
 	v := tx.Bucket(bucketManifests).Get(key(repo, string(d)))
 	if v == nil {
@@ -156,7 +160,7 @@ func storedManifest(tx *bolt.Tx, repo string, d Digest) (StoredManifest, error) 
 	return StoredManifest{
 		Digest: d, MediaType: rec.MediaType, ArtifactType: rec.ArtifactType,
 		Annotations: rec.Annotations, Subject: rec.Subject, Size: int64(len(body)),
-		Body: append([]byte(nil), body...), Created: time.Unix(0, rec.Created),
+		Body: body, Created: time.Unix(0, rec.Created),
 	}, nil
 }
 
@@ -214,7 +218,7 @@ func removeManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord) erro
 	tags := tx.Bucket(bucketTags)
 	p := prefix(repo)
 	c := tags.Cursor()
-	for k, v := c.Seek(p); k != nil && hasBytePrefix(k, p); k, v = c.Next() {
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 		if Digest(v) == d {
 			stale = append(stale, append([]byte(nil), k...))
 		}

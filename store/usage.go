@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"sort"
@@ -75,7 +76,7 @@ func repoUsage(tx *bolt.Tx, repo string) (RepoUsage, error) {
 	pre := prefix(repo)
 	others := tx.Bucket(bucketBlobRepos).Cursor()
 	links := tx.Bucket(bucketLinks).Cursor()
-	for k, _ := links.Seek(pre); k != nil && hasBytePrefix(k, pre); k, _ = links.Next() {
+	for k, _ := links.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = links.Next() {
 		d := Digest(k[len(pre):])
 		info, err := blobInfo(tx, d)
 		if err != nil {
@@ -90,7 +91,7 @@ func repoUsage(tx *bolt.Tx, repo string) (RepoUsage, error) {
 		}
 	}
 	manifests := tx.Bucket(bucketManifests).Cursor()
-	for k, v := manifests.Seek(pre); k != nil && hasBytePrefix(k, pre); k, v = manifests.Next() {
+	for k, v := manifests.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = manifests.Next() {
 		n, err := manifestBodySize(v)
 		if err != nil {
 			return u, fmt.Errorf("manifest %s: %w", k[len(pre):], err)
@@ -105,7 +106,7 @@ func repoUsage(tx *bolt.Tx, repo string) (RepoUsage, error) {
 // linkedElsewhere reports whether a repository other than repo links d.
 func linkedElsewhere(c *bolt.Cursor, d Digest, repo string) bool {
 	pre := prefix(string(d))
-	for k, _ := c.Seek(pre); k != nil && hasBytePrefix(k, pre); k, _ = c.Next() {
+	for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Next() {
 		if string(k[len(pre):]) != repo {
 			return true
 		}
@@ -178,7 +179,7 @@ func (s *Store) DeleteRepository(repo string) (RepoDeletion, error) {
 func keysWithPrefix(b *bolt.Bucket, p []byte) [][]byte {
 	var out [][]byte
 	c := b.Cursor()
-	for k, _ := c.Seek(p); k != nil && hasBytePrefix(k, p); k, _ = c.Next() {
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 		out = append(out, append([]byte(nil), k...))
 	}
 	return out

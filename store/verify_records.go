@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -232,7 +233,7 @@ func (a *attributor) referencing(repo string, target Digest) []Digest {
 	var out []Digest
 	p := prefix(repo, string(target))
 	c := a.tx.Bucket(bucketRefs).Cursor()
-	for k, _ := c.Seek(p); k != nil && hasBytePrefix(k, p); k, _ = c.Next() {
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 		out = append(out, Digest(k[len(p):]))
 	}
 	return out
@@ -274,7 +275,7 @@ func (a *attributor) tagsOf(repo string) map[Digest][]string {
 	t := map[Digest][]string{}
 	p := prefix(repo)
 	c := a.tx.Bucket(bucketTags).Cursor()
-	for k, v := c.Seek(p); k != nil && hasBytePrefix(k, p); k, v = c.Next() {
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 		t[Digest(v)] = append(t[Digest(v)], string(k[len(p):]))
 	}
 	a.tags[repo] = t

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -58,7 +59,7 @@ func (s *Store) quarantineBlob(d Digest, seen os.FileInfo) (string, error) {
 		return "", fmt.Errorf("move to quarantine: %w", err)
 	}
 	for _, dir := range []string{filepath.Dir(path), filepath.Dir(dst)} {
-		if err := syncDir(dir); err != nil {
+		if err := SyncDir(dir); err != nil {
 			return "", err
 		}
 	}
@@ -112,7 +113,7 @@ func forgetBlob(tx *bolt.Tx, d Digest) error {
 	repos := map[string]bool{}
 	p := prefix(string(d))
 	c := tx.Bucket(bucketBlobRepos).Cursor()
-	for k, _ := c.Seek(p); k != nil && hasBytePrefix(k, p); k, _ = c.Next() {
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 		repos[string(k[len(p):])] = true
 	}
 	tx.Bucket(bucketRepos).ForEach(func(repo, _ []byte) error {
@@ -154,7 +155,7 @@ func markBroken(tx *bolt.Tx, repo string, target Digest) error {
 		queue = queue[1:]
 		var found []Digest
 		c := refs.Cursor()
-		for k, _ := c.Seek(p); k != nil && hasBytePrefix(k, p); k, _ = c.Next() {
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 			found = append(found, Digest(k[len(p):]))
 		}
 		for _, m := range found {
