@@ -158,3 +158,15 @@ func TestHashPassword(t *testing.T) {
 		t.Fatalf("73-byte password: %v, want ErrPasswordTooLong", err)
 	}
 }
+
+// TestDummyHashCostsAsMuchAsARealOne keeps the fixed hash for unknown users
+// at the cost of the hashes berth makes, so timing does not tell them apart.
+func TestDummyHashCostsAsMuchAsARealOne(t *testing.T) {
+	cost, err := bcrypt.Cost([]byte(dummyHash))
+	if err != nil {
+		t.Fatalf("dummyHash is not a bcrypt hash: %v", err)
+	}
+	if cost != PasswordCost {
+		t.Fatalf("dummyHash has cost %d, PasswordCost is %d", cost, PasswordCost)
+	}
+}
