@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,5 +169,32 @@ func TestDummyHashCostsAsMuchAsARealOne(t *testing.T) {
 	}
 	if cost != PasswordCost {
 		t.Fatalf("dummyHash has cost %d, PasswordCost is %d", cost, PasswordCost)
+	}
+}
+
+// TestService_ConcurrentChecksShareOneBcrypt sends the right and a wrong
+// password for one user from many goroutines on a cold cache: the shared
+// check must give each caller its own answer.
+func TestService_ConcurrentChecksShareOneBcrypt(t *testing.T) {
+	st := openTestStore(t)
+	addUser(t, st, "alice", "right", false)
+	svc, _ := newTestService(t, st, Options{})
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for i := range errs {
+		wg.Go(func() {
+			password := "right"
+			if i%4 == 3 {
+				password = "wrong"
+			}
+			_, errs[i] = svc.Authenticate("alice", password, "10.0.0."+strconv.Itoa(i))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		wantBad := i%4 == 3
+		if wantBad != errors.Is(err, ErrBadCredentials) || (!wantBad && err != nil) {
+			t.Errorf("caller %d (wrong password: %v): %v", i, wantBad, err)
+		}
 	}
 }

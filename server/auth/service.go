@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/berth-registry/berth/store"
 )
@@ -51,6 +52,7 @@ type Service struct {
 	cache     *credentialCache
 	throttle  *throttle
 	users     *userCache
+	checks    singleflight.Group // bcrypt checks under way, by cache entry
 	now       func() time.Time
 
 	reloadMu sync.Mutex
@@ -118,7 +120,13 @@ func (s *Service) Authenticate(name, password, remote string) (store.User, error
 	if s.cache.contains(entry, now) {
 		return u, nil
 	}
-	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
+	// Concurrent checks of the same credentials (a client's parallel layer
+	// requests right after start, or when the entry expires) share one
+	// bcrypt instead of each paying for it.
+	match, _, _ := s.checks.Do(string(entry[:]), func() (any, error) {
+		return bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) == nil, nil
+	})
+	if !match.(bool) {
 		s.throttle.fail(key, now)
 		return store.User{}, ErrBadCredentials
 	}
