@@ -72,11 +72,9 @@ func userOf(c *fiber.Ctx) string {
 		name, _, _ := parseBasic(cred)
 		return name
 	}
-	if c.Method() == fiber.MethodPost && c.Path() == "/token" {
-		// The handler parsed the form already; this reads fasthttp's copy.
-		return c.FormValue("username")
-	}
-	return ""
+	// A /token password grant: postToken noted the name it read.
+	name, _ := c.Locals(formUserKey).(string)
+	return name
 }
 
 // requestBytes is how much of the request body arrived: what the handler

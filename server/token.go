@@ -1,6 +1,8 @@
 package server
 
 import (
+	"io"
+	"net/url"
 	"strings"
 	"time"
 
@@ -47,15 +49,21 @@ func (s *Server) getToken(c *fiber.Ctx) error {
 // and containerd use: grant_type password or refresh_token.
 // https://distribution.github.io/distribution/spec/auth/oauth/
 func (s *Server) postToken(c *fiber.Ctx) error {
-	req := tokenRequest{
-		service:      c.FormValue("service"),
-		scopes:       strings.Fields(c.FormValue("scope")),
-		offline:      c.FormValue("access_type") == "offline",
-		grantType:    c.FormValue("grant_type"),
-		username:     c.FormValue("username"),
-		password:     c.FormValue("password"),
-		refreshToken: c.FormValue("refresh_token"),
+	form, err := s.readForm(c)
+	if err != nil {
+		return err
 	}
+	req := tokenRequest{
+		service:      form.Get("service"),
+		scopes:       strings.Fields(form.Get("scope")),
+		offline:      form.Get("access_type") == "offline",
+		grantType:    form.Get("grant_type"),
+		username:     form.Get("username"),
+		password:     form.Get("password"),
+		refreshToken: form.Get("refresh_token"),
+	}
+	// For the access log, which must not parse the form again.
+	c.Locals(formUserKey, req.username)
 	switch req.grantType {
 	case "password", "refresh_token":
 	default:
@@ -107,6 +115,29 @@ func (s *Server) issueToken(c *fiber.Ctx, req tokenRequest) error {
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(resp)
+}
+
+// maxFormSize bounds the body of a token request: a handful of short
+// fields. fasthttp's own form parsing would read a streamed body whole,
+// whatever its size.
+const maxFormSize = 64 << 10
+
+const formUserKey = "berth.formUser"
+
+// readForm reads a token request's urlencoded form through its own cap.
+func (s *Server) readForm(c *fiber.Ctx) (url.Values, error) {
+	body, err := io.ReadAll(io.LimitReader(s.body(c), maxFormSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxFormSize {
+		return nil, newError(codeBodyTooLarge, nil)
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, &Error{Code: Code{Name: codeUnsupported.Name, Status: fiber.StatusBadRequest, Message: "malformed form body"}}
+	}
+	return form, nil
 }
 
 // tokenUser authenticates a token request: the anonymous user when it
