@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -21,66 +20,48 @@ import (
 // writes the file: a relative path means the same with the server up or
 // down, and the temp-then-rename happens where the file lives.
 func backupCommand() *cli.Command {
-	return &cli.Command{
+	return adminCommand(admin.BackupOp, &cli.Command{
 		Name:  "backup",
 		Usage: "write a consistent backup of the registry (tar + zstd), while serving or stopped",
 		Description: "--output - writes to stdout, for a pipe to ssh or a disk. A file is written under a\n" +
 			"temporary name beside it and renamed when complete. --incremental-from writes only\n" +
 			"the blobs the given backup (full or incremental) does not hold; restore then needs\n" +
 			"the whole chain, in order. docs/backup.md tells the whole story.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the backup file, or - for stdout"},
-			&cli.StringFlag{Name: "incremental-from", Usage: "an earlier backup (full or incremental) to write only the changes since"},
-		},
 		Action: runBackupCommand,
-	}
+	})
 }
 
 func runBackupCommand(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return usageError(c)
+	req, err := requestFrom(c, admin.BackupOp.Defaults)
+	if err != nil {
+		return err
 	}
-	output := c.String("output")
-	if output == "" {
+	if req.Output == "" {
 		return errors.New("backup needs --output FILE, or --output - for stdout")
 	}
-	args := admin.Args{Flags: map[string]string{
-		"berth-version": version,
-		"progress":      strconv.FormatBool(isTerminal(c.App.ErrWriter)),
-	}}
-	stdio := adminStdio(c, nil)
-	if base := c.String("incremental-from"); base != "" {
-		f, err := os.Open(base)
-		if err != nil {
-			return fmt.Errorf("--incremental-from: %w", err)
-		}
-		defer f.Close()
-		stdio.In = f
-		args.Flags["incremental"] = "true"
-		args.Flags["base-name"] = base
-	}
+	req.BerthVersion = version
 	// On Ctrl-C the backup stops and the temporary file goes, instead of
 	// the process dying with it in place.
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stdio := adminStdio(c)
 	run := func(w io.Writer) error {
 		stdio.Out = w
-		return admin.Run(ctx, dataDir(c), "backup", args, stdio)
+		return admin.Call(ctx, dataDir(c), admin.BackupOp, req, stdio)
 	}
-	var err error
-	if output == "-" {
+	if req.Output == "-" {
 		if isTerminal(c.App.Writer) {
 			return errors.New("backup: stdout is a terminal: redirect it, or give --output FILE")
 		}
 		err = run(c.App.Writer)
 	} else {
-		err = writeFileAtomically(output, run)
+		err = writeFileAtomically(req.Output, run)
 	}
 	if err != nil && ctx.Err() != nil && c.Context.Err() == nil {
-		if output == "-" {
+		if req.Output == "-" {
 			return errors.New("backup: interrupted: what went to stdout is incomplete, and a restore refuses it")
 		}
-		return fmt.Errorf("backup: interrupted: %s was not written", output)
+		return fmt.Errorf("backup: interrupted: %s was not written", req.Output)
 	}
 	return err
 }
@@ -125,7 +106,7 @@ func writeFileAtomically(path string, write func(io.Writer) error) (err error) {
 // restoreCommand is `berth restore`. It always runs in this process: the
 // server must be stopped.
 func restoreCommand() *cli.Command {
-	inputs := &fileList{}
+	inputs := &stringList{}
 	return &cli.Command{
 		Name:  "restore",
 		Usage: "restore a backup (and its incrementals) into the data directory; the server must be stopped",
@@ -143,7 +124,7 @@ func restoreCommand() *cli.Command {
 			if c.NArg() != 0 {
 				return usageError(c)
 			}
-			return runRestore(c, inputs.names)
+			return runRestore(c, inputs.values)
 		},
 	}
 }
@@ -180,18 +161,5 @@ func runRestore(c *cli.Context, names []string) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := admin.RestoreOptions{Force: c.Bool("force"), Progress: isTerminal(c.App.ErrWriter), InputBytes: total}
-	return admin.Restore(ctx, dataDir(c), inputs, opts, adminStdio(c, nil))
+	return admin.Restore(ctx, dataDir(c), inputs, opts, adminStdio(c))
 }
-
-// fileList is a repeatable flag that keeps each value whole: urfave/cli's
-// string slices split at commas, which file names may contain.
-type fileList struct{ names []string }
-
-func (l *fileList) Set(v string) error {
-	l.names = append(l.names, v)
-	return nil
-}
-
-func (l *fileList) String() string { return fmt.Sprint(l.names) }
-
-var _ cli.Generic = (*fileList)(nil)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/berth-registry/berth/store"
 )
@@ -47,7 +46,7 @@ func EnsureInitialAdmin(s *store.Store, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("create the initial admin: %w", err)
 	}
-	path := filepath.Join(s.Dir(), initialPasswordFile)
+	path := store.InitialPasswordPath(s.Dir())
 	fmt.Fprintf(out, "created user %s with password %s\n", initialAdminName, password)
 	fmt.Fprintf(out, "(also in %s; change it with: berth user passwd %s)\n", path, initialAdminName)
 	return writeSecretFile(path, []byte(password+"\n"))

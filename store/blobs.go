@@ -27,7 +27,7 @@ func (s *Store) BlobPath(d Digest) string { return BlobPathIn(s.dir, d) }
 // place that knows the layout.
 func BlobPathIn(dir string, d Digest) string {
 	h := d.Hex()
-	return filepath.Join(dir, "blobs", d.Algorithm(), h[:2], h)
+	return filepath.Join(blobsRoot(dir), d.Algorithm(), h[:2], h)
 }
 
 // StatBlob returns the blob d if repo links it, else ErrBlobUnknown.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +56,7 @@ type Options struct {
 // DATA/blobs and DATA/uploads. It returns ErrLocked when another process has
 // the directory open.
 func Open(dir string, opts Options) (*Store, error) {
-	for _, d := range []string{dir, filepath.Join(dir, "blobs"), filepath.Join(dir, "uploads")} {
+	for _, d := range []string{dir, blobsRoot(dir), UploadsDir(dir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
@@ -66,7 +65,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if timeout == 0 {
 		timeout = time.Second
 	}
-	db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o600, &bolt.Options{
+	db, err := bolt.Open(MetaPath(dir), 0o600, &bolt.Options{
 		Timeout:      timeout,
 		ReadOnly:     opts.ReadOnly,
 		FreelistType: bolt.FreelistMapType,

@@ -376,7 +376,7 @@ func (r uploadRecord) public(id string) Upload {
 	return Upload{ID: id, Repo: r.Repo, Offset: r.Offset, Started: time.Unix(0, r.Started), Updated: time.Unix(0, r.Updated)}
 }
 
-func (s *Store) uploadPath(id string) string { return filepath.Join(s.dir, "uploads", id) }
+func (s *Store) uploadPath(id string) string { return filepath.Join(UploadsDir(s.dir), id) }
 
 // ValidUploadID reports whether id has the form StartUpload creates, so
 // that a client-supplied id can never name a path outside DATA/uploads.

@@ -76,7 +76,7 @@ func (s *Store) quarantineBlob(d Digest, seen os.FileInfo) (string, error) {
 // quarantinePath is where the corrupt file of d goes: DATA/quarantine/<alg>/<hex>,
 // with the time appended when an earlier one is there.
 func (s *Store) quarantinePath(d Digest) string {
-	p := filepath.Join(s.dir, "quarantine", d.Algorithm(), d.Hex())
+	p := filepath.Join(s.dir, quarantineDir, d.Algorithm(), d.Hex())
 	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
 		return p
 	}
