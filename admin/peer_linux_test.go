@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/berth-registry/berth/internal/storetest"
 )
 
 const peerHelperEnv = "BERTH_TEST_PEER_SOCKET"
@@ -19,7 +21,7 @@ func TestCheckPeer_OtherUser(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("running a client as another user needs root")
 	}
-	s := mustOpen(t, openTempDir(t))
+	s := storetest.Open(t, openTempDir(t))
 	mustServe(t, s)
 	sock := SocketPath(s.Dir())
 	if err := os.Chmod(sock, 0o666); err != nil {
@@ -44,7 +46,7 @@ func TestPeerHelperProcess(t *testing.T) {
 		return
 	}
 	var out strings.Builder
-	err := Run(context.Background(), filepath.Dir(sock), "user list", Args{}, Stdio{Out: &out, Err: &out})
+	err := Call(context.Background(), filepath.Dir(sock), UserListOp, UserList{}, Stdio{Out: &out, Err: &out})
 	t.Logf("exit: %v", err)
 }
 

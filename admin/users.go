@@ -152,7 +152,11 @@ func renderUserChange(w Output, res *UserChange) error {
 
 // readPassword reads a new password in the CLI process (from stdin, or a
 // prompt on the terminal) and stores its hash in *hash.
+// A hash already in place (a caller of the Go API that hashed it) is kept.
 func readPassword(hash *string, fromStdin bool, user string, c Client) error {
+	if *hash != "" {
+		return nil
+	}
 	h, err := NewPasswordHash(c.In, fromStdin, c.Prompt, user)
 	if err != nil {
 		return err

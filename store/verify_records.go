@@ -65,6 +65,21 @@ func (s *Store) checkPages() ([]Fault, error) {
 	return faults, nil
 }
 
+// CheckPages runs bbolt's page check on meta.db and returns an error
+// naming the first fault it found (after draining the checker, which uses
+// the transaction until it closes), or nil when the pages are sound. Like
+// Verify, it holds the writer lock for the check's time.
+func (s *Store) CheckPages() error {
+	faults, err := s.checkPages()
+	if err != nil {
+		return err
+	}
+	if len(faults) > 0 {
+		return fmt.Errorf("meta.db fails bbolt's page check (%d faults), the first: %s", len(faults), faults[0].Problem)
+	}
+	return nil
+}
+
 func verifyBlobRecords(tx *bolt.Tx, add func(Fault)) []BlobInfo {
 	var out []BlobInfo
 	tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
