@@ -28,7 +28,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/berth-registry/berth/store"
 )
@@ -222,16 +221,7 @@ func checkStore(t *testing.T, data string) {
 		t.Fatalf("open %s: %v", data, err)
 	}
 	defer st.Close()
-	err = st.DB().View(func(tx *bolt.Tx) error {
-		var first error
-		for err := range tx.Check() {
-			if first == nil {
-				first = err
-			}
-		}
-		return first
-	})
-	if err != nil {
+	if err := st.CheckPages(); err != nil {
 		t.Fatalf("meta.db check: %v", err)
 	}
 	faults, err := st.CheckConsistency()

@@ -27,7 +27,7 @@ func (s *Store) BlobPath(d Digest) string { return BlobPathIn(s.dir, d) }
 // place that knows the layout.
 func BlobPathIn(dir string, d Digest) string {
 	h := d.Hex()
-	return filepath.Join(blobsRoot(dir), d.Algorithm(), h[:2], h)
+	return filepath.Join(BlobsDir(dir), d.Algorithm(), h[:2], h)
 }
 
 // StatBlob returns the blob d if repo links it, else ErrBlobUnknown.
@@ -169,19 +169,8 @@ func (s *Store) MountAnyBlob(repo string, d Digest, readable func(repo string) b
 func (s *Store) placeBlob(repo, tmp string, d Digest, size int64) error {
 	unlock := s.lockDigest(d)
 	defer unlock()
-	final := s.BlobPath(d)
-	if _, err := os.Stat(final); err == nil {
-		os.Remove(tmp)
-	} else {
-		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-			return fmt.Errorf("create shard directory: %w", err)
-		}
-		if err := os.Rename(tmp, final); err != nil {
-			return fmt.Errorf("rename blob %s: %w", d, err)
-		}
-		if err := SyncDir(filepath.Dir(final)); err != nil {
-			return err
-		}
+	if err := moveIntoPlace(s.dir, tmp, d); err != nil {
+		return err
 	}
 	now := s.now()
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -197,20 +186,6 @@ func (s *Store) placeBlob(repo, tmp string, d Digest, size int64) error {
 		}
 		return linkBlob(tx, repo, d, now)
 	})
-}
-
-// SyncDir makes a rename or create in dir durable by fsyncing the
-// directory itself.
-func SyncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // hasPrefix reports whether bucket b has any key starting with p.

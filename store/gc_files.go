@@ -81,7 +81,7 @@ func unrecorded(b *bolt.Bucket, files []orphanFile) []orphanFile {
 // oldBlobFiles walks DATA/blobs/<alg>/<ab>/<abcd…> for blob files modified
 // before cutoff.
 func (s *Store) oldBlobFiles(cutoff time.Time) ([]orphanFile, error) {
-	root := blobsRoot(s.dir)
+	root := BlobsDir(s.dir)
 	var out []orphanFile
 	err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
 		if err != nil {

@@ -41,4 +41,5 @@ func TLSDir(dir string) string { return filepath.Join(dir, tlsDir) }
 // password in dir.
 func InitialPasswordPath(dir string) string { return filepath.Join(dir, initialPasswordFile) }
 
-func blobsRoot(dir string) string { return filepath.Join(dir, blobsDir) }
+// BlobsDir returns the root of the blob files in dir.
+func BlobsDir(dir string) string { return filepath.Join(dir, blobsDir) }

@@ -3,7 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,8 +55,8 @@ type Options struct {
 // DATA/blobs and DATA/uploads. It returns ErrLocked when another process has
 // the directory open.
 func Open(dir string, opts Options) (*Store, error) {
-	for _, d := range []string{dir, blobsRoot(dir), UploadsDir(dir)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	for _, d := range []string{dir, BlobsDir(dir), UploadsDir(dir)} {
+		if err := mkdirSynced(d); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
@@ -112,10 +111,6 @@ func (s *Store) Close() error { return s.db.Close() }
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.dir }
 
-// DB returns the underlying bbolt handle for snapshots (backup) and checks.
-// Callers must not write through it.
-func (s *Store) DB() *bolt.DB { return s.db }
-
 func (s *Store) lockDigest(d Digest) func() { return lockStripe(&s.digestLocks, string(d)) }
 
 func (s *Store) lockUpload(id string) func() { return lockStripe(&s.uploadLocks, id) }
@@ -134,4 +129,32 @@ func stripe(k string) int {
 		h = (h ^ uint32(k[i])) * 16777619
 	}
 	return int(h % 64)
+}
+
+// LockShared takes a shared lock on the meta.db of the data directory dir,
+// which conflicts with the exclusive one Open takes: while it is held no
+// berth process can open dir. It returns ErrLocked when a process has dir
+// open. A meta.db that is absent, damaged or not bbolt is held by nobody
+// and cannot be opened by a server either: then it returns a release that
+// does nothing. Call release when done.
+func LockShared(dir string) (release func(), err error) {
+	db, err := bolt.Open(MetaPath(dir), 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, ErrLocked
+	case err != nil:
+		return func() {}, nil
+	}
+	return func() { db.Close() }, nil
+}
+
+// Records calls fn with every record of meta.db, bucket by bucket and key
+// by key in order, in one read transaction: for dumps that compare two
+// stores (tests, debugging). k and v are valid only during the call.
+func (s *Store) Records(fn func(bucket string, k, v []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			return b.ForEach(func(k, v []byte) error { return fn(string(name), k, v) })
+		})
+	})
 }

@@ -37,15 +37,24 @@ func (s *Store) verifyRecords() (recordsSnapshot, error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		snap = recordsSnapshot{faults: slices.Clone(pageFaults)}
 		add := func(f Fault) { snap.faults = append(snap.faults, f) }
-		snap.blobs = verifyBlobRecords(tx, add)
-		snap.manifests = verifyManifests(tx, add)
-		snap.tags = verifyTags(tx, add)
-		verifyIndexEntries(tx, add)
-		verifyLinks(tx, add)
+		snap.blobs, snap.manifests, snap.tags = verifyRecordsIn(tx, add)
 		snap.uploads = uploadEntries(tx, add)
 		return nil
 	})
 	return snap, err
+}
+
+// verifyRecordsIn runs every check of the records against each other in
+// tx, the ones Verify and CheckConsistency share, and returns the blob
+// records for the checks of the files, with the counts of manifests and
+// tags.
+func verifyRecordsIn(tx *bolt.Tx, add func(Fault)) (blobs []BlobInfo, manifests, tags int) {
+	blobs = verifyBlobRecords(tx, add)
+	manifests = verifyManifests(tx, add)
+	tags = verifyTags(tx, add)
+	verifyIndexEntries(tx, add)
+	verifyLinks(tx, add)
+	return blobs, manifests, tags
 }
 
 // checkPages runs bbolt's page check. It takes the writer lock for that

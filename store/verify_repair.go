@@ -52,7 +52,7 @@ func (s *Store) quarantineBlob(d Digest, seen os.FileInfo) (string, error) {
 		return "", nil // removed or replaced since it was hashed
 	}
 	dst := s.quarantinePath(d)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if err := mkdirSynced(filepath.Dir(dst)); err != nil {
 		return "", fmt.Errorf("create quarantine: %w", err)
 	}
 	if err := os.Rename(path, dst); err != nil {

@@ -7,8 +7,12 @@ package storetest
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -117,4 +121,43 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Dump renders every record of the stopped store in dir except upload
+// sessions (a restore drops them), then every file under DATA/blobs with
+// its sha256: two stores with equal dumps hold the same registry.
+func Dump(t testing.TB, dir string) string {
+	t.Helper()
+	s, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatalf("open %s: %v", dir, err)
+	}
+	defer s.Close()
+	var b strings.Builder
+	err = s.Records(func(bucket string, k, v []byte) error {
+		if bucket != "uploads" {
+			fmt.Fprintf(&b, "%s %q %x\n", bucket, k, v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := store.BlobsDir(dir)
+	err = filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		fmt.Fprintf(&b, "file %s %x\n", filepath.ToSlash(rel), sha256.Sum256(data))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
