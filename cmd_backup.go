@@ -6,13 +6,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-registry/berth/admin"
 	"github.com/berth-registry/berth/backup"
+	"github.com/berth-registry/berth/store"
 )
 
 // backupCommand is `berth backup`. The archive is made where the data is
@@ -55,7 +55,9 @@ func runBackupCommand(c *cli.Context) error {
 		}
 		err = run(c.App.Writer)
 	} else {
-		err = writeFileAtomically(req.Output, run)
+		// The file is readable by its owner only: a backup holds password
+		// hashes and keys.
+		err = store.WriteFileAtomic(req.Output, 0o600, run)
 	}
 	if err != nil && ctx.Err() != nil && c.Context.Err() == nil {
 		if req.Output == "-" {
@@ -64,43 +66,6 @@ func runBackupCommand(c *cli.Context) error {
 		return fmt.Errorf("backup: interrupted: %s was not written", req.Output)
 	}
 	return err
-}
-
-// writeFileAtomically lets write fill a temporary file beside path, then
-// syncs it and renames it to path, so a half-written file never has the
-// final name. On any error the temporary file is removed. The file is
-// readable by its owner only: a backup holds password hashes and keys.
-func writeFileAtomically(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	// In the same directory, so the rename does not cross filesystems.
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("create a temporary file beside %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := write(f); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", f.Name(), err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("rename the finished backup to %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // restoreCommand is `berth restore`. It always runs in this process: the

@@ -145,3 +145,39 @@ func SyncDir(dir string) error {
 // to see that the directories a placement creates are synced in their
 // parents. It does nothing otherwise.
 var syncedDir = func(string) {}
+
+// WriteFileAtomic lets write fill a temporary file beside path, then syncs
+// it, renames it to path and syncs the directory, so that path holds either
+// its old content or the whole new one, also after a crash. The file gets
+// mode (before any byte is written: a key is never readable by others). On
+// any error the temporary file is removed and path is untouched.
+func WriteFileAtomic(path string, mode os.FileMode, write func(io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	// In the same directory, so the rename does not cross filesystems.
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("create a temporary file beside %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := f.Chmod(mode); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := write(f); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", f.Name(), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", f.Name(), err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", f.Name(), path, err)
+	}
+	return SyncDir(dir)
+}

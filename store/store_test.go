@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // mustOpen opens a store in a temp dir and, when the test ends, closes it
@@ -22,13 +20,7 @@ func mustOpen(t testing.TB) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		err := s.db.View(func(tx *bolt.Tx) error {
-			for err := range tx.Check() {
-				return err
-			}
-			return nil
-		})
-		if err != nil {
+		if err := s.CheckPages(); err != nil {
 			t.Errorf("meta.db check: %v", err)
 		}
 		s.Close()

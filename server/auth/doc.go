@@ -56,7 +56,7 @@
 //
 // Not ok: 401 with the Bearer challenge for the anonymous caller, 403 with
 // error="insufficient_scope" for a signed-in one. The catalog handler lists
-// svc.FilterPullable(account, names): only what the caller may pull.
+// svc.PullFilter(account): which repositories the caller may pull.
 //
 // # Costs
 //
