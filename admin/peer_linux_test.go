@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/berth-registry/berth/fixtures"
 	"github.com/berth-registry/berth/internal/storetest"
 )
 
@@ -18,9 +19,7 @@ const peerHelperEnv = "BERTH_TEST_PEER_SOCKET"
 // TestCheckPeer_OtherUser runs a client as user nobody against a socket
 // whose mode would let it in: the uid check must refuse it anyway.
 func TestCheckPeer_OtherUser(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("running a client as another user needs root")
-	}
+	fixtures.RequireRoot(t, "running a client as another user")
 	s := storetest.Open(t, openTempDir(t))
 	mustServe(t, s)
 	sock := SocketPath(s.Dir())
