@@ -177,7 +177,7 @@ var _ cli.Generic = (*stringList)(nil)
 
 // positionalArgs returns the command's positional arguments after parsing
 // the flags among them. urfave/cli v2 stops parsing flags at the first
-// positional argument, but the contract writes `user add NAME --admin` and
+// positional argument, but README.md writes `user add NAME --admin` and
 // `du REPO --json`; after "--" everything is positional. (A "--" typed
 // before the first positional argument is consumed by the flag parser and
 // cannot be seen here.)

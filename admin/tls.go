@@ -72,7 +72,7 @@ var TLSInitOp = register(&Op[TLSInit, TLSResult]{
 	Render: func(w Output, res *TLSResult) error { return writeTLSHowTo(w.Out, res) },
 })
 
-// The files of DATA/tls (CONTRACT.md).
+// The files of DATA/tls (store.TLSDir), named as README.md and docs/tls.md tell users.
 const (
 	caCertFile     = "ca.crt"
 	caKeyFile      = "ca.key"

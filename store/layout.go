@@ -2,7 +2,7 @@ package store
 
 import "path/filepath"
 
-// The data directory's layout (the outside contract lists it). These
+// The data directory's layout, as README.md documents it for users. These
 // functions are the only place that spells a path inside DATA: every other
 // package asks for them here.
 //
