@@ -47,16 +47,13 @@ func newCheckLimiter(limit int) *checkLimiter {
 	}
 }
 
-// errBusy is returned by compare when no slot came free in time.
-var errBusy = &ThrottledError{RetryAfter: time.Second, Busy: true}
-
 // compare reports whether password matches hash, once a slot is free. It
-// returns errBusy, without comparing, when the queue is full or the wait
-// exceeds maxWait.
+// returns a *ThrottledError with Busy set, without comparing, when the
+// queue is full or the wait exceeds maxWait.
 func (l *checkLimiter) compare(hash, password []byte) (bool, error) {
 	if !l.acquire() {
 		l.refused.Add(1)
-		return false, errBusy
+		return false, &ThrottledError{RetryAfter: time.Second, Busy: true}
 	}
 	n := l.running.Add(1)
 	for {
