@@ -17,9 +17,9 @@ import (
 )
 
 // The command line of an admin operation is its request type: each field
-// tagged `flag:"name[,alias]"` (with `usage:"..."`) is a flag, the field
-// tagged `arg:"NAME"` is the one positional argument and `args:"NAME"` takes
-// all of them. Field types: string, bool, time.Duration, []string (a
+// tagged `flag:"name[,alias]"` (with `usage:"..."`) is a flag, the fields
+// tagged `arg:"NAME"` take the positional arguments in order (`arg:"NAME?"`
+// may be left out, last) and `args:"NAME"` takes all of them. Field types: string, bool, time.Duration, []string (a
 // repeatable flag that keeps commas), *string (nil when not given).
 // Defaults come from the operation's Defaults. So adding a flag is adding a
 // field, and the compiler checks every use of it.
@@ -28,7 +28,9 @@ import (
 // the request type, and an action that fills the request and calls op.
 func adminCommand[Req, Res any](op *admin.Op[Req, Res], cmd *cli.Command) *cli.Command {
 	cmd.Flags = append(cmd.Flags, requestFlags(reflect.ValueOf(op.Defaults))...)
-	cmd.ArgsUsage = argsUsage(reflect.TypeFor[Req]())
+	if cmd.ArgsUsage == "" {
+		cmd.ArgsUsage = argsUsage(reflect.TypeFor[Req]())
+	}
 	if cmd.Action == nil {
 		cmd.Action = func(c *cli.Context) error {
 			req, err := requestFrom(c, op.Defaults)
@@ -99,15 +101,19 @@ func requestFlags(defaults reflect.Value) []cli.Flag {
 
 // argsUsage is the synopsis of a request's positional arguments.
 func argsUsage(t reflect.Type) string {
+	var words []string
 	for i := range t.NumField() {
 		if n, ok := t.Field(i).Tag.Lookup("arg"); ok {
-			return n
+			if name, optional := strings.CutSuffix(n, "?"); optional {
+				n = "[" + name + "]"
+			}
+			words = append(words, n)
 		}
 		if n, ok := t.Field(i).Tag.Lookup("args"); ok {
-			return "[" + n + "...]"
+			words = append(words, "["+n+"...]")
 		}
 	}
-	return ""
+	return strings.Join(words, " ")
 }
 
 // requestFrom fills a copy of defaults from the command line: its
@@ -120,19 +126,22 @@ func requestFrom[Req any](c *cli.Context, defaults Req) (Req, error) {
 	}
 	v := reflect.ValueOf(&req).Elem()
 	t := v.Type()
-	taken := false
+	rest := words
 	for i := range t.NumField() {
 		f, fv := t.Field(i), v.Field(i)
-		if _, ok := f.Tag.Lookup("arg"); ok {
-			if len(words) != 1 {
+		if n, ok := f.Tag.Lookup("arg"); ok {
+			if len(rest) == 0 {
+				if strings.HasSuffix(n, "?") {
+					continue
+				}
 				return req, usageError(c)
 			}
-			fv.SetString(words[0])
-			taken = true
+			fv.SetString(rest[0])
+			rest = rest[1:]
 		}
 		if _, ok := f.Tag.Lookup("args"); ok {
-			fv.Set(reflect.ValueOf(words))
-			taken = true
+			fv.Set(reflect.ValueOf(rest))
+			rest = nil
 		}
 		tag, ok := f.Tag.Lookup("flag")
 		if !ok {
@@ -156,7 +165,7 @@ func requestFrom[Req any](c *cli.Context, defaults Req) (Req, error) {
 			fv.Set(reflect.ValueOf(c.Generic(name).(*stringList).values))
 		}
 	}
-	if !taken && len(words) != 0 {
+	if len(rest) != 0 {
 		return req, usageError(c)
 	}
 	return req, nil

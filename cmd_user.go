@@ -17,6 +17,13 @@ func userCommand() *cli.Command {
 			adminCommand(admin.UserPasswdOp, &cli.Command{Name: "passwd", Usage: "change a user's password (signs the user out everywhere)"}),
 			adminCommand(admin.UserDelOp, &cli.Command{Name: "del", Usage: "delete a user"}),
 			adminCommand(admin.UserListOp, &cli.Command{Name: "list", Usage: "list the users: name, admin, created"}),
+			adminCommand(admin.UserSessionsOp, &cli.Command{Name: "sessions", Usage: "list a user's saved sign-ins (refresh tokens): id, created, last used, expires, client"}),
+			adminCommand(admin.UserRevokeOp, &cli.Command{
+				Name:        "revoke",
+				Usage:       "end one of a user's saved sign-ins, or all of them",
+				Description: "The client must sign in again with its password. Access tokens it already holds\nrun out within --token-ttl (5 minutes); `berth user passwd` ends those at once.",
+				ArgsUsage:   "NAME ID|--all",
+			}),
 			adminCommand(admin.UserImportHtpasswdOp, &cli.Command{
 				Name:        "import-htpasswd",
 				Usage:       "import the bcrypt entries of an htpasswd file (- for stdin)",

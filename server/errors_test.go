@@ -166,6 +166,7 @@ var notForClients = map[string]error{
 	"ErrSigningKeyInvalid": store.ErrSigningKeyInvalid, // auth.NewService, at start
 	"ErrRuleUnknown":       store.ErrRuleUnknown,       // acl del
 	"ErrTokenUnknown":      store.ErrTokenUnknown,      // /token turns it into 401
+	"ErrSessionUnknown":    store.ErrSessionUnknown,    // user revoke
 	"ErrUserExists":        store.ErrUserExists,        // user add
 	"ErrUserUnknown":       store.ErrUserUnknown,       // authentication turns it into 401
 	"ErrUserInvalid":       store.ErrUserInvalid,       // user add
