@@ -17,16 +17,7 @@ import (
 // maxFormSize, with a length and chunked: each is refused with 413 instead
 // of being read whole into memory.
 func TestPostToken_FormBodyIsCapped(t *testing.T) {
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	svc, err := auth.NewService(st, auth.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(st, Config{Auth: svc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s := newTokenServer(t)
 	big := "grant_type=password&username=a&password=" + strings.Repeat("x", maxFormSize)
 	for _, chunked := range []bool{false, true} {
 		var body io.Reader = strings.NewReader(big)
@@ -54,16 +45,7 @@ func TestPostToken_FormBodyIsCapped(t *testing.T) {
 // unsupported_grant_type), never 405, which says the endpoint is not
 // offered; and no token is issued.
 func TestToken_BadRequests(t *testing.T) {
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	svc, err := auth.NewService(st, auth.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(st, Config{Auth: svc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s := newTokenServer(t)
 	tests := []struct {
 		name, method, target, form string
 		want                       string
@@ -95,4 +77,20 @@ func TestToken_BadRequests(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newTokenServer is a server with token authentication on a new store.
+func newTokenServer(t *testing.T) *Server {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc, err := auth.NewService(st, auth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(st, Config{Auth: svc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return s
 }
