@@ -12,7 +12,7 @@ import (
 
 const (
 	initialAdminName    = "admin"
-	initialPasswordFile = "initial-admin-password"
+	initialPasswordFile = store.InitialPasswordFile
 	initialPasswordLen  = 24 // base62: about 143 bits
 	base62              = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )

@@ -72,12 +72,12 @@ var TLSInitOp = register(&Op[TLSInit, TLSResult]{
 	Render: func(w Output, res *TLSResult) error { return writeTLSHowTo(w.Out, res) },
 })
 
-// The files of DATA/tls (store.TLSDir), named as README.md and docs/tls.md tell users.
+// The files of DATA/tls (store.TLSDir), by store's names.
 const (
-	caCertFile     = "ca.crt"
-	caKeyFile      = "ca.key"
-	serverCertFile = "server.crt"
-	serverKeyFile  = "server.key"
+	caCertFile     = store.TLSCACert
+	caKeyFile      = store.TLSCAKey
+	serverCertFile = store.TLSServerCert
+	serverKeyFile  = store.TLSServerKey
 )
 
 const (

@@ -14,13 +14,23 @@ import "path/filepath"
 //	DATA/tls/                    certificates written by tls init
 //	DATA/initial-admin-password  the first admin's password
 const (
-	metaFile            = "meta.db"
-	blobsDir            = "blobs"
-	uploadsDir          = "uploads"
-	quarantineDir       = "quarantine"
-	controlSocketFile   = "control.sock"
-	tlsDir              = "tls"
-	initialPasswordFile = "initial-admin-password"
+	metaFile          = "meta.db"
+	blobsDir          = "blobs"
+	uploadsDir        = "uploads"
+	quarantineDir     = "quarantine"
+	controlSocketFile = "control.sock"
+	tlsDir            = "tls"
+)
+
+// File names inside the data directory that commands name in their output.
+const (
+	// InitialPasswordFile holds the first admin's password, in DATA.
+	InitialPasswordFile = "initial-admin-password"
+	// The files of DATA/tls: the CA and the server's certificate and key.
+	TLSCACert     = "ca.crt"
+	TLSCAKey      = "ca.key"
+	TLSServerCert = "server.crt"
+	TLSServerKey  = "server.key"
 )
 
 // MetaPath returns the path of meta.db in the data directory dir.
@@ -39,7 +49,7 @@ func TLSDir(dir string) string { return filepath.Join(dir, tlsDir) }
 
 // InitialPasswordPath returns the file that holds the first admin's
 // password in dir.
-func InitialPasswordPath(dir string) string { return filepath.Join(dir, initialPasswordFile) }
+func InitialPasswordPath(dir string) string { return filepath.Join(dir, InitialPasswordFile) }
 
 // BlobsDir returns the root of the blob files in dir.
 func BlobsDir(dir string) string { return filepath.Join(dir, blobsDir) }
