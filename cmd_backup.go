@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"reflect"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -71,7 +72,6 @@ func runBackupCommand(c *cli.Context) error {
 // restoreCommand is `berth restore`. It always runs in this process: the
 // server must be stopped.
 func restoreCommand() *cli.Command {
-	inputs := &stringList{}
 	return &cli.Command{
 		Name:  "restore",
 		Usage: "restore a backup (and its incrementals) into the data directory; the server must be stopped",
@@ -79,22 +79,19 @@ func restoreCommand() *cli.Command {
 			"  berth restore --input full.tar.zst --input monday.tar.zst --input tuesday.tar.zst\n" +
 			"--input - reads stdin. Every blob is verified. The data directory must be empty or\n" +
 			"absent unless --force; it is replaced only when the whole restore succeeded.",
-		Flags: []cli.Flag{
-			// No alias: urfave/cli copies a set flag's value to its aliases
-			// through Set, which would add every input twice.
-			&cli.GenericFlag{Name: "input", Value: inputs, Usage: "a backup file, or - for stdin; repeat for incrementals, in order"},
-			&cli.BoolFlag{Name: "force", Usage: "replace a data directory that is not empty"},
-		},
+		Flags: requestFlags(reflect.ValueOf(admin.RestoreRequest{})),
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 0 {
-				return usageError(c)
+			req, err := requestFrom(c, admin.RestoreRequest{})
+			if err != nil {
+				return err
 			}
-			return runRestore(c, inputs.values)
+			return runRestore(c, req)
 		},
 	}
 }
 
-func runRestore(c *cli.Context, names []string) error {
+func runRestore(c *cli.Context, req admin.RestoreRequest) error {
+	names := req.Inputs
 	if len(names) == 0 {
 		return errors.New("restore needs --input FILE (or - for stdin), once for each backup of the chain")
 	}
@@ -125,6 +122,6 @@ func runRestore(c *cli.Context, names []string) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := admin.RestoreOptions{Force: c.Bool("force"), Progress: isTerminal(c.App.ErrWriter), InputBytes: total}
+	opts := admin.RestoreOptions{Force: req.Force, Progress: isTerminal(c.App.ErrWriter), InputBytes: total}
 	return admin.Restore(ctx, dataDir(c), inputs, opts, adminStdio(c))
 }

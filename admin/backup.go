@@ -86,6 +86,14 @@ func backupSummary(h backup.Header) string {
 		h.ID, kind, HumanBytes(h.MetaSize), plural(len(h.Blobs), "blob"), HumanBytes(blobBytes), held)
 }
 
+// RestoreRequest is the command line of restore. It is no Op: a restore
+// always runs in the CLI process (the server must be stopped), reading the
+// files it names there.
+type RestoreRequest struct {
+	Inputs []string `flag:"input" usage:"a backup file, or - for stdin; repeat for incrementals, in order"`
+	Force  bool     `flag:"force" usage:"replace a data directory that is not empty"`
+}
+
 // RestoreOptions adjust Restore.
 type RestoreOptions struct {
 	// Force replaces a data directory that is not empty.
