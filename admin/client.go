@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/berth-registry/berth/store"
@@ -130,7 +131,7 @@ func callRemote[Req, Res any](ctx context.Context, c *controlClient, op *Op[Req,
 		return nil, fmt.Errorf("encode %s request: %w", op.Name, err)
 	}
 	url := "http://berth" + Route(op.Name)
-	if stdio.Progress && op.Progress != "" && !op.Streams {
+	if stdio.Progress && op.Progress != "" {
 		url += "?progress=1"
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -149,11 +150,20 @@ func callRemote[Req, Res any](ctx context.Context, c *controlClient, op *Op[Req,
 	}
 	var src io.Reader = resp.Body
 	if stdio.Progress && op.Progress != "" {
-		// The server sends no progress inside a stream: count what arrives.
+		// The server sends no progress inside a stream: count what arrives,
+		// against the total it announced (-1, a spinner, when it did not).
 		var done int64
+		total, err := strconv.ParseInt(resp.Header.Get(progressTotalHeader), 10, 64)
+		if err != nil {
+			total = -1
+		}
 		src = &countingReader{r: src, add: func(n int64) {
 			done += n
-			bar.update(Progress{Phase: op.Progress, Done: done, Total: -1, Bytes: true})
+			t := total
+			if t >= 0 {
+				t = max(t, done)
+			}
+			bar.update(Progress{Phase: op.Progress, Done: done, Total: t, Bytes: true})
 		}}
 	}
 	if _, err := io.Copy(stdio.Out, src); err != nil {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -46,6 +47,23 @@ const (
 	trailerResult = "Berth-Result"
 	trailerError  = "Berth-Error"
 )
+
+// progressTotalHeader carries a streaming operation's progress total: its
+// bytes before compression, so the client's bar, which counts the bytes it
+// receives, is an estimate.
+const progressTotalHeader = "Berth-Progress-Total"
+
+// streamWriter notes when the first byte of a stream is written, after
+// which the response headers are gone.
+type streamWriter struct {
+	w       io.Writer
+	started bool
+}
+
+func (s *streamWriter) Write(p []byte) (int, error) {
+	s.started = true
+	return s.w.Write(p)
+}
 
 // event is one line of a non-streaming operation's response body
 // (application/x-ndjson): progress lines, then one line with done set,
@@ -109,7 +127,18 @@ func (op *Op[Req, Res]) serve(ctx context.Context, env *Env, w http.ResponseWrit
 	if op.Streams {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Trailer", trailerResult+", "+trailerError)
-		task.Out = w
+		out := &streamWriter{w: w}
+		task.Out = out
+		if progress {
+			// The stream has no room for progress events, but the total
+			// is known before the first byte (a backup sizes its snapshot
+			// first): it goes in a header, and the client counts bytes.
+			task.progress = func(p Progress) {
+				if !out.started && p.Total > 0 {
+					w.Header().Set(progressTotalHeader, strconv.FormatInt(p.Total, 10))
+				}
+			}
+		}
 		res, err := op.run(ctx, env, task, req)
 		if res != nil {
 			b, merr := json.Marshal(res)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
@@ -57,6 +58,7 @@ func TestControl_Streams(t *testing.T) {
 	}
 	op := addTestOp(t, &Op[testReq, testRes]{Name: "test stream", Streams: true, Progress: "test",
 		Do: func(_ context.Context, _ *Env, task *Task, req testReq) (*testRes, error) {
+			task.Report(Progress{Phase: "test", Total: int64(req.N), Bytes: true})
 			if _, err := task.Out.Write(data[:req.N]); err != nil {
 				return nil, err
 			}
@@ -71,6 +73,33 @@ func TestControl_Streams(t *testing.T) {
 	}
 	if want := fmt.Sprintf("%x\n", sha256.Sum256(data)); got.errOut != want {
 		t.Errorf("stderr %q, want %q", got.errOut, want)
+	}
+
+	// Asked for progress, the server announces the total before the
+	// stream, and the client draws its bar from the bytes it receives.
+	c, err := dialControl(SocketPath(tw.remote.Dir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.http.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodPost, "http://berth"+Route(op.Name)+"?progress=1", strings.NewReader(`{"n":1000}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(protocolHeader, protocolVersion)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if total := resp.Header.Get(progressTotalHeader); total != "1000" || n != 1000 || resp.Trailer.Get(trailerResult) == "" {
+		t.Errorf("progress total %q, %d bytes, result trailer %q; want 1000, 1000 and a result", total, n, resp.Trailer.Get(trailerResult))
+	}
+	var errOut bytes.Buffer
+	if err := Call(context.Background(), tw.remote.Dir(), op, testReq{N: len(data)}, Stdio{Out: io.Discard, Err: &errOut, Progress: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errOut.String(), "test") || !strings.Contains(errOut.String(), "%") {
+		t.Errorf("no byte bar on stderr: %q", errOut.String())
 	}
 }
 
