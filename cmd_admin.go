@@ -216,7 +216,9 @@ func positionalArgs(c *cli.Context) ([]string, error) {
 			i++
 			value = args[i]
 		}
-		if err := c.Set(name, value); err != nil {
+		// By its first name: set through an alias, urfave/cli would not
+		// see the flag as set under the name the request reads.
+		if err := c.Set(flag.Names()[0], value); err != nil {
 			return nil, fmt.Errorf("invalid value %q for flag %s: %w", value, arg, err)
 		}
 	}
