@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/berth-registry/berth/admin"
 )
 
 // testRequest has a field of every kind the command line builder knows.
@@ -84,4 +86,32 @@ func TestRequestFlags_UnknownTypePanics(t *testing.T) {
 	requestFlags(reflect.ValueOf(struct {
 		N float64 `flag:"n"`
 	}{}))
+}
+
+// TestAdminOps_AllOnTheCommandLine: every operation the control socket
+// serves is a command of the CLI, at the words of its name.
+func TestAdminOps_AllOnTheCommandLine(t *testing.T) {
+	names := admin.Names()
+	if len(names) < 10 {
+		t.Fatalf("admin has %d operations: %v", len(names), names)
+	}
+	for _, name := range names {
+		cmds := newApp().Commands
+		var found *cli.Command
+		for _, word := range strings.Fields(name) {
+			found = nil
+			for _, c := range cmds {
+				if c.Name == word {
+					found = c
+				}
+			}
+			if found == nil {
+				break
+			}
+			cmds = found.Subcommands
+		}
+		if found == nil || found.Action == nil {
+			t.Errorf("operation %q has no command berth %s", name, name)
+		}
+	}
 }

@@ -99,7 +99,6 @@ type Client struct {
 
 // operation is an Op with its types erased, for the table and the server.
 type operation interface {
-	name() string
 	serve(ctx context.Context, env *Env, w http.ResponseWriter, body io.Reader, progress bool)
 }
 
@@ -134,8 +133,6 @@ func Names() []string {
 	sort.Strings(names)
 	return names
 }
-
-func (op *Op[Req, Res]) name() string { return op.Name }
 
 // run calls Do, turns a panic into an error so that a bug in one operation
 // cannot take the server down, counts the run and logs it in the server.
