@@ -72,6 +72,11 @@ func requestFlags(defaults reflect.Value) []cli.Flag {
 	t := defaults.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			// An embedded part shared by several requests (NewPassword).
+			flags = append(flags, requestFlags(defaults.Field(i))...)
+			continue
+		}
 		tag, ok := f.Tag.Lookup("flag")
 		if !ok {
 			continue
@@ -124,17 +129,36 @@ func requestFrom[Req any](c *cli.Context, defaults Req) (Req, error) {
 	if err != nil {
 		return req, err
 	}
-	v := reflect.ValueOf(&req).Elem()
+	rest, err := fillRequest(c, reflect.ValueOf(&req).Elem(), words)
+	if err != nil {
+		return req, err
+	}
+	if len(rest) != 0 {
+		return req, usageError(c)
+	}
+	return req, nil
+}
+
+// fillRequest sets the fields of the struct v from the positional
+// arguments words and the flags that were set, and returns the words left.
+func fillRequest(c *cli.Context, v reflect.Value, words []string) ([]string, error) {
 	t := v.Type()
 	rest := words
 	for i := range t.NumField() {
 		f, fv := t.Field(i), v.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			var err error
+			if rest, err = fillRequest(c, fv, rest); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if n, ok := f.Tag.Lookup("arg"); ok {
 			if len(rest) == 0 {
 				if strings.HasSuffix(n, "?") {
 					continue
 				}
-				return req, usageError(c)
+				return nil, usageError(c)
 			}
 			fv.SetString(rest[0])
 			rest = rest[1:]
@@ -165,10 +189,7 @@ func requestFrom[Req any](c *cli.Context, defaults Req) (Req, error) {
 			fv.Set(reflect.ValueOf(c.Generic(name).(*stringList).values))
 		}
 	}
-	if len(rest) != 0 {
-		return req, usageError(c)
-	}
-	return req, nil
+	return rest, nil
 }
 
 // stringList is a repeatable flag that keeps each value whole:

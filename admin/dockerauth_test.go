@@ -17,7 +17,7 @@ func TestACLImport(t *testing.T) {
 	}
 	tw := newTwin(t)
 	both(t, tw, ACLAddOp, ACLAdd{Account: str("old"), Name: str("old/*"), Actions: "pull"}, "")
-	both(t, tw, UserAddOp, UserAdd{Name: "alice", PasswordHash: testHash(t, "old"), Admin: true}, "")
+	both(t, tw, UserAddOp, UserAdd{Name: "alice", NewPassword: NewPassword{PasswordHash: testHash(t, "old")}, Admin: true}, "")
 
 	got := both(t, tw, ACLImportOp, ACLImport{File: "-"}, string(config))
 	wantOut := "added user admin\n" +

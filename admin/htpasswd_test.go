@@ -79,7 +79,7 @@ func TestParseHtpasswd_LineTooLong(t *testing.T) {
 func TestUserImportHtpasswd(t *testing.T) {
 	tw := newTwin(t)
 	bobOld := testHash(t, "old")
-	both(t, tw, UserAddOp, UserAdd{Name: "bob", PasswordHash: bobOld}, "")
+	both(t, tw, UserAddOp, UserAdd{Name: "bob", NewPassword: NewPassword{PasswordHash: bobOld}}, "")
 	file := strings.Join([]string{
 		"# migrated from nginx",
 		"alice:" + hash2y,

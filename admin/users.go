@@ -16,18 +16,49 @@ import (
 // read and hashed in the CLI process (Prepare), so plaintext never crosses
 // the control socket: only PasswordHash does.
 type UserAdd struct {
-	Name          string `arg:"NAME" json:"name"`
-	Admin         bool   `flag:"admin" usage:"may do everything, whatever the access rules say" json:"admin,omitempty"`
-	PasswordStdin bool   `flag:"password-stdin" usage:"read the password from stdin instead of prompting" json:"-"`
-	PasswordHash  string `json:"password_hash"`
+	Name  string `arg:"NAME" json:"name"`
+	Admin bool   `flag:"admin" usage:"may do everything, whatever the access rules say" json:"admin,omitempty"`
+	NewPassword
 }
 
 // UserPasswd changes the password of a user, which signs them out
 // everywhere.
 type UserPasswd struct {
-	Name          string `arg:"NAME" json:"name"`
+	Name string `arg:"NAME" json:"name"`
+	NewPassword
+}
+
+// NewPassword is a new password as user add and passwd take it: read in
+// the CLI process, from stdin or a terminal prompt (Prepare), and sent only
+// as its bcrypt hash.
+type NewPassword struct {
 	PasswordStdin bool   `flag:"password-stdin" usage:"read the password from stdin instead of prompting" json:"-"`
 	PasswordHash  string `json:"password_hash"`
+}
+
+// read reads and hashes the password of user, in the CLI process. A hash
+// already in place (a caller of the Go API that hashed it) is kept.
+func (p *NewPassword) read(user string, c Client) error {
+	if p.PasswordHash != "" {
+		return nil
+	}
+	h, err := NewPasswordHash(c.In, p.PasswordStdin, c.Prompt, user)
+	if err != nil {
+		return err
+	}
+	p.PasswordHash = string(h)
+	return nil
+}
+
+// hash returns the bcrypt hash the client sent, checked.
+func (p NewPassword) hash() ([]byte, error) {
+	if p.PasswordHash == "" {
+		return nil, errors.New("no password hash given")
+	}
+	if err := checkBcryptHash(p.PasswordHash); err != nil {
+		return nil, fmt.Errorf("password hash: %w", err)
+	}
+	return []byte(p.PasswordHash), nil
 }
 
 // UserDel deletes a user.
@@ -60,12 +91,10 @@ type UserInfo struct {
 }
 
 var UserAddOp = register(&Op[UserAdd, UserChange]{
-	Name: "user add",
-	Prepare: func(req *UserAdd, c Client) error {
-		return readPassword(&req.PasswordHash, req.PasswordStdin, req.Name, c)
-	},
+	Name:    "user add",
+	Prepare: func(req *UserAdd, c Client) error { return req.read(req.Name, c) },
 	Do: func(_ context.Context, env *Env, _ *Task, req UserAdd) (*UserChange, error) {
-		hash, err := checkedHash(req.PasswordHash)
+		hash, err := req.hash()
 		if err != nil {
 			return nil, err
 		}
@@ -82,12 +111,10 @@ var UserAddOp = register(&Op[UserAdd, UserChange]{
 })
 
 var UserPasswdOp = register(&Op[UserPasswd, UserChange]{
-	Name: "user passwd",
-	Prepare: func(req *UserPasswd, c Client) error {
-		return readPassword(&req.PasswordHash, req.PasswordStdin, req.Name, c)
-	},
+	Name:    "user passwd",
+	Prepare: func(req *UserPasswd, c Client) error { return req.read(req.Name, c) },
 	Do: func(_ context.Context, env *Env, _ *Task, req UserPasswd) (*UserChange, error) {
-		hash, err := checkedHash(req.PasswordHash)
+		hash, err := req.hash()
 		if err != nil {
 			return nil, err
 		}
@@ -148,32 +175,6 @@ func renderUserChange(w Output, res *UserChange) error {
 		fmt.Fprintf(w.Out, "removed %s from the data directory: its password is no longer valid\n", initialPasswordFile)
 	}
 	return nil
-}
-
-// readPassword reads a new password in the CLI process (from stdin, or a
-// prompt on the terminal) and stores its hash in *hash.
-// A hash already in place (a caller of the Go API that hashed it) is kept.
-func readPassword(hash *string, fromStdin bool, user string, c Client) error {
-	if *hash != "" {
-		return nil
-	}
-	h, err := NewPasswordHash(c.In, fromStdin, c.Prompt, user)
-	if err != nil {
-		return err
-	}
-	*hash = string(h)
-	return nil
-}
-
-// checkedHash returns the bcrypt hash the client sent.
-func checkedHash(hash string) ([]byte, error) {
-	if hash == "" {
-		return nil, errors.New("no password hash given")
-	}
-	if err := checkBcryptHash(hash); err != nil {
-		return nil, fmt.Errorf("password hash: %w", err)
-	}
-	return []byte(hash), nil
 }
 
 // userError words the store's errors about one user for the command line.

@@ -36,17 +36,29 @@ func TestUserCommands_SameBothWays(t *testing.T) {
 	}
 	steps := []step{
 		{"add admin", func() result {
-			return both(t, tw, UserAddOp, UserAdd{Name: "alice", PasswordHash: alice, Admin: true}, "")
+			return both(t, tw, UserAddOp, UserAdd{Name: "alice", NewPassword: NewPassword{PasswordHash: alice}, Admin: true}, "")
 		}, "added admin alice\n", ""},
-		{"add user", func() result { return both(t, tw, UserAddOp, UserAdd{Name: "bob", PasswordHash: bob}, "") }, "added user bob\n", ""},
-		{"add again", func() result { return both(t, tw, UserAddOp, UserAdd{Name: "bob", PasswordHash: bob}, "") }, "", "user bob already exists"},
-		{"add bad name", func() result { return both(t, tw, UserAddOp, UserAdd{Name: "a:b", PasswordHash: bob}, "") }, "", `invalid user name: "a:b" contains ':'`},
+		{"add user", func() result {
+			return both(t, tw, UserAddOp, UserAdd{Name: "bob", NewPassword: NewPassword{PasswordHash: bob}}, "")
+		}, "added user bob\n", ""},
+		{"add again", func() result {
+			return both(t, tw, UserAddOp, UserAdd{Name: "bob", NewPassword: NewPassword{PasswordHash: bob}}, "")
+		}, "", "user bob already exists"},
+		{"add bad name", func() result {
+			return both(t, tw, UserAddOp, UserAdd{Name: "a:b", NewPassword: NewPassword{PasswordHash: bob}}, "")
+		}, "", `invalid user name: "a:b" contains ':'`},
 		{"add with md5 hash", func() result {
-			return both(t, tw, UserAddOp, UserAdd{Name: "carol", PasswordHash: "$apr1$abc$def"}, "")
+			return both(t, tw, UserAddOp, UserAdd{Name: "carol", NewPassword: NewPassword{PasswordHash: "$apr1$abc$def"}}, "")
 		}, "", "password hash: MD5 ($apr1$), not bcrypt"},
-		{"add with empty stdin", func() result { return both(t, tw, UserAddOp, UserAdd{Name: "carol", PasswordStdin: true}, "") }, "", "the password is empty"},
-		{"passwd", func() result { return both(t, tw, UserPasswdOp, UserPasswd{Name: "bob", PasswordHash: alice}, "") }, "changed the password of bob\n", ""},
-		{"passwd unknown", func() result { return both(t, tw, UserPasswdOp, UserPasswd{Name: "nobody", PasswordHash: alice}, "") }, "", "no user nobody"},
+		{"add with empty stdin", func() result {
+			return both(t, tw, UserAddOp, UserAdd{Name: "carol", NewPassword: NewPassword{PasswordStdin: true}}, "")
+		}, "", "the password is empty"},
+		{"passwd", func() result {
+			return both(t, tw, UserPasswdOp, UserPasswd{Name: "bob", NewPassword: NewPassword{PasswordHash: alice}}, "")
+		}, "changed the password of bob\n", ""},
+		{"passwd unknown", func() result {
+			return both(t, tw, UserPasswdOp, UserPasswd{Name: "nobody", NewPassword: NewPassword{PasswordHash: alice}}, "")
+		}, "", "no user nobody"},
 		{"del unknown", func() result { return both(t, tw, UserDelOp, UserDel{Name: "nobody"}, "") }, "", "no user nobody"},
 		{"del", func() result { return both(t, tw, UserDelOp, UserDel{Name: "bob"}, "") }, "deleted user bob\n", ""},
 	}
@@ -105,7 +117,7 @@ func TestUserPasswd_ForgetsInitialPassword(t *testing.T) {
 		run  func(tw *twin, hash string) result
 	}{
 		{"passwd", func(tw *twin, hash string) result {
-			return both(t, tw, UserPasswdOp, UserPasswd{Name: "admin", PasswordHash: hash}, "")
+			return both(t, tw, UserPasswdOp, UserPasswd{Name: "admin", NewPassword: NewPassword{PasswordHash: hash}}, "")
 		}},
 		{"del", func(tw *twin, _ string) result { return both(t, tw, UserDelOp, UserDel{Name: "admin"}, "") }},
 	}
