@@ -28,7 +28,8 @@ type StoredManifest struct {
 // It parses and hashes the body first, then checks, in the same write
 // transaction that records the manifest, that every blob it references is
 // linked in repo and every child manifest is stored there; otherwise it
-// returns *MissingRefError and stores nothing. Because blob deletes and GC
+// returns *MissingRefError and stores nothing. A descriptor whose size is
+// not that of the stored blob or child fails with *SizeMismatchError. Because blob deletes and GC
 // remove links in their own write transactions, a manifest never becomes
 // visible while one of its blobs is missing. A digest ref that does not match
 // the body fails with ErrDigestMismatch.
@@ -60,7 +61,7 @@ func (s *Store) PutManifest(repo string, ref Reference, extraTags []string, cont
 		return StoredManifest{}, nil, err
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		return putManifest(tx, repo, d, rec, value, tags, now)
+		return putManifest(tx, repo, d, rec, m.Sizes, value, tags, now)
 	})
 	if err != nil {
 		return StoredManifest{}, nil, err
@@ -71,16 +72,29 @@ func (s *Store) PutManifest(repo string, ref Reference, extraTags []string, cont
 	}, m, nil
 }
 
-func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, value []byte, tags []string, now time.Time) error {
-	links, manifests := tx.Bucket(bucketLinks), tx.Bucket(bucketManifests)
+func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, sizes map[Digest]int64, value []byte, tags []string, now time.Time) error {
+	links, manifests, blobs := tx.Bucket(bucketLinks), tx.Bucket(bucketManifests), tx.Bucket(bucketBlobs)
 	for _, b := range rec.Blobs {
 		if links.Get(key(repo, string(b))) == nil {
 			return &MissingRefError{Digest: b}
 		}
+		var br blobRecord
+		if err := decode(blobs.Get([]byte(b)), &br); err != nil {
+			return fmt.Errorf("blob %s: %w", b, err)
+		}
+		if br.Size != sizes[b] {
+			return &SizeMismatchError{Digest: b, Declared: sizes[b], Stored: br.Size}
+		}
 	}
 	for _, c := range rec.Children {
-		if manifests.Get(key(repo, string(c))) == nil {
+		v := manifests.Get(key(repo, string(c)))
+		if v == nil {
 			return &MissingRefError{Digest: c}
+		}
+		if size, err := manifestBodySize(v); err != nil {
+			return fmt.Errorf("manifest %s: %w", c, err)
+		} else if size != sizes[c] {
+			return &SizeMismatchError{Digest: c, Declared: sizes[c], Stored: size}
 		}
 	}
 	mk := key(repo, string(d))

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,8 +27,13 @@ type Upload struct {
 }
 
 // copyBufferSize is the chunk size for streaming request bodies to disk:
-// large enough to keep syscalls rare, small enough that memory stays flat.
-const copyBufferSize = 256 << 10
+// large enough to keep syscalls rare, small enough that a stalled upload,
+// which holds the one buffer its read is waiting to fill, costs little.
+const copyBufferSize = 64 << 10
+
+// copyBuffers recycles the buffers of copyHashed, so the memory of an
+// upload that ended (or stalled and was cut off) goes back to the next one.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 
 // StartUpload opens an upload session in repo and returns it.
 func (s *Store) StartUpload(repo string) (Upload, error) {
@@ -113,10 +119,10 @@ func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRec
 	}
 	n, readErr, writeErr := copyHashed(f, h, r)
 	if writeErr != nil {
-		return uploadRecord{}, fmt.Errorf("write upload file: %w", writeErr)
+		return uploadRecord{}, dropTail(f, rec.Offset, fmt.Errorf("write upload file: %w", writeErr))
 	}
 	if err := f.Sync(); err != nil {
-		return uploadRecord{}, fmt.Errorf("sync upload file: %w", err)
+		return uploadRecord{}, dropTail(f, rec.Offset, fmt.Errorf("sync upload file: %w", err))
 	}
 	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
@@ -128,6 +134,15 @@ func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRec
 	return rec, readErr
 }
 
+// dropTail cuts the session file back to offset, the last recorded one,
+// after a chunk failed to be written: on a full disk the bytes of the
+// failed chunk are given back at once, not when the session is next used or
+// collected. It returns err.
+func dropTail(f *os.File, offset int64, err error) error {
+	f.Truncate(offset)
+	return err
+}
+
 // copyHashed copies r into w and h. It tells a failing reader (the client
 // went away) from a failing writer (the disk), because only the first leaves
 // the written bytes usable.
@@ -135,21 +150,20 @@ func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRec
 // Two things keep a push from being one core's read, write and sha256 in
 // series: the buffer is filled before it is written, so the file sees large
 // writes even when a chunked body arrives in small pieces, and hashing runs
-// on its own goroutine, overlapping the next read and write. When it returns,
-// h has seen exactly the n bytes written.
+// on its own goroutine, overlapping the next read and write. Buffers come
+// from copyBuffers and go back as soon as they are hashed, so a read that
+// waits on a slow client holds one buffer, not the pipeline's three. When it
+// returns, h has seen exactly the n bytes written.
 func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, readErr, writeErr error) {
-	const buffers = 3
-	free := make(chan []byte, buffers)
-	for range buffers {
-		free <- make([]byte, copyBufferSize)
-	}
-	toHash := make(chan []byte, buffers)
+	const inFlight = 2 // buffers written and waiting for the hasher
+	toHash := make(chan *[]byte, inFlight)
 	hashed := make(chan struct{})
 	go func() {
 		defer close(hashed)
 		for b := range toHash {
-			h.Write(b)
-			free <- b[:cap(b)]
+			h.Write(*b)
+			*b = (*b)[:cap(*b)]
+			copyBuffers.Put(b)
 		}
 	}()
 	defer func() {
@@ -157,16 +171,18 @@ func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, readErr, writeE
 		<-hashed
 	}()
 	for {
-		buf := <-free
-		m, err := fill(r, buf)
+		buf := copyBuffers.Get().(*[]byte)
+		m, err := fill(r, *buf)
 		if m > 0 {
-			if _, werr := w.Write(buf[:m]); werr != nil {
+			if _, werr := w.Write((*buf)[:m]); werr != nil {
+				copyBuffers.Put(buf)
 				return n, nil, werr
 			}
-			toHash <- buf[:m]
+			*buf = (*buf)[:m]
+			toHash <- buf
 			n += int64(m)
 		} else {
-			free <- buf
+			copyBuffers.Put(buf)
 		}
 		if err == io.EOF {
 			return n, nil, nil
@@ -250,7 +266,7 @@ func (s *Store) uploadDigest(id string, rec uploadRecord, alg string) (Digest, e
 		return "", fmt.Errorf("open upload file: %w", err)
 	}
 	defer f.Close()
-	if _, err := io.CopyBuffer(h, io.LimitReader(f, rec.Offset), make([]byte, copyBufferSize)); err != nil {
+	if _, err := io.CopyBuffer(h, io.LimitReader(f, rec.Offset), make([]byte, 256<<10)); err != nil {
 		return "", fmt.Errorf("hash upload file: %w", err)
 	}
 	return digestFromHash(alg, h), nil
