@@ -224,3 +224,37 @@ func (p *phaseBar) close() {
 		p.bar = nil
 	}
 }
+
+// RunUploadExpiry removes upload sessions idle for ttl until ctx is done,
+// checking every tenth of ttl (at most hourly, at least every second), and
+// logs what it removed. A non-positive ttl returns at once. Run it in its
+// own goroutine.
+func RunUploadExpiry(ctx context.Context, s *store.Store, ttl time.Duration, logger *slog.Logger) {
+	if ttl <= 0 {
+		return
+	}
+	ticker := time.NewTicker(min(max(ttl/10, time.Second), time.Hour))
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		removed, err := s.ExpireUploads(ctx, ttl)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			logger.Error("expire idle uploads", "err", err)
+			continue
+		}
+		if len(removed) > 0 {
+			var bytes int64
+			for _, u := range removed {
+				bytes += u.Size
+			}
+			logger.Info("expired idle uploads", "sessions", len(removed), "bytes", bytes, "ttl", ttl)
+		}
+	}
+}

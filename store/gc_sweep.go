@@ -312,7 +312,7 @@ func (s *Store) sweepUploads(ctx context.Context, p *gcPlan, r *GCReport, opts G
 				if !free[u.id] || !bytes.Equal(uploads.Get([]byte(u.id)), u.value) {
 					continue
 				}
-				if err := uploads.Delete([]byte(u.id)); err != nil {
+				if err := deleteUpload(tx, []byte(u.id)); err != nil {
 					return err
 				}
 				removed = append(removed, RemovedUpload{ID: u.id, Repo: u.repo, Size: u.size})

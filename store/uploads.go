@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding"
@@ -35,8 +36,16 @@ const copyBufferSize = 64 << 10
 // upload that ended (or stalled and was cut off) goes back to the next one.
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 
-// StartUpload opens an upload session in repo and returns it.
-func (s *Store) StartUpload(repo string) (Upload, error) {
+// DefaultMaxUploadsPerOwner is the default cap of open upload sessions per
+// owner (serve --max-uploads-per-user). A docker push opens one per layer
+// it sends at once; hundreds stay open only when clients abandon them.
+const DefaultMaxUploadsPerOwner = 100
+
+// StartUpload opens an upload session in repo for owner (an account name,
+// or any key the caller counts clients by) and returns it. When max > 0
+// and owner already has max sessions open, it fails with ErrTooManyUploads
+// and creates nothing.
+func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 	id, err := newUploadID()
 	if err != nil {
 		return Upload{}, err
@@ -48,15 +57,56 @@ func (s *Store) StartUpload(repo string) (Upload, error) {
 	f.Close()
 	state, err := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
+		os.Remove(s.uploadPath(id))
 		return Upload{}, err
 	}
 	now := s.now()
-	rec := uploadRecord{Repo: repo, HashState: state, Started: now.UnixNano(), Updated: now.UnixNano()}
-	if err := s.putUpload(id, rec); err != nil {
+	rec := uploadRecord{Repo: repo, Owner: owner, HashState: state, Started: now.UnixNano(), Updated: now.UnixNano()}
+	v, err := encode(rec)
+	if err == nil {
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			owners := tx.Bucket(bucketUploadOwners)
+			if max > 0 && countPrefix(owners, prefix(owner), max) >= max {
+				return ErrTooManyUploads
+			}
+			if err := owners.Put(key(owner, id), nil); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketUploads).Put([]byte(id), v)
+		})
+	}
+	if err != nil {
 		os.Remove(s.uploadPath(id))
 		return Upload{}, err
 	}
 	return Upload{ID: id, Repo: repo, Started: now, Updated: now}, nil
+}
+
+// countPrefix counts the keys of b that start with p, stopping at limit.
+func countPrefix(b *bolt.Bucket, p []byte, limit int) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && n < limit; k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+// deleteUpload removes session id's record and its owner entry; a session
+// without a record is no error.
+func deleteUpload(tx *bolt.Tx, id []byte) error {
+	uploads := tx.Bucket(bucketUploads)
+	v := uploads.Get(id)
+	if v == nil {
+		return nil
+	}
+	var rec uploadRecord
+	if err := decode(v, &rec); err == nil {
+		if err := tx.Bucket(bucketUploadOwners).Delete(key(rec.Owner, string(id))); err != nil {
+			return err
+		}
+	}
+	return uploads.Delete(id)
 }
 
 // UploadStatus returns the session id of repo, or ErrUploadUnknown.
@@ -240,7 +290,7 @@ func (s *Store) CommitUpload(repo, id string, start int64, r io.Reader, d Digest
 	if err := s.placeBlob(repo, s.uploadPath(id), d, next.Offset); err != nil {
 		return BlobInfo{}, err
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketUploads).Delete([]byte(id)) }); err != nil {
+	if err := s.db.Update(func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) }); err != nil {
 		return BlobInfo{}, err
 	}
 	return BlobInfo{Digest: d, Size: next.Offset, Created: s.now()}, nil
@@ -333,7 +383,7 @@ func (s *Store) CancelUpload(repo, id string) error {
 }
 
 func (s *Store) removeUpload(id string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketUploads).Delete([]byte(id)) })
+	err := s.db.Update(func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) })
 	if err != nil {
 		return err
 	}
@@ -362,14 +412,6 @@ func (s *Store) upload(repo, id string) (uploadRecord, error) {
 		return rec, ErrUploadUnknown
 	}
 	return rec, nil
-}
-
-func (s *Store) putUpload(id string, rec uploadRecord) error {
-	v, err := encode(rec)
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketUploads).Put([]byte(id), v) })
 }
 
 // putUploadIfPresent records progress unless the session was removed

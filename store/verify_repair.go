@@ -199,7 +199,7 @@ func (s *Store) dropDatalessUpload(id string) (string, error) {
 	if _, err := os.Lstat(s.uploadPath(id)); !errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketUploads).Delete([]byte(id)) })
+	err := s.db.Update(func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) })
 	if err != nil {
 		return "", err
 	}
