@@ -73,29 +73,19 @@ func (s *Store) PutManifest(repo string, ref Reference, extraTags []string, cont
 }
 
 func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, sizes map[Digest]int64, value []byte, tags []string, now time.Time) error {
-	links, manifests, blobs := tx.Bucket(bucketLinks), tx.Bucket(bucketManifests), tx.Bucket(bucketBlobs)
+	links, manifests := tx.Bucket(bucketLinks), tx.Bucket(bucketManifests)
 	for _, b := range rec.Blobs {
 		if links.Get(key(repo, string(b))) == nil {
 			return &MissingRefError{Digest: b}
 		}
-		var br blobRecord
-		if err := decode(blobs.Get([]byte(b)), &br); err != nil {
-			return fmt.Errorf("blob %s: %w", b, err)
-		}
-		if br.Size != sizes[b] {
-			return &SizeMismatchError{Digest: b, Declared: sizes[b], Stored: br.Size}
-		}
 	}
 	for _, c := range rec.Children {
-		v := manifests.Get(key(repo, string(c)))
-		if v == nil {
+		if manifests.Get(key(repo, string(c))) == nil {
 			return &MissingRefError{Digest: c}
 		}
-		if size, err := manifestBodySize(v); err != nil {
-			return fmt.Errorf("manifest %s: %w", c, err)
-		} else if size != sizes[c] {
-			return &SizeMismatchError{Digest: c, Declared: sizes[c], Stored: size}
-		}
+	}
+	if err := checkSizes(tx, repo, rec, sizes); err != nil {
+		return err
 	}
 	mk := key(repo, string(d))
 	existed := manifests.Get(mk) != nil
@@ -129,6 +119,32 @@ func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, sizes m
 		}
 	}
 	return ensureRepo(tx, repo, now)
+}
+
+// checkSizes compares the sizes the descriptors declare with the stored
+// blobs and child manifests, all present (putManifest checked): a mismatch
+// is a manifest that clients such as containerd refuse on pull.
+func checkSizes(tx *bolt.Tx, repo string, rec manifestRecord, sizes map[Digest]int64) error {
+	blobs, manifests := tx.Bucket(bucketBlobs), tx.Bucket(bucketManifests)
+	for _, b := range rec.Blobs {
+		var br blobRecord
+		if err := decode(blobs.Get([]byte(b)), &br); err != nil {
+			return fmt.Errorf("blob %s: %w", b, err)
+		}
+		if br.Size != sizes[b] {
+			return &SizeMismatchError{Digest: b, Declared: sizes[b], Stored: br.Size}
+		}
+	}
+	for _, c := range rec.Children {
+		size, err := manifestBodySize(manifests.Get(key(repo, string(c))))
+		if err != nil {
+			return fmt.Errorf("manifest %s: %w", c, err)
+		}
+		if size != sizes[c] {
+			return &SizeMismatchError{Digest: c, Declared: sizes[c], Stored: size}
+		}
+	}
+	return nil
 }
 
 // Manifest returns the manifest of repo that ref names: the tag's current
