@@ -205,7 +205,11 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	switch {
 	case err != nil:
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			c.l.metrics.timeouts.WithLabelValues(phaseNames[c.phase]).Inc()
+			phase := c.phase
+			if phase == phaseIdle && c.requests == 0 {
+				phase = phaseHeader // a new connection that never sent a request
+			}
+			c.l.metrics.timeouts.WithLabelValues(phaseNames[phase]).Inc()
 		}
 	case c.phase == phaseIdle && n > 0 && c.requests > 0:
 		c.phase = phaseHeader
