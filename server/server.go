@@ -118,6 +118,9 @@ func (s *Server) App() *fiber.App { return s.app }
 func (s *Server) Serve(ln net.Listener) error {
 	cl := s.newConnListener(ln)
 	s.conns.Store(cl)
+	done := make(chan struct{})
+	defer close(done)
+	go cl.releaseMemory(done)
 	ln = cl
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
