@@ -44,27 +44,6 @@ func closedWithin(c net.Conn, d time.Duration) bool {
 	return !(errors.As(err, &ne) && ne.Timeout())
 }
 
-// procKiB reads a kB field of the server's /proc/<pid>/status (VmRSS,
-// VmHWM).
-func procKiB(t testing.TB, s *server, field string) int64 {
-	t.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(raw)) {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", field, err)
-			}
-			return kb
-		}
-	}
-	t.Fatalf("no %s in /proc/%d/status", field, s.cmd.Process.Pid)
-	return 0
-}
-
 // resetPeakRSS resets the server's VmHWM (Linux clear_refs), so a later
 // reading measures only what follows.
 func resetPeakRSS(t testing.TB, s *server) {
@@ -382,7 +361,7 @@ func TestHostile_StalledUploadsBlockNobody(t *testing.T) {
 		t.Fatalf("gc beside stalled uploads: %v\n%s", err, stderr)
 	}
 	t.Logf("gc --upload-ttl 0s beside %d stalled sessions: %v", stalled, time.Since(gcStart).Round(time.Millisecond))
-	t.Logf("server RSS with %d stalled uploads: %d MiB", stalled, procKiB(t, s, "VmRSS")>>10)
+	t.Logf("server RSS with %d stalled uploads: %d MiB", stalled, procStatusKiB(t, s, "VmRSS")>>10)
 }
 
 // TestHostile_MemoryHeldByConnections holds idle connections and stalled
@@ -395,7 +374,7 @@ func TestHostile_MemoryHeldByConnections(t *testing.T) {
 		idle, stalled = 5000, 500
 	}
 	s := startRegistry(t, "", "--max-uploads-per-user", "0")
-	base := procKiB(t, s, "VmRSS")
+	base := procStatusKiB(t, s, "VmRSS")
 	var conns []net.Conn
 	for range idle {
 		c, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
@@ -413,7 +392,7 @@ func TestHostile_MemoryHeldByConnections(t *testing.T) {
 		t.Fatalf("fewer than %d connections open after 15s", idle)
 	}
 	held := stallUploads(t, s, "mem/stall", stalled)
-	runtimeSettle := procKiB(t, s, "VmRSS")
+	runtimeSettle := procStatusKiB(t, s, "VmRSS")
 	t.Logf("server RSS: %d MiB at start, %d MiB with %d idle connections and %d stalled uploads (default limits and timeouts)",
 		base>>10, runtimeSettle>>10, idle, stalled)
 	const maxMiB = 128
@@ -432,7 +411,7 @@ func TestHostile_MemoryHeldByConnections(t *testing.T) {
 	// The Go runtime gives freed memory back to the kernel gradually.
 	var after int64
 	fell := waitFor(60*time.Second, func() bool {
-		after = procKiB(t, s, "VmRSS")
+		after = procStatusKiB(t, s, "VmRSS")
 		return after < base+(runtimeSettle-base)/2
 	})
 	t.Logf("server RSS %d MiB after the clients left", after>>10)
@@ -441,6 +420,6 @@ func TestHostile_MemoryHeldByConnections(t *testing.T) {
 	}
 	if full, _ := strconv.ParseBool(os.Getenv("BERTH_HOSTILE_FULL")); full {
 		time.Sleep(25 * time.Second) // a measurement for the notes, not a wait for a condition
-		t.Logf("server RSS %d MiB 25s later", procKiB(t, s, "VmRSS")>>10)
+		t.Logf("server RSS %d MiB 25s later", procStatusKiB(t, s, "VmRSS")>>10)
 	}
 }

@@ -217,7 +217,7 @@ func TestHostile_BigReferrers(t *testing.T) {
 	const count, size, clients = 40, 3900 << 10, 6
 	want := pushBigReferrers(t, s, "refs/big", img.Digest, count, size)
 	resetPeakRSS(t, s)
-	before := procKiB(t, s, "VmRSS")
+	before := procStatusKiB(t, s, "VmRSS")
 
 	var wg sync.WaitGroup
 	results := make([]error, clients)
@@ -230,7 +230,7 @@ func TestHostile_BigReferrers(t *testing.T) {
 			t.Errorf("client %d: %v", i, err)
 		}
 	}
-	peak := procKiB(t, s, "VmHWM")
+	peak := procStatusKiB(t, s, "VmHWM")
 	t.Logf("referrers: %d of %d KiB, %d clients at once: server RSS %d MiB before, peak %d MiB", count, size>>10, clients, before>>10, peak>>10)
 	const maxPeakMiB = 400
 	if peak>>10 > maxPeakMiB {
