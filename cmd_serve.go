@@ -30,6 +30,8 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "anonymous-pull", EnvVars: []string{"BERTH_ANONYMOUS_PULL"}, Usage: "let clients that are not signed in pull"},
 			&cli.StringFlag{Name: "service", Value: "berth", EnvVars: []string{"BERTH_SERVICE"}, Usage: "the token service name (audience)"},
 			&cli.DurationFlag{Name: "token-ttl", Value: 5 * time.Minute, EnvVars: []string{"BERTH_TOKEN_TTL"}, Usage: "lifetime of access tokens"},
+			&cli.DurationFlag{Name: "refresh-token-ttl", Value: auth.DefaultRefreshTTL, EnvVars: []string{"BERTH_REFRESH_TOKEN_TTL"}, Usage: "lifetime of refresh tokens (docker login's saved sign-in); 0 keeps the default"},
+			&cli.IntFlag{Name: "refresh-tokens-per-user", Value: auth.DefaultRefreshPerUser, EnvVars: []string{"BERTH_REFRESH_TOKENS_PER_USER"}, Usage: "refresh tokens a user may hold; a new one revokes the oldest"},
 			&cli.DurationFlag{Name: "gc-interval", EnvVars: []string{"BERTH_GC_INTERVAL"}, Usage: "run garbage collection this often (0: never)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"BERTH_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"BERTH_LOG_FORMAT"}, Usage: "text (key=value) or json, one line per record"},
@@ -61,6 +63,11 @@ func serveCommand() *cli.Command {
 		Action: runServe,
 	}
 }
+
+// refreshCleanupInterval is how often serve deletes expired refresh tokens.
+// An expired token is refused whenever it comes; the sweep only keeps the
+// ones that never come back from piling up, so hourly is plenty.
+const refreshCleanupInterval = time.Hour
 
 func runServe(c *cli.Context) error {
 	log, err := newLogger(c.String("log-format"), c.String("log-level"))
@@ -113,10 +120,15 @@ func runServe(c *cli.Context) error {
 		if err := admin.EnsureInitialAdmin(st, os.Stdout); err != nil {
 			return err
 		}
+		if c.Duration("refresh-token-ttl") < 0 || c.Int("refresh-tokens-per-user") < 1 {
+			return errors.New("--refresh-token-ttl must not be negative and --refresh-tokens-per-user must be at least 1")
+		}
 		cfg.Auth, err = auth.NewService(st, auth.Options{
-			Issuer:        c.String("service"),
-			TTL:           c.Duration("token-ttl"),
-			AnonymousPull: c.Bool("anonymous-pull"),
+			Issuer:         c.String("service"),
+			TTL:            c.Duration("token-ttl"),
+			AnonymousPull:  c.Bool("anonymous-pull"),
+			RefreshTTL:     c.Duration("refresh-token-ttl"),
+			RefreshPerUser: c.Int("refresh-tokens-per-user"),
 		})
 		if err != nil {
 			return err
@@ -135,6 +147,9 @@ func runServe(c *cli.Context) error {
 	defer stopControl()
 	go admin.RunGCLoop(ctx, st, c.Duration("gc-interval"), store.GCOptions{}, log)
 	go admin.RunUploadExpiry(ctx, st, c.Duration("upload-ttl"), log)
+	if cfg.Auth != nil {
+		go cfg.Auth.RunRefreshCleanup(ctx, refreshCleanupInterval, log)
+	}
 
 	ln, err := net.Listen("tcp", c.String("addr"))
 	if err != nil {
