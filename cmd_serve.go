@@ -78,6 +78,9 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--trusted-proxy: %w", err)
 	}
+	if err := checkServeLimits(c); err != nil {
+		return err
+	}
 	dir := dataDir(c)
 	cert, err := loadServeCertificate(c, dir)
 	if err != nil {
@@ -106,9 +109,6 @@ func runServe(c *cli.Context) error {
 	}
 	if cfg.Limits.MaxConnections == 0 {
 		cfg.Limits.MaxConnections = server.MaxConnectionsFor(fileLimit())
-	}
-	if err := checkServeLimits(c); err != nil {
-		return err
 	}
 	if cert != nil {
 		cfg.TLS = cert.TLSConfig()

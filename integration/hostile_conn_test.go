@@ -186,7 +186,7 @@ func TestHostile_ConnectionLimits(t *testing.T) {
 // slow but keeps moving outlives the body timeout many times over.
 func TestHostile_Timeouts(t *testing.T) {
 	s := startRegistry(t, "", "--header-timeout", "1s", "--idle-timeout", "1s",
-		"--body-timeout", "1s", "--body-min-bytes", "4096")
+		"--body-timeout", "1s", "--body-min-bytes", "4096", "--write-timeout", "1s")
 	const within = 5 * time.Second
 
 	t.Run("silent connection", func(t *testing.T) {
@@ -274,6 +274,19 @@ func TestHostile_Timeouts(t *testing.T) {
 		t.Logf("a %d KiB body at 32 KiB/s took %v beside a 1s body timeout", len(content)>>10, time.Since(start).Round(time.Millisecond))
 		d := sha256Digest(content)
 		wantStatus(t, s.do(t, http.MethodPut, withQuery(r.Header.Get("Location"), "digest", d), nil), http.StatusCreated)
+	})
+	t.Run("unread download", func(t *testing.T) {
+		d := s.pushBlob(t, "slow/download", seededBytes(92, 64<<20))
+		c := dialRaw(t, s)
+		fmt.Fprintf(c, "GET /v2/slow/download/blobs/%s HTTP/1.1\r\nHost: x\r\n\r\n", d)
+		// The client reads nothing: once the socket buffers fill, the
+		// server's write waits, and the write timeout ends it.
+		if !waitFor(within, func() bool { return s.metric(t, `berth_connections_timed_out_total{phase="write"}`) >= 1 }) {
+			t.Errorf("a download nobody reads was not cut by the write timeout within %v", within)
+		}
+		if !closedWithin(c, within) {
+			t.Errorf("the connection of the unread download is still open")
+		}
 	})
 	if n := s.metric(t, `berth_connections_timed_out_total{phase="body"}`); n < 1 {
 		t.Errorf(`berth_connections_timed_out_total{phase="body"} = %v, want the trickled body counted`, n)
