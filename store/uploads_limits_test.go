@@ -105,6 +105,7 @@ func TestAppendUpload_StallBlocksOnlyItsSession(t *testing.T) {
 	if err != nil || u.Offset != int64(len("first bytes")) {
 		t.Fatalf("session after the client went: %+v, %v; want the %d bytes that arrived", u, err, len("first bytes"))
 	}
+	checkInvariants(t, s)
 }
 
 func TestStartUpload_CapPerOwner(t *testing.T) {
@@ -138,6 +139,7 @@ func TestStartUpload_CapPerOwner(t *testing.T) {
 			t.Fatalf("after two sessions ended: %v", err)
 		}
 	}
+	checkInvariants(t, s)
 	useClock(s).Advance(48 * time.Hour)
 	if removed, err := s.ExpireUploads(context.Background(), time.Hour); err != nil || len(removed) != 4 {
 		t.Fatalf("ExpireUploads: %d removed, %v; want the 4 open", len(removed), err)
