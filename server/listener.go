@@ -38,7 +38,7 @@ var (
 )
 
 func refusal(status, message string) string {
-	body := `{"errors":[{"code":"TOOMANYREQUESTS","message":"` + message + `"}]}` + "\n"
+	body := `{"errors":[{"code":"` + codeTooManyRequests.Name + `","message":"` + message + `"}]}` + "\n"
 	return "HTTP/1.1 " + status + "\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n" +
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
 }
