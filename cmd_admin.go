@@ -89,6 +89,8 @@ func requestFlags(defaults reflect.Value) []cli.Flag {
 			flags = append(flags, &cli.DurationFlag{Name: name, Aliases: aliases, Usage: usage, Value: time.Duration(v.Int())})
 		case f.Type.Kind() == reflect.Bool:
 			flags = append(flags, &cli.BoolFlag{Name: name, Aliases: aliases, Usage: usage, Value: v.Bool()})
+		case f.Type.Kind() == reflect.Int:
+			flags = append(flags, &cli.IntFlag{Name: name, Aliases: aliases, Usage: usage, Value: int(v.Int())})
 		case f.Type.Kind() == reflect.String:
 			flags = append(flags, &cli.StringFlag{Name: name, Aliases: aliases, Usage: usage, Value: v.String()})
 		case f.Type == reflect.TypeFor[*string]():
@@ -180,6 +182,8 @@ func fillRequest(c *cli.Context, v reflect.Value, words []string) ([]string, err
 			fv.SetInt(int64(c.Duration(name)))
 		case f.Type.Kind() == reflect.Bool:
 			fv.SetBool(c.Bool(name))
+		case f.Type.Kind() == reflect.Int:
+			fv.SetInt(int64(c.Int(name)))
 		case f.Type.Kind() == reflect.String:
 			fv.SetString(c.String(name))
 		case f.Type == reflect.TypeFor[*string]():
