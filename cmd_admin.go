@@ -19,8 +19,10 @@ import (
 // The command line of an admin operation is its request type: each field
 // tagged `flag:"name[,alias]"` (with `usage:"..."`) is a flag, the fields
 // tagged `arg:"NAME"` take the positional arguments in order (`arg:"NAME?"`
-// may be left out, last) and `args:"NAME"` takes all of them. Field types: string, bool, time.Duration, []string (a
-// repeatable flag that keeps commas), *string (nil when not given).
+// may be left out, last) and `args:"NAME"` takes all of them. Field types:
+// string, bool, int, time.Duration, []string (a repeatable flag that keeps
+// commas), *string (nil when not given); an embedded struct adds its fields
+// (a part several requests share, such as admin.NewPassword).
 // Defaults come from the operation's Defaults. So adding a flag is adding a
 // field, and the compiler checks every use of it.
 
