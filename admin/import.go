@@ -55,9 +55,11 @@ func importFrom(ctx context.Context, env *Env, kind string, args Args, stdio Std
 	report, err := importer.Import(ctx, env.Store, src, opts, stdio.Out)
 	bar.close()
 	took := time.Since(start)
-	env.logger().Info("import", "source", report.Source, "dry_run", opts.DryRun, "manifests", report.Manifests,
-		"broken", report.Broken, "bytes", report.Bytes, "problems", len(report.Problems),
-		"duration", took.Round(time.Millisecond), "err", err)
+	if env.Logger != nil { // in the server; the CLI's output says it all
+		env.Logger.Info("import", "source", report.Source, "dry_run", opts.DryRun, "manifests", report.Manifests,
+			"broken", report.Broken, "bytes", report.Bytes, "problems", len(report.Problems),
+			"duration", took.Round(time.Millisecond), "err", err)
+	}
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}

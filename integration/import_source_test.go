@@ -220,9 +220,13 @@ func fillDistribution(t *testing.T, d *distribution, layerSize int64) sourceSet 
 	set.orasRef = push("lib/alpine@"+orasDigest.String(), withSubject)
 	set.fallback = append(set.fallback, fmt.Sprintf("lib/alpine:sha256-%s", set.subject.Hex))
 
+	list, _ := fixtureIndex(t, fixtures.DockerList, "latest")
+	if err := remote.WriteIndex(d.ref(t, "docker/list:latest"), list, remoteOptions(t)...); err != nil {
+		t.Fatalf("push Docker manifest list: %v", err)
+	}
 	home := t.TempDir()
 	if out, err := skopeoRun(t, home, "", "copy", "--all", "--dest-tls-verify=false",
-		"oci:"+fixtures.Path(fixtures.DockerList)+":latest", "docker://"+d.Addr+"/skopeo/list:latest"); err != nil {
+		"oci:"+fixtures.Path(fixtures.Multiarch)+":latest", "docker://"+d.Addr+"/skopeo/multi:latest"); err != nil {
 		t.Fatalf("skopeo copy: %v\n%s", err, out)
 	}
 	d.garbageCollect(t)

@@ -34,7 +34,7 @@ func TestImport(t *testing.T) {
 	if hasString(refs, set.deletedTag) {
 		t.Fatalf("the deleted tag %s is still listed by the source", set.deletedTag)
 	}
-	for _, want := range []string{"lib/alpine@" + set.untagged.String(), "lib/alpine@" + set.orasRef.String(), "team/app/web:v1", "skopeo/list:latest", "lib/multi:latest"} {
+	for _, want := range []string{"lib/alpine@" + set.untagged.String(), "lib/alpine@" + set.orasRef.String(), "team/app/web:v1", "skopeo/multi:latest", "docker/list:latest", "lib/multi:latest"} {
 		if !hasString(refs, want) {
 			t.Fatalf("the source lacks %s: %v", want, refs)
 		}
@@ -146,7 +146,7 @@ func TestImport(t *testing.T) {
 				t.Errorf("%s is served though content of it is missing", r)
 			}
 		}
-		wantSameManifests(t, src.Addr, b.Addr, []string{"team/app/web:v1", "lib/multi:latest", "skopeo/list:latest"}, nil)
+		wantSameManifests(t, src.Addr, b.Addr, []string{"team/app/web:v1", "lib/multi:latest", "skopeo/multi:latest", "docker/list:latest"}, nil)
 	})
 
 	t.Run("OCILayouts", func(t *testing.T) {
@@ -156,7 +156,8 @@ func TestImport(t *testing.T) {
 			{"lib/multi:latest", "lib/multi:latest"}, {"lib/alpine:1", "lib/alpine:1"}, {"team/app/web:v1", "team/app/web:v1"},
 		} {
 			repo, tag, _ := strings.Cut(c.to, ":")
-			if out, err := skopeoRun(t, home, "", "copy", "--all", "--src-tls-verify=false",
+			os.MkdirAll(filepath.Join(tree, repo), 0o755)
+			if out, err := skopeoRun(t, home, "", "copy", "--all", "--preserve-digests", "--src-tls-verify=false",
 				"docker://"+src.Addr+"/"+c.from, "oci:"+filepath.Join(tree, repo)+":"+tag); err != nil {
 				t.Fatalf("skopeo copy: %v\n%s", err, out)
 			}
@@ -203,9 +204,9 @@ func TestImport(t *testing.T) {
 
 		syncDir := t.TempDir()
 		start = time.Now()
-		for _, repo := range []string{"lib/alpine", "lib/multi", "team/app/web", "skopeo/list"} {
+		for _, repo := range []string{"lib/alpine", "lib/multi", "team/app/web", "skopeo/multi", "docker/list"} {
 			if out, err := skopeoRun(t, t.TempDir(), "", "sync", "--all", "--src", "docker", "--dest", "dir",
-				"--src-tls-verify=false", src.Addr+"/"+repo, syncDir); err != nil {
+				"--src-tls-verify=false", src.Addr+"/"+repo, filepath.Join(syncDir, repo)); err != nil {
 				t.Fatalf("skopeo sync %s: %v\n%s", repo, err, out)
 			}
 		}
