@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-registry/berth/admin"
+	"github.com/berth-registry/berth/importer"
 )
 
 // importCommand is `berth import registry2|oci|remote`: it moves another
@@ -20,7 +21,7 @@ func importCommand() *cli.Command {
 			&cli.StringFlag{Name: "only", Usage: "import only repositories matching this glob (* matches slashes too)"},
 			&cli.BoolFlag{Name: "keep-fallback-tags", Usage: "keep referrers fallback tags (sha256-<hex>, .sig, .att, .sbom) as tags too"},
 			&cli.BoolFlag{Name: "copy", Usage: "copy blob files instead of hard-linking them"},
-			&cli.IntFlag{Name: "jobs", Value: 4, Usage: "blobs imported at once"},
+			&cli.IntFlag{Name: "jobs", Value: importer.DefaultJobs, Usage: "blobs imported at once"},
 		}
 	}
 	return &cli.Command{

@@ -2,7 +2,6 @@ package importer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,11 +17,16 @@ type Options struct {
 	Only             string // import only repositories matching this glob (see matcher)
 	KeepFallbackTags bool   // keep referrers fallback tags as tags too
 	Copy             bool   // copy blob files instead of hard-linking them
-	Jobs             int    // blobs imported at once; 0 means 4
+	Jobs             int    // blobs imported at once; 0 means DefaultJobs
 	// Progress, when set, is called as blobs are done with the count done
 	// and the total; it must be quick.
 	Progress func(done, total int)
 }
+
+// DefaultJobs is how many blobs an import brings in at once. Most of a
+// blob's time is waiting (a commit, a sync, the network), so more workers
+// than cores pay: concurrent blobs share store commits.
+const DefaultJobs = 16
 
 // manifestBatch is how many manifests one store transaction records: big
 // enough that 10,000 manifests are a few commits, small enough that a
@@ -78,97 +82,142 @@ func Import(ctx context.Context, s *store.Store, src Source, opts Options, out i
 	return r.report, nil
 }
 
-// importBlobs brings the blobs of p into s with opts.Jobs workers and
-// returns which are there (or, in a dry run, would be).
+// placeBatch is how many staged blob files one store call places: their
+// directory syncs and their record share one commit.
+const placeBatch = 256
+
+// importBlobs brings the blobs of p into s and returns which are there (or,
+// in a dry run, would be). Blobs the store holds are linked in one
+// transaction; the others are read by opts.Jobs workers, and staged files
+// are placed in batches by one placer.
 func importBlobs(ctx context.Context, s *store.Store, src Source, p *repoPlan, opts Options, r *reporter) (map[store.Digest]bool, error) {
+	ok := make(map[store.Digest]bool, len(p.blobs))
+	var mu sync.Mutex // guards ok and r
+	todo := p.blobs
+	if !opts.DryRun {
+		linked, err := s.LinkStoredBlobs(p.name, p.blobs)
+		if err != nil {
+			return nil, fmt.Errorf("link blobs of %s: %w", p.name, err)
+		}
+		for _, d := range linked {
+			ok[d] = true
+			r.blobDone()
+			r.blob(store.BlobPresent, 0)
+		}
+		todo = nil
+		for _, d := range p.blobs {
+			if !ok[d] {
+				todo = append(todo, d)
+			}
+		}
+	}
+	done := func(d store.Digest, how string, size int64, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		r.blobDone()
+		if err != nil {
+			r.problem(fmt.Sprintf("%s: %v", p.name, err))
+			return
+		}
+		ok[d] = true
+		r.blob(how, size)
+	}
+	staged := make(chan store.StagedBlob, placeBatch)
+	placed := make(chan error, 1)
+	go func() { placed <- placeStaged(s, p.name, staged, done) }()
 	jobs := opts.Jobs
 	if jobs <= 0 {
-		jobs = 4
+		jobs = DefaultJobs
 	}
-	ok := make(map[store.Digest]bool, len(p.blobs))
-	var mu sync.Mutex
-	var firstErr error
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(jobs, max(len(p.blobs), 1)) {
+	for range min(jobs, max(len(todo), 1)) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(p.blobs) || ctx.Err() != nil {
+				if i >= len(todo) || ctx.Err() != nil {
 					return
 				}
-				d := p.blobs[i]
-				how, size, err := importBlob(ctx, s, src, p.name, d, opts)
-				mu.Lock()
-				r.blobDone()
-				switch {
-				case err == nil:
-					ok[d] = true
-					r.blob(how, size)
-				case errors.Is(err, ErrMissing) || errors.Is(err, store.ErrDigestMismatch):
-					r.problem(fmt.Sprintf("%s: %v", p.name, err))
-				case ctx.Err() == nil && firstErr == nil && isStoreFailure(err):
-					firstErr = err
-				default:
-					r.problem(fmt.Sprintf("%s: %v", p.name, err))
+				d := todo[i]
+				st, how, size, err := importBlob(ctx, s, src, p.name, d, opts)
+				if err == nil && st != nil {
+					staged <- *st
+					continue
 				}
-				mu.Unlock()
+				done(d, how, size, err)
 			}
 		})
 	}
 	wg.Wait()
+	close(staged)
+	if err := <-placed; err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return ok, firstErr
+	return ok, nil
 }
 
-// storeFailure marks an error of the destination, which stops the import:
-// going on would only repeat it.
-type storeFailure struct{ err error }
-
-func (e *storeFailure) Error() string { return e.err.Error() }
-func (e *storeFailure) Unwrap() error { return e.err }
-
-func isStoreFailure(err error) bool {
-	var sf *storeFailure
-	return errors.As(err, &sf)
+// placeStaged places the staged blobs it receives in batches and reports
+// each through done. A failure to place is the destination's: it is
+// returned, and the rest of the batches are dropped.
+func placeStaged(s *store.Store, repo string, in <-chan store.StagedBlob, done func(store.Digest, string, int64, error)) error {
+	var batch []store.StagedBlob
+	var failed error
+	flush := func() {
+		if failed == nil {
+			failed = s.PlaceStagedBlobs(repo, batch)
+		}
+		for _, b := range batch {
+			if failed != nil {
+				s.DropStagedBlob(b)
+				done(b.Digest, "", 0, fmt.Errorf("place blob %s: %w", b.Digest, failed))
+				continue
+			}
+			done(b.Digest, b.How, b.Size, nil)
+		}
+		batch = batch[:0]
+	}
+	for b := range in {
+		if batch = append(batch, b); len(batch) == placeBatch {
+			flush()
+		}
+	}
+	flush()
+	return failed
 }
 
-// importBlob brings one blob in and says how: a store.Blob* constant, or
-// "checked" in a dry run.
-func importBlob(ctx context.Context, s *store.Store, src Source, repo string, d store.Digest, opts Options) (string, int64, error) {
-	if s.HasBlob(d) {
-		if opts.DryRun {
-			return store.BlobPresent, 0, nil
-		}
-		info, err := s.LinkStoredBlob(repo, d)
-		if err == nil {
-			return store.BlobPresent, info.Size, nil
-		}
+// importBlob brings one blob in. A blob file comes back staged, for the
+// placer; a stream is stored at once and reported as "fetched"; a dry run
+// checks the blob and reports "checked".
+func importBlob(ctx context.Context, s *store.Store, src Source, repo string, d store.Digest, opts Options) (*store.StagedBlob, string, int64, error) {
+	if opts.DryRun && s.HasBlob(d) {
+		return nil, store.BlobPresent, 0, nil
 	}
 	b, err := src.Blob(ctx, repo, d)
 	if err != nil {
-		return "", 0, err
+		return nil, "", 0, err
 	}
 	if b.Body != nil {
 		defer b.Body.Close()
 	}
 	if opts.DryRun {
-		return checkBlob(b, d)
+		how, size, err := checkBlob(b, d)
+		return nil, how, size, err
 	}
 	if b.Path != "" {
-		info, how, err := s.ImportBlobFile(repo, d, b.Path, opts.Copy)
-		if err != nil && !errors.Is(err, store.ErrDigestMismatch) && !errors.Is(err, os.ErrNotExist) {
-			err = &storeFailure{err}
+		st, err := s.StageBlobFile(d, b.Path, opts.Copy)
+		if err != nil {
+			return nil, "", 0, err
 		}
-		return how, info.Size, err
+		return &st, st.How, st.Size, nil
 	}
 	info, err := s.PutBlob(repo, d, b.Size, b.Body)
-	if err != nil && !errors.Is(err, store.ErrDigestMismatch) && !errors.Is(err, store.ErrSizeInvalid) {
-		err = fmt.Errorf("blob %s: %w", d, err) // the transfer, most likely: a problem, not a stop
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("blob %s: %w", d, err)
 	}
-	return "fetched", info.Size, err
+	return nil, "fetched", info.Size, nil
 }
 
 // checkBlob hashes a source blob file for a dry run; a stream is not

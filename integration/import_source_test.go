@@ -364,7 +364,6 @@ func hasString(list []string, s string) bool {
 	return false
 }
 
-
 func remoteImage(t *testing.T, d *distribution, ref string) (v1.Image, error) {
 	return remote.Image(d.ref(t, ref), remoteOptions(t)...)
 }

@@ -33,64 +33,86 @@ func (s *Store) HasBlob(d Digest) bool {
 	return err == nil
 }
 
-// LinkStoredBlob links blob d, which the store holds, into repo. It returns
-// ErrBlobUnknown when d has no record.
-func (s *Store) LinkStoredBlob(repo string, d Digest) (BlobInfo, error) {
-	var info BlobInfo
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		var err error
-		if info, err = blobInfo(tx, d); err != nil {
-			return err
-		}
-		return linkBlob(tx, repo, d, s.now())
-	})
-	return info, err
-}
-
-// ImportBlobFile records the file src (a blob of another registry's
-// storage) as blob d of repo. A blob the store holds already is only linked.
-// Otherwise src is hashed first and must hash to d (else ErrDigestMismatch,
-// nothing recorded); then it is hard-linked into DATA, or copied when
-// copyFile is set or a link is impossible (another filesystem), and placed
-// the way an upload is. src is only read, never changed or moved. It returns
-// how the blob came in: BlobPresent, BlobLinked or BlobCopied.
-func (s *Store) ImportBlobFile(repo string, d Digest, src string, copyFile bool) (BlobInfo, string, error) {
-	if s.HasBlob(d) {
-		info, err := s.LinkStoredBlob(repo, d)
-		if !errors.Is(err, ErrBlobUnknown) { // else collected meanwhile: import it afresh
-			return info, BlobPresent, err
+// LinkStoredBlobs links into repo, in one transaction, those of ds that the
+// store holds (recorded, file in place), and returns them; the others are
+// left for the caller to bring in.
+func (s *Store) LinkStoredBlobs(repo string, ds []Digest) ([]Digest, error) {
+	var present []Digest
+	for _, d := range ds {
+		if _, err := os.Stat(s.BlobPath(d)); err == nil {
+			present = append(present, d)
 		}
 	}
-	h := NewHash(d.Algorithm())
-	if h == nil {
-		return BlobInfo{}, "", fmt.Errorf("%w: %q", ErrDigestUnsupported, d.Algorithm())
+	var linked []Digest
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		linked = linked[:0]
+		now := s.now()
+		for _, d := range present {
+			if tx.Bucket(bucketBlobs).Get([]byte(d)) == nil {
+				continue
+			}
+			if err := linkBlob(tx, repo, d, now); err != nil {
+				return err
+			}
+			linked = append(linked, d)
+		}
+		return nil
+	})
+	return linked, err
+}
+
+// StagedBlob is a source file hashed and verified by StageBlobFile, waiting
+// in DATA/uploads to be placed by PlaceStagedBlobs.
+type StagedBlob struct {
+	Digest Digest
+	Size   int64
+	How    string // BlobLinked or BlobCopied
+	tmp    string
+}
+
+// StageBlobFile readies the file src (a blob of another registry's storage)
+// to become blob d: it hashes src, which must hash to d (else
+// ErrDigestMismatch), and hard-links it into DATA/uploads, or copies it when
+// copyFile is set or a link is impossible (another filesystem). src is only
+// read, never changed or moved. Pass the result to PlaceStagedBlobs, or to
+// DropStagedBlob when giving up.
+func (s *Store) StageBlobFile(d Digest, src string, copyFile bool) (StagedBlob, error) {
+	if NewHash(d.Algorithm()) == nil {
+		return StagedBlob{}, fmt.Errorf("%w: %q", ErrDigestUnsupported, d.Algorithm())
 	}
 	id, err := newUploadID()
 	if err != nil {
-		return BlobInfo{}, "", err
+		return StagedBlob{}, err
 	}
-	tmp := s.uploadPath(id)
-	how := BlobLinked
-	var size int64
+	st := StagedBlob{Digest: d, How: BlobLinked, tmp: s.uploadPath(id)}
 	if !copyFile {
-		size, err = linkVerified(src, tmp, d)
+		st.Size, err = linkVerified(src, st.tmp, d)
 		if errors.Is(err, errCannotLink) {
 			copyFile = true
 		} else if err != nil {
-			return BlobInfo{}, "", err
+			return StagedBlob{}, err
 		}
 	}
 	if copyFile {
-		how = BlobCopied
-		if size, err = copyVerified(src, tmp, d); err != nil {
-			return BlobInfo{}, "", err
+		st.How = BlobCopied
+		if st.Size, err = copyVerified(src, st.tmp, d); err != nil {
+			return StagedBlob{}, err
 		}
 	}
-	if err := s.placeBlob(repo, tmp, d, size); err != nil {
-		os.Remove(tmp)
-		return BlobInfo{}, "", err
-	}
-	return BlobInfo{Digest: d, Size: size, Created: s.now()}, how, nil
+	return st, nil
+}
+
+// DropStagedBlob removes a staged blob's temp file.
+func (s *Store) DropStagedBlob(b StagedBlob) { os.Remove(b.tmp) }
+
+// PlaceStagedBlobs moves staged blobs into their final paths and records
+// them, linked in repo, in one transaction: the steps of placeBlob, with the
+// directory syncs and the commit shared by the whole set. The digests'
+// locks are held from the first rename to the commit, so GC cannot take a
+// placed file for an orphan. On error, the files placed so far are
+// complete and verified; a later import or push records them.
+func (s *Store) PlaceStagedBlobs(repo string, staged []StagedBlob) error {
+	return s.placeBlobs(repo, staged)
 }
 
 // errCannotLink says a hard link is impossible here; the caller copies.
