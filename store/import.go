@@ -302,7 +302,10 @@ func importManifest(tx *bolt.Tx, repo string, mi ManifestImport, rec manifestRec
 	if !res.Broken {
 		return res, nil
 	}
-	if err := broken.Put(key(repo, string(mi.Digest)), nil); err != nil {
+	// An empty, not a nil, value: within this transaction Get returns nil
+	// for a key put with nil, and the next manifest of the batch must see
+	// the mark.
+	if err := broken.Put(key(repo, string(mi.Digest)), []byte{}); err != nil {
 		return res, err
 	}
 	return res, markBroken(tx, repo, mi.Digest) // indexes recorded earlier that list it
