@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 
@@ -226,18 +225,9 @@ func checkBlob(b Blob, d store.Digest) (string, int64, error) {
 	if b.Path == "" {
 		return "checked", b.Size, nil
 	}
-	f, err := os.Open(b.Path)
+	n, err := store.CheckBlobFile(b.Path, d)
 	if err != nil {
 		return "", 0, err
-	}
-	defer f.Close()
-	h := store.NewHash(d.Algorithm())
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("read blob %s: %w", d, err)
-	}
-	if got := store.Digest(d.Algorithm() + ":" + fmt.Sprintf("%x", h.Sum(nil))); got != d {
-		return "", 0, fmt.Errorf("%w: %s hashes to %s", store.ErrDigestMismatch, d, got)
 	}
 	return "checked", n, nil
 }

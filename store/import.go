@@ -127,7 +127,7 @@ func linkVerified(src, tmp string, d Digest) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("blob %s: %w", d, err)
 	}
-	size, err := hashFile(src, d)
+	size, err := CheckBlobFile(src, d)
 	if err != nil {
 		return 0, err
 	}
@@ -155,8 +155,10 @@ func linkVerified(src, tmp string, d Digest) (int64, error) {
 	return size, nil
 }
 
-// hashFile reads path and checks that it hashes to d, returning its size.
-func hashFile(path string, d Digest) (int64, error) {
+// CheckBlobFile reads the file at path and checks that it hashes to d
+// (else ErrDigestMismatch), returning its size: a dry-run import checks a
+// source's blobs this way.
+func CheckBlobFile(path string, d Digest) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("blob %s: %w", d, err)
