@@ -247,9 +247,16 @@ func recordManifests(s *store.Store, p *repoPlan, opts Options, blobsOK map[stor
 			return broken, fmt.Errorf("record manifests of %s: %w", p.name, err)
 		}
 		for _, m := range res {
+			switch {
+			case m.SizeMismatch != nil:
+				r.problem(fmt.Sprintf("%s@%s recorded as broken: %v", p.name, m.Digest, m.SizeMismatch))
+			case len(m.Missing) > 0:
+				r.problem(fmt.Sprintf("%s@%s recorded as broken: content missing %v", p.name, m.Digest, m.Missing))
+			case m.Broken:
+				r.problem(fmt.Sprintf("%s@%s recorded as broken: a manifest it lists is broken", p.name, m.Digest))
+			}
 			if m.Broken {
 				broken++
-				r.problem(fmt.Sprintf("%s@%s recorded as broken: content missing %v", p.name, m.Digest, m.Missing))
 			}
 		}
 	}

@@ -134,8 +134,8 @@ func TestImport_Registry2Problems(t *testing.T) {
 	if !s.IsManifestBroken("lib/app", broken) {
 		t.Error("the manifest with a missing layer is not marked broken")
 	}
-	refs, err := s.Referrers("lib/app", subject, "")
-	if err != nil || len(refs) != 1 || refs[0].Digest != sig {
+	refs, err := s.Referrers("lib/app", subject, "", "", 100, 1<<20)
+	if err != nil || len(refs.Digests) != 1 || refs.Digests[0] != sig {
 		t.Errorf("referrers of the subject: %v, %v; want the .sig manifest", refs, err)
 	}
 	if treeDigest(t, tr.root) != before {

@@ -234,7 +234,11 @@ type ImportedManifest struct {
 	// hold; with any, or with a broken child, the manifest is recorded as
 	// broken, as verify --repair marks one.
 	Missing []Digest
-	Broken  bool
+	// SizeMismatch is a descriptor whose size is not that of the content
+	// (clients refuse such a manifest on pull); it too makes the manifest
+	// broken.
+	SizeMismatch *SizeMismatchError
+	Broken       bool
 }
 
 // ImportManifests records manifests of another registry in repo, in the
@@ -247,6 +251,7 @@ type ImportedManifest struct {
 func (s *Store) ImportManifests(repo string, ms []ManifestImport) ([]ImportedManifest, error) {
 	type prepared struct {
 		rec   manifestRecord
+		sizes map[Digest]int64
 		value []byte
 	}
 	now := s.now()
@@ -270,12 +275,12 @@ func (s *Store) ImportManifests(repo string, ms []ManifestImport) ([]ImportedMan
 		if err != nil {
 			return nil, err
 		}
-		preps[i] = prepared{rec, value}
+		preps[i] = prepared{rec, m.Sizes, value}
 	}
 	out := make([]ImportedManifest, len(ms))
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for i, mi := range ms {
-			res, err := importManifest(tx, repo, mi, preps[i].rec, preps[i].value, now)
+			res, err := importManifest(tx, repo, mi, preps[i].rec, preps[i].sizes, preps[i].value, now)
 			if err != nil {
 				return err
 			}
@@ -289,10 +294,18 @@ func (s *Store) ImportManifests(repo string, ms []ManifestImport) ([]ImportedMan
 	return out, nil
 }
 
-func importManifest(tx *bolt.Tx, repo string, mi ManifestImport, rec manifestRecord, value []byte, now time.Time) (ImportedManifest, error) {
+func importManifest(tx *bolt.Tx, repo string, mi ManifestImport, rec manifestRecord, sizes map[Digest]int64, value []byte, now time.Time) (ImportedManifest, error) {
 	res := ImportedManifest{Digest: mi.Digest, Missing: missingRefs(tx, repo, rec)}
 	broken := tx.Bucket(bucketBroken)
 	res.Broken = len(res.Missing) > 0
+	if !res.Broken {
+		var sm *SizeMismatchError
+		if err := checkSizes(tx, repo, rec, sizes); errors.As(err, &sm) {
+			res.SizeMismatch, res.Broken = sm, true
+		} else if err != nil {
+			return res, err
+		}
+	}
 	for _, c := range rec.Children {
 		if broken.Get(key(repo, string(c))) != nil {
 			res.Broken = true

@@ -142,16 +142,16 @@ func TestStore_ImportManifests(t *testing.T) {
 			t.Errorf("%s: served or not marked broken", d)
 		}
 	}
-	refs, err := s.Referrers("lib/a", whole.Digest, "")
-	if err != nil || len(refs) != 1 || refs[0].Digest != sig.Digest {
+	refs, err := s.Referrers("lib/a", whole.Digest, "", "", 100, 1<<20)
+	if err != nil || len(refs.Digests) != 1 || refs.Digests[0] != sig.Digest {
 		t.Errorf("referrers of the subject: %v, %v; want the signature", refs, err)
 	}
 	// Again: idempotent.
 	if _, err := s.ImportManifests("lib/a", []ManifestImport{whole, broken, index, sig}); err != nil {
 		t.Fatal(err)
 	}
-	if refs, _ := s.Referrers("lib/a", whole.Digest, ""); len(refs) != 1 {
-		t.Errorf("after a second import, %d referrers", len(refs))
+	if refs, _ := s.Referrers("lib/a", whole.Digest, "", "", 100, 1<<20); len(refs.Digests) != 1 {
+		t.Errorf("after a second import, %d referrers", len(refs.Digests))
 	}
 
 	t.Run("ErrDigestMismatch", func(t *testing.T) {
