@@ -154,6 +154,18 @@ func TestStore_ImportManifests(t *testing.T) {
 		t.Errorf("after a second import, %d referrers", len(refs.Digests))
 	}
 
+	t.Run("SizeMismatchIsBroken", func(t *testing.T) {
+		m := testManifest{SchemaVersion: 2, MediaType: MediaTypeOCIManifest,
+			Config: &testDesc{MediaType: "application/vnd.oci.image.config.v1+json", Digest: cfg, Size: 3}}
+		body, _ := json.Marshal(m)
+		res, err := s.ImportManifests("lib/a", []ManifestImport{{Digest: DigestOf(SHA256, body), Body: body}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res[0].Broken || res[0].SizeMismatch == nil || res[0].SizeMismatch.Digest != cfg {
+			t.Fatalf("a config declared 3 bytes, stored 2: %+v", res[0])
+		}
+	})
 	t.Run("ErrDigestMismatch", func(t *testing.T) {
 		bad := manifest(layer)
 		bad.Digest = lost
