@@ -180,7 +180,7 @@ func TestLayoutTag(t *testing.T) {
 func TestMatcher(t *testing.T) {
 	for _, tc := range []struct {
 		name, pattern, repo string
-		want               bool
+		want                bool
 	}{
 		{"empty matches all", "", "a/b", true},
 		{"star crosses slashes", "lib/*", "lib/a/b", true},
