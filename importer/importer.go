@@ -198,9 +198,6 @@ func importBlob(ctx context.Context, s *store.Store, src Source, repo string, d 
 	if err != nil {
 		return nil, "", 0, err
 	}
-	if b.Body != nil {
-		defer b.Body.Close()
-	}
 	if opts.DryRun {
 		how, size, err := checkBlob(b, d)
 		return nil, how, size, err
@@ -212,7 +209,12 @@ func importBlob(ctx context.Context, s *store.Store, src Source, repo string, d 
 		}
 		return &st, st.How, st.Size, nil
 	}
-	info, err := s.PutBlob(repo, d, b.Size, b.Body)
+	body, err := b.Open()
+	if err != nil {
+		return nil, "", 0, err
+	}
+	defer body.Close()
+	info, err := s.PutBlob(repo, d, b.Size, body)
 	if err != nil {
 		return nil, "", 0, fmt.Errorf("blob %s: %w", d, err)
 	}

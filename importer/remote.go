@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -158,14 +159,17 @@ func (r *Remote) Blob(ctx context.Context, repo string, d store.Digest) (Blob, e
 	if err != nil {
 		return Blob{}, fmt.Errorf("blob %s: %w", d, err)
 	}
-	rc, err := layer.Compressed()
-	if isNotFound(err) {
-		return Blob{}, fmt.Errorf("blob %s: %w", d, ErrMissing)
+	open := func() (io.ReadCloser, error) {
+		rc, err := layer.Compressed()
+		if isNotFound(err) {
+			return nil, fmt.Errorf("blob %s: %w", d, ErrMissing)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: %w", d, err)
+		}
+		return rc, nil
 	}
-	if err != nil {
-		return Blob{}, fmt.Errorf("blob %s: %w", d, err)
-	}
-	return Blob{Body: rc, Size: size}, nil
+	return Blob{Open: open, Size: size}, nil
 }
 
 func isNotFound(err error) bool {

@@ -31,11 +31,11 @@ type Source interface {
 }
 
 // Blob is a blob of a source: Path names a file to hard-link or copy, or
-// else Body streams it (the caller closes Body) and Size is its length
-// (-1 when unknown).
+// else Open starts streaming it (the caller closes the stream). Size is its
+// length (-1 when unknown). A dry run reads Size and never calls Open.
 type Blob struct {
 	Path string
-	Body io.ReadCloser
+	Open func() (io.ReadCloser, error)
 	Size int64
 }
 

@@ -188,6 +188,10 @@ func TestImport(t *testing.T) {
 
 	t.Run("RemoteAgainstSkopeoSync", func(t *testing.T) {
 		data := t.TempDir()
+		out := importCmd(t, data, 0, "remote", "http://"+src.Addr, "--dry-run")
+		if !strings.Contains(out, "would import 6 repositories") || countFiles(t, filepath.Join(data, "blobs")) != 0 {
+			t.Errorf("remote dry run: placed files, or did not list the 6 repositories:\n%s", out)
+		}
 		start := time.Now()
 		importCmd(t, data, 0, "remote", "http://"+src.Addr, "--jobs", "4")
 		took := time.Since(start)
