@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/berth-registry/berth/store"
 )
 
@@ -24,7 +26,7 @@ import (
 // source's files; the source tree is byte-identical after.
 func TestImport(t *testing.T) {
 	src := startDistribution(t, "")
-	set := fillDistribution(t, src, 1<<20)
+	set := fillDistribution(t, src, 4<<20)
 	refs := sourceRefs(t, src)
 	skip := map[string]bool{}
 	for _, f := range set.fallback {
@@ -183,6 +185,30 @@ func TestImport(t *testing.T) {
 		}
 		if got, err := getManifest(s, "mirror/alpine:1"); err != nil || got != want {
 			t.Errorf("single layout as mirror/alpine: %s, %v; want %s", got, err, want)
+		}
+	})
+
+	t.Run("RemoteWithPasswordThroughTheSocket", func(t *testing.T) {
+		// The source is a berth with token auth; the destination a running
+		// berth, so the password crosses the control socket.
+		source, password := startAuthServer(t, "")
+		img := mustImage(t, mustLayer(t, 4096))
+		if err := remote.Write(source.ref(t, "private/app:v1"), img, withAuth(t, "admin", password)...); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := img.Digest()
+		b := startRegistry(t, "")
+		out, stderr, err := runBerth(t, t.Context(), strings.NewReader(password+"\n"), "import", "remote",
+			"http://"+source.Addr, "--user", "admin", "--password-stdin", "--data", b.Data)
+		if err != nil {
+			t.Fatalf("import from a berth with auth: %v\n%s%s", err, out, stderr)
+		}
+		if got, err := getManifest(b, "private/app:v1"); err != nil || got != want.String() {
+			t.Errorf("private/app:v1 after the import: %s, %v; want %s", got, err, want)
+		}
+		if _, stderr, err := runBerth(t, t.Context(), strings.NewReader("wrong\n"), "import", "remote",
+			"http://"+source.Addr, "--user", "admin", "--password-stdin", "--data", t.TempDir()); err == nil || !strings.Contains(stderr, "import") {
+			t.Errorf("a wrong password: %v, stderr %q; want a one-line failure", err, stderr)
 		}
 	})
 
