@@ -145,6 +145,7 @@ func (b *countBar) update(done, total int) {
 			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 	}
+	b.bar.ChangeMax(total)
 	b.bar.Set(done)
 }
 

@@ -39,14 +39,16 @@ const manifestBatch = 500
 // with the content (missing, corrupt, unsupported) are counted in the
 // report and the import goes on.
 func Import(ctx context.Context, s *store.Store, src Source, opts Options, out io.Writer) (Report, error) {
-	r := &reporter{out: out, report: Report{Source: src.Describe(), DryRun: opts.DryRun}}
+	r := &reporter{out: out, report: Report{Source: src.Describe(), DryRun: opts.DryRun}, progress: opts.Progress}
 	repos, err := src.Repositories(ctx)
 	if err != nil {
 		return r.report, err
 	}
 	match := matcher(opts.Only)
-	var plans []*repoPlan
-	total := 0
+	// One repository at a time, planned then imported: memory holds one
+	// repository's manifests, and a killed run has recorded every
+	// repository before the one it was in. The progress total grows as
+	// repositories are planned.
 	for _, repo := range repos {
 		if !match(repo) {
 			continue
@@ -63,11 +65,7 @@ func Import(ctx context.Context, s *store.Store, src Source, opts Options, out i
 			r.problem(fmt.Sprintf("repository %s skipped: %v", repo, err))
 			continue
 		}
-		plans = append(plans, p)
-		total += len(p.blobs)
-	}
-	r.progress, r.total = opts.Progress, total
-	for _, p := range plans {
+		r.total += len(p.blobs)
 		blobsOK, err := importBlobs(ctx, s, src, p, opts, r)
 		if err != nil {
 			return r.report, err
