@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -43,6 +44,9 @@ func importFrom(ctx context.Context, env *Env, kind string, args Args, stdio Std
 	if err != nil {
 		return err
 	}
+	if kind != "remote" && !filepath.IsAbs(where) {
+		return fmt.Errorf("import: %s is not an absolute path (the running server would resolve it against its own directory)", where)
+	}
 	src, err := openImportSource(ctx, kind, where, args, stdio.In)
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
@@ -66,7 +70,10 @@ func importFrom(ctx context.Context, env *Env, kind string, args Args, stdio Std
 	if werr := writeImportSummary(stdio.Out, report, took); werr != nil {
 		return werr
 	}
-	if n := len(report.Problems); n > 0 {
+	switch n := len(report.Problems); {
+	case n > 0 && opts.DryRun:
+		return fmt.Errorf("import: the dry run found %s (listed above)", plural(n, "problem"))
+	case n > 0:
 		return fmt.Errorf("import: finished with %s (listed above); manifests that lack content were recorded as broken, a push of those images heals them", plural(n, "problem"))
 	}
 	return nil
