@@ -11,7 +11,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// How an imported blob came into DATA (ImportBlobFile).
+// How an imported blob came into DATA (StagedBlob.How, and the importer's
+// report).
 const (
 	BlobPresent = "present" // the store had it already: only linked into the repository
 	BlobLinked  = "linked"  // hard-linked from the source: no bytes copied
@@ -120,8 +121,9 @@ var errCannotLink = errors.New("cannot hard-link")
 
 // linkVerified hashes src, then hard-links it to tmp and checks that the
 // link is the very file that was hashed, unchanged since. Hashing the source
-// before linking keeps the temp name (which GC would take for an orphan
-// upload) alive only for an instant.
+// before linking keeps the temp name short-lived: it carries the source's
+// old modification time, so a GC running meanwhile may take it for an
+// orphan upload (the placement then fails and a re-run redoes the blob).
 func linkVerified(src, tmp string, d Digest) (int64, error) {
 	before, err := os.Stat(src)
 	if err != nil {
