@@ -76,6 +76,7 @@ var commands = commandTable(
 	gcCommand, duCommand, repoDelCommand,
 	backupCommand, verifyCommand,
 	tlsInitCommand,
+	importRegistry2Command, importOCICommand, importRemoteCommand,
 )
 
 func commandTable(cmds ...Command) map[string]Command {
