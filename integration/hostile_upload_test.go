@@ -232,9 +232,14 @@ func TestHostile_BigReferrers(t *testing.T) {
 	}
 	peak := procStatusKiB(t, s, "VmHWM")
 	t.Logf("referrers: %d of %d KiB, %d clients at once: server RSS %d MiB before, peak %d MiB", count, size>>10, clients, before>>10, peak>>10)
-	const maxPeakMiB = 400
-	if peak>>10 > maxPeakMiB {
-		t.Errorf("server peak RSS %d MiB while listing referrers, want under %d MiB", peak>>10, maxPeakMiB)
+	// The bound is on what the listing adds, not on the total: the total
+	// includes the heap the 156 MB of pushes left behind, which the Go
+	// collector returns at its own pace and which swings with the machine's
+	// load. Six clients with pages of at most 4 MiB need a few MiB each;
+	// building the answers whole took gigabytes.
+	const maxGrowthMiB = 128
+	if growth := (peak - before) >> 10; growth > maxGrowthMiB {
+		t.Errorf("server RSS grew by %d MiB (%d to %d MiB) while listing referrers, want under %d MiB", growth, before>>10, peak>>10, maxGrowthMiB)
 	}
 }
 
