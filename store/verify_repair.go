@@ -21,6 +21,8 @@ func (s *Store) repair(faults []Fault) error {
 		switch {
 		case f.Kind == FaultCorruptBlob:
 			f.Repaired, err = s.quarantineBlob(f.blob, f.file)
+		case f.Kind == FaultCorruptManifest:
+			f.Repaired, err = s.repairManifest(f.repo, f.manifest)
 		case f.Kind == FaultMissingBlob && f.repo == "":
 			f.Repaired, err = s.forgetMissingBlob(f.blob)
 		case f.Kind == FaultMissingBlob:
