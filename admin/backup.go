@@ -9,6 +9,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/berth-registry/berth/backup"
+	"github.com/berth-registry/berth/server/auth"
 )
 
 // backupCommand writes a backup to stdout; the CLI puts it in a file or
@@ -120,7 +121,7 @@ func Restore(ctx context.Context, dir string, inputs []backup.Input, opts Restor
 			}}
 		}
 	}
-	res, err := backup.Restore(ctx, dir, inputs, backup.RestoreOptions{Force: opts.Force})
+	res, err := backup.Restore(ctx, dir, inputs, backup.RestoreOptions{Force: opts.Force, CheckRule: auth.ValidateRule})
 	bar.close()
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)

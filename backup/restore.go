@@ -22,6 +22,10 @@ type RestoreOptions struct {
 	// Force replaces a data directory that is not empty. The old one is
 	// moved aside and removed only once the restored one is in its place.
 	Force bool
+	// CheckRule, when not nil, checks each access rule of the restored
+	// meta.db (server/auth's ValidateRule): a rule the server cannot compile
+	// would make it refuse every request.
+	CheckRule func(store.Rule) error
 }
 
 // RestoreResult says what Restore did.
@@ -68,7 +72,7 @@ func Restore(ctx context.Context, dir string, inputs []Input, opts RestoreOption
 			os.RemoveAll(tmp)
 		}
 	}()
-	r := &restorer{ctx: ctx, dir: tmp, have: map[store.Digest]int64{}, dirs: map[string]bool{}, buf: make([]byte, copyBufferSize)}
+	r := &restorer{ctx: ctx, dir: tmp, checkRule: opts.CheckRule, have: map[store.Digest]int64{}, dirs: map[string]bool{}, buf: make([]byte, copyBufferSize)}
 	if err := os.MkdirAll(filepath.Join(tmp, "uploads"), 0o755); err != nil {
 		return res, err
 	}
@@ -110,6 +114,8 @@ type restorer struct {
 	have map[store.Digest]int64 // blobs written so far, with their sizes
 	dirs map[string]bool        // directories to sync before the swap
 	buf  []byte
+
+	checkRule func(store.Rule) error // see RestoreOptions.CheckRule
 }
 
 // restoreArchive reads one input into the directory: its meta.db replaces

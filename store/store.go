@@ -87,7 +87,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// init creates the buckets and checks the schema version.
+// init creates the buckets, checks the schema version, and refuses records
+// that would let one user sign in as another or name a repository outside
+// the grammar (validateAuth).
 func (s *Store) init() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
@@ -103,7 +105,7 @@ func (s *Store) init() error {
 		case len(v) != 1 || v[0] > schemaVersion:
 			return fmt.Errorf("meta.db has schema %v, newer than this berth understands (%d)", v, schemaVersion)
 		}
-		return nil
+		return validateAuth(tx)
 	})
 }
 
