@@ -66,6 +66,13 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	defer st.Close()
+	// Bind before the first admin is created: a port in use must not leave
+	// an admin and a printed password behind a server that never ran.
+	ln, err := net.Listen("tcp", c.String("addr"))
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.String("addr"), err)
+	}
+	defer ln.Close()
 
 	cfg := server.Config{Logger: log, Service: c.String("service"), TrustedProxies: proxies, Version: version}
 	if cert != nil {
@@ -75,15 +82,20 @@ func runServe(c *cli.Context) error {
 	case "none":
 		log.Warn("AUTHENTICATION IS OFF (--auth none): anyone who reaches this port can push, pull and delete")
 	case "token":
-		if err := admin.EnsureInitialAdmin(st, os.Stdout); err != nil {
-			return err
-		}
 		cfg.Auth, err = auth.NewService(st, auth.Options{
 			Issuer:        c.String("service"),
 			TTL:           c.Duration("token-ttl"),
 			AnonymousPull: c.Bool("anonymous-pull"),
 		})
 		if err != nil {
+			return err
+		}
+		// Rules that do not compile would fail every request but /v2/:
+		// refuse to start instead, saying which.
+		if _, err := cfg.Auth.Authorizer(); err != nil {
+			return fmt.Errorf("%w\nTry: %s, then acl del the rule", err, admin.DataCommand(dir, "acl list"))
+		}
+		if err := admin.EnsureInitialAdmin(st, os.Stdout, isTerminal(os.Stdout)); err != nil {
 			return err
 		}
 	default:
@@ -100,10 +112,6 @@ func runServe(c *cli.Context) error {
 	defer stopControl()
 	go admin.RunGCLoop(ctx, st, c.Duration("gc-interval"), store.GCOptions{}, log)
 
-	ln, err := net.Listen("tcp", c.String("addr"))
-	if err != nil {
-		return err
-	}
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

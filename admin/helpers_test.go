@@ -3,6 +3,10 @@ package admin
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -63,9 +67,17 @@ func (r result) String() string {
 	return "stdout:\n" + r.out + "stderr:\n" + r.errOut + "error: " + r.err
 }
 
-// run runs a command through Run, the CLI's entry point, on dir.
+// run runs a command through Run, the CLI's entry point, on dir, which
+// becomes a data directory first if it is not one (Run refuses those).
 func run(t *testing.T, dir, name string, args Args, stdin string) result {
 	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "meta.db")); errors.Is(err, fs.ErrNotExist) {
+		s, err := store.Open(dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
 	var out, errOut bytes.Buffer
 	stdio := Stdio{Out: &out, Err: &errOut}
 	if stdin != "" {
@@ -132,4 +144,29 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestRun_NotDataDir: a maintenance command on a directory that is not a
+// data directory (a wrong --data) fails and creates nothing there.
+func TestRun_NotDataDir(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dir  func(t *testing.T) string
+		want string
+	}{
+		{"empty", func(t *testing.T) string { return t.TempDir() }, "it holds no meta.db"},
+		{"absent", func(t *testing.T) string { return filepath.Join(t.TempDir(), "data") }, "it does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tc.dir(t)
+			err := Run(context.Background(), dir, "user list", Args{}, Stdio{})
+			if err == nil || !errors.Is(err, err) || !strings.Contains(err.Error(), "is not a berth data directory: "+tc.want) {
+				t.Fatalf("user list on %s: %v", dir, err)
+			}
+			entries, _ := os.ReadDir(dir)
+			if len(entries) != 0 {
+				t.Errorf("%s holds %d entries after the refusal, want none", dir, len(entries))
+			}
+		})
+	}
 }

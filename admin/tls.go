@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/berth-registry/berth/store"
 )
 
 // tlsInitCommand creates a CA and a server certificate in DATA/tls, for
@@ -87,6 +89,11 @@ func runTLSInit(_ context.Context, env *Env, args Args, stdio Stdio) error {
 	res, err := initTLS(dir, opts, time.Now())
 	if err != nil {
 		return fmt.Errorf("tls init: %w", err)
+	}
+	// Run as root while the service is stopped, the files take the owner of
+	// DATA, so the service's user can read its keys.
+	if err := store.OwnLike(env.Store.Dir(), dir); err != nil {
+		return fmt.Errorf("tls init: give %s the owner of the data directory: %w", dir, err)
 	}
 	if env.Logger != nil {
 		env.Logger.Info("tls init", "dir", dir, "hosts", strings.Join(opts.hosts, ","), "new_ca", res.newCA)

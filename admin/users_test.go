@@ -142,7 +142,7 @@ func seedInitialAdmin(t *testing.T, dir string, served *store.Store) {
 		}
 		defer s.Close()
 	}
-	if err := EnsureInitialAdmin(s, &strings.Builder{}); err != nil {
+	if err := EnsureInitialAdmin(s, &strings.Builder{}, false); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -88,6 +88,13 @@ func Restore(ctx context.Context, dir string, inputs []Input, opts RestoreOption
 	if res.Blobs, res.Bytes, res.DroppedUploads, err = r.finish(inputs[len(inputs)-1].Name, *prev); err != nil {
 		return res, err
 	}
+	if t.exists {
+		// A restore run as root must leave files the service's user can
+		// open: they take the owner of the data directory they replace.
+		if err := store.OwnLike(t.path, tmp); err != nil {
+			return res, fmt.Errorf("give the restored files the owner of %s: %w", t.path, err)
+		}
+	}
 	res.Replaced = t.full
 	res.Leftover, err = t.replaceWith(tmp)
 	return res, err

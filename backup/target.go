@@ -23,10 +23,11 @@ var (
 // target is the data directory a restore fills: checked, and locked
 // against a server starting on it while the restore runs.
 type target struct {
-	path string      // absolute, symlinks resolved
-	full bool        // it exists and holds something
-	mode fs.FileMode // its permissions, or those store.Open gives a new one
-	lock *bolt.DB    // a shared lock on its meta.db; nil when it has none
+	path   string      // absolute, symlinks resolved
+	exists bool        // it exists
+	full   bool        // it exists and holds something
+	mode   fs.FileMode // its permissions, or those store.Open gives a new one
+	lock   *bolt.DB    // a shared lock on its meta.db; nil when it has none
 }
 
 // openTarget checks the data directory dir: it must be absent or empty
@@ -57,6 +58,7 @@ func openTarget(dir string, force bool) (*target, error) {
 	case !fi.IsDir():
 		return nil, fmt.Errorf("%s is not a directory", abs)
 	}
+	t.exists = true
 	t.mode = fi.Mode().Perm()
 	entries, err := os.ReadDir(abs)
 	if err != nil {

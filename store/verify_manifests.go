@@ -129,6 +129,9 @@ func (s *Store) quarantineManifest(repo string, d Digest, value, body []byte) (s
 	if err := os.WriteFile(dst, body, 0o600); err != nil {
 		return "", fmt.Errorf("save the damaged manifest body: %w", err)
 	}
+	if err := OwnLike(s.dir, filepath.Join(s.dir, "quarantine")); err != nil {
+		return "", err
+	}
 	marked := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if !bytes.Equal(tx.Bucket(bucketManifests).Get(key(repo, string(d))), value) {

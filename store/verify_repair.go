@@ -60,6 +60,9 @@ func (s *Store) quarantineBlob(d Digest, seen os.FileInfo) (string, error) {
 	if err := os.Rename(path, dst); err != nil {
 		return "", fmt.Errorf("move to quarantine: %w", err)
 	}
+	if err := OwnLike(s.dir, filepath.Join(s.dir, "quarantine")); err != nil {
+		return "", err
+	}
 	for _, dir := range []string{filepath.Dir(path), filepath.Dir(dst)} {
 		if err := SyncDir(dir); err != nil {
 			return "", err
