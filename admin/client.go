@@ -34,7 +34,7 @@ func Run(ctx context.Context, dir, name string, args Args, stdio Stdio) error {
 	if conn, err := dialControl(sock); err == nil {
 		return runRemote(ctx, conn, name, args, stdio)
 	}
-	s, err := store.Open(dir, store.Options{LockTimeout: lockWait, MustExist: true})
+	s, err := store.Open(dir, store.Options{LockTimeout: lockWait, MustExist: !cmd.MakesDataDir})
 	if errors.Is(err, store.ErrNotDataDir) {
 		return notDataDirError(dir)
 	}

@@ -23,6 +23,11 @@ type Command struct {
 	// Usage is the argument synopsis after the name, for usage errors:
 	// "NAME [--admin]".
 	Usage string
+	// MakesDataDir lets the command run on a directory that is not yet a
+	// data directory, making it one (tls init: HTTPS may be set up before
+	// the first start). Every other command refuses such a directory, so a
+	// wrong --data cannot pass for an empty registry.
+	MakesDataDir bool
 	// Run performs the command. ctx is cancelled when the client goes away
 	// or the server stops.
 	Run func(ctx context.Context, env *Env, args Args, stdio Stdio) error
@@ -73,7 +78,8 @@ var commands = commandTable(
 	userAddCommand, userPasswdCommand, userDelCommand, userListCommand,
 	userImportHtpasswdCommand,
 	aclListCommand, aclAddCommand, aclDelCommand, aclImportCommand,
-	gcCommand, duCommand, repoDelCommand,
+	gcCommand, duCommand, repoDelCommand, repoListCommand,
+	tagListCommand, tagDelCommand,
 	backupCommand, verifyCommand,
 	tlsInitCommand,
 )

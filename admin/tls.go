@@ -31,9 +31,10 @@ import (
 // Run inside the server, it writes the files as the server's user; the
 // server picks them up on SIGHUP.
 var tlsInitCommand = Command{
-	Name:  "tls init",
-	Usage: "--host NAME[,NAME|IP...] [--force] [--new-ca] [--key ecdsa|rsa] [--port PORT]",
-	Run:   runTLSInit,
+	Name:         "tls init",
+	MakesDataDir: true,
+	Usage:        "--host NAME[,NAME|IP...] [--force] [--new-ca] [--key ecdsa|rsa] [--port PORT]",
+	Run:          runTLSInit,
 }
 
 // The files of DATA/tls (CONTRACT.md).

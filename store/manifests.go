@@ -172,17 +172,37 @@ func storedManifest(tx *bolt.Tx, repo string, d Digest) (StoredManifest, error) 
 func (s *Store) DeleteManifest(repo string, ref Reference) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if ref.Tag != "" {
-			tk := key(repo, ref.Tag)
-			if tx.Bucket(bucketTags).Get(tk) == nil {
-				return ErrManifestUnknown
-			}
-			return tx.Bucket(bucketTags).Delete(tk)
+			_, err := deleteTag(tx, repo, ref.Tag)
+			return err
 		}
 		if hasPrefix(tx.Bucket(bucketRefs), prefix(repo, string(ref.Digest))) {
 			return ErrManifestInUse
 		}
 		return deleteManifest(tx, repo, ref.Digest)
 	})
+}
+
+// DeleteTag deletes tag of repo and returns the manifest it pointed at,
+// which stays until GC finds nothing else keeps it. It returns
+// ErrManifestUnknown when repo has no such tag.
+func (s *Store) DeleteTag(repo, tag string) (Digest, error) {
+	var d Digest
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		d, err = deleteTag(tx, repo, tag)
+		return err
+	})
+	return d, err
+}
+
+func deleteTag(tx *bolt.Tx, repo, tag string) (Digest, error) {
+	tk := key(repo, tag)
+	v := tx.Bucket(bucketTags).Get(tk)
+	if v == nil {
+		return "", ErrManifestUnknown
+	}
+	d := Digest(v)
+	return d, tx.Bucket(bucketTags).Delete(tk)
 }
 
 // deleteManifest removes manifest d of repo with its tags, references and
