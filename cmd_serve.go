@@ -29,16 +29,16 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "auth", Value: "token", EnvVars: []string{"BERTH_AUTH"}, Usage: "token (users and access rules) or none (anyone may do anything)"},
 			&cli.BoolFlag{Name: "anonymous-pull", EnvVars: []string{"BERTH_ANONYMOUS_PULL"}, Usage: "let clients that are not signed in pull"},
 			&cli.StringFlag{Name: "service", Value: "berth", EnvVars: []string{"BERTH_SERVICE"}, Usage: "the token service name (audience)"},
-			&cli.DurationFlag{Name: "token-ttl", Value: 5 * time.Minute, EnvVars: []string{"BERTH_TOKEN_TTL"}, Usage: "lifetime of access tokens"},
-			&cli.DurationFlag{Name: "gc-interval", EnvVars: []string{"BERTH_GC_INTERVAL"}, Usage: "run garbage collection this often (0: never)"},
+			durationFlag("token-ttl", 5*time.Minute, "lifetime of access tokens", "BERTH_TOKEN_TTL"),
+			durationFlag("gc-interval", 0, "run garbage collection this often, such as 24h (0: never)", "BERTH_GC_INTERVAL"),
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"BERTH_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"BERTH_LOG_FORMAT"}, Usage: "text (key=value) or json, one line per record"},
-			&cli.BoolFlag{Name: "tls", EnvVars: []string{"BERTH_TLS"}, Usage: "serve HTTPS with the certificate `berth tls init` wrote in DATA/tls"},
+			&cli.BoolFlag{Name: "tls", EnvVars: []string{"BERTH_TLS"}, Usage: "serve HTTPS with the certificate that 'berth tls init' wrote in DATA/tls"},
 			&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"BERTH_TLS_CERT"}, Usage: "serve HTTPS with this PEM certificate (chain) file; needs --tls-key"},
 			&cli.StringFlag{Name: "tls-key", EnvVars: []string{"BERTH_TLS_KEY"}, Usage: "the PEM private key of --tls-cert"},
 			&cli.StringSliceFlag{Name: "trusted-proxy", Value: cli.NewStringSlice(server.DefaultTrustedProxies...), EnvVars: []string{"BERTH_TRUSTED_PROXY"},
 				Usage: "a reverse proxy (CIDR or address, repeatable; none: nobody) whose X-Forwarded-For, -Proto and -Host are believed"},
-			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"BERTH_SHUTDOWN_TIMEOUT"}, Usage: "how long running requests may finish after SIGTERM"},
+			durationFlag("shutdown-timeout", 30*time.Second, "how long running requests may finish after SIGTERM", "BERTH_SHUTDOWN_TIMEOUT"),
 		},
 		Action: runServe,
 	}
@@ -84,7 +84,7 @@ func runServe(c *cli.Context) error {
 	case "token":
 		cfg.Auth, err = auth.NewService(st, auth.Options{
 			Issuer:        c.String("service"),
-			TTL:           c.Duration("token-ttl"),
+			TTL:           durationOf(c, "token-ttl"),
 			AnonymousPull: c.Bool("anonymous-pull"),
 		})
 		if err != nil {
@@ -105,12 +105,12 @@ func runServe(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go reloadOnHangup(ctx, cert, log)
-	stopControl, err := admin.ServeControl(ctx, &admin.Env{Store: st, Logger: log}, admin.SocketPath(dir))
+	stopControl, err := admin.ServeControl(ctx, &admin.Env{Store: st, Logger: log, Version: versionInfo()}, admin.SocketPath(dir))
 	if err != nil {
 		return err
 	}
 	defer stopControl()
-	go admin.RunGCLoop(ctx, st, c.Duration("gc-interval"), store.GCOptions{}, log)
+	go admin.RunGCLoop(ctx, st, durationOf(c, "gc-interval"), store.GCOptions{}, log)
 
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)
@@ -124,8 +124,8 @@ func runServe(c *cli.Context) error {
 	}
 	// A second SIGINT or SIGTERM now ends the process at once.
 	stop()
-	log.Info("shutting down", "timeout", c.Duration("shutdown-timeout"))
-	sctx, cancel := context.WithTimeout(context.Background(), c.Duration("shutdown-timeout"))
+	log.Info("shutting down", "timeout", durationOf(c, "shutdown-timeout"))
+	sctx, cancel := context.WithTimeout(context.Background(), durationOf(c, "shutdown-timeout"))
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)

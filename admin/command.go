@@ -39,6 +39,9 @@ type Env struct {
 	// Logger is the server's log, for commands whose runs the server must
 	// record (gc); nil when the command runs in the CLI process.
 	Logger *slog.Logger
+	// Version describes the running server's binary ("berth 1.2.0, commit
+	// …"); empty when the command runs in the CLI process.
+	Version string
 }
 
 // logger returns env.Logger, or the default logger when it is nil.
@@ -79,7 +82,7 @@ var commands = commandTable(
 	userImportHtpasswdCommand,
 	aclListCommand, aclAddCommand, aclDelCommand, aclImportCommand,
 	gcCommand, duCommand, repoDelCommand, repoListCommand,
-	tagListCommand, tagDelCommand,
+	tagListCommand, tagDelCommand, serverVersionCommand,
 	backupCommand, verifyCommand,
 	tlsInitCommand,
 )

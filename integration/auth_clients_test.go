@@ -475,6 +475,6 @@ func TestAuth_Throttle(t *testing.T) {
 			}
 		})
 	}
-	wantStatus(t, viaBasic("carol", "carol-pw"), http.StatusOK)
-	wantToken(t, viaToken("carol", "carol-pw"))
+	wantStatus(t, viaBasic("carol", "carol-password"), http.StatusOK)
+	wantToken(t, viaToken("carol", "carol-password"))
 }
