@@ -46,12 +46,12 @@ type GCOptions struct {
 	Progress func(phase string, done, total int)
 }
 
-func (o GCOptions) grace() time.Duration     { return ageLimit(o.Grace, DefaultGrace) }
+func (o GCOptions) grace() time.Duration { return ageLimit(o.Grace, DefaultGrace) }
 
 // GracePeriod returns the grace period a collection with o uses: Grace, or
 // DefaultGrace when it is zero, or 0 for NoAge.
 func (o GCOptions) GracePeriod() time.Duration { return o.grace() }
-func (o GCOptions) uploadTTL() time.Duration { return ageLimit(o.UploadTTL, DefaultUploadTTL) }
+func (o GCOptions) uploadTTL() time.Duration   { return ageLimit(o.UploadTTL, DefaultUploadTTL) }
 
 func ageLimit(d, def time.Duration) time.Duration {
 	switch {
