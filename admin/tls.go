@@ -39,11 +39,11 @@ var tlsInitCommand = Command{
 
 // The files of DATA/tls (CONTRACT.md).
 const (
-	tlsDirName     = "tls"
-	caCertFile     = "ca.crt"
-	caKeyFile      = "ca.key"
-	serverCertFile = "server.crt"
-	serverKeyFile  = "server.key"
+	tlsDirName     = store.TLSDirName
+	caCertFile     = store.TLSCACert
+	caKeyFile      = store.TLSCAKey
+	serverCertFile = store.TLSServerCert
+	serverKeyFile  = store.TLSServerKey
 )
 
 const (
