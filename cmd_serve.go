@@ -30,6 +30,8 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "anonymous-pull", EnvVars: []string{"BERTH_ANONYMOUS_PULL"}, Usage: "let clients that are not signed in pull"},
 			&cli.StringFlag{Name: "service", Value: "berth", EnvVars: []string{"BERTH_SERVICE"}, Usage: "the token service name (audience)"},
 			durationFlag("token-ttl", 5*time.Minute, "lifetime of access tokens", "BERTH_TOKEN_TTL"),
+			durationFlag("refresh-token-ttl", auth.DefaultRefreshTTL, "lifetime of refresh tokens (docker login's saved sign-in); 0 keeps the default", "BERTH_REFRESH_TOKEN_TTL"),
+			&cli.IntFlag{Name: "refresh-tokens-per-user", Value: auth.DefaultRefreshPerUser, EnvVars: []string{"BERTH_REFRESH_TOKENS_PER_USER"}, Usage: "refresh tokens a user may hold; a new one revokes the oldest"},
 			durationFlag("gc-interval", 0, "run garbage collection this often, such as 24h (0: never)", "BERTH_GC_INTERVAL"),
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"BERTH_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"BERTH_LOG_FORMAT"}, Usage: "text (key=value) or json, one line per record"},
@@ -43,6 +45,11 @@ func serveCommand() *cli.Command {
 		Action: runServe,
 	}
 }
+
+// refreshCleanupInterval is how often serve deletes expired refresh tokens.
+// An expired token is refused whenever it comes; the sweep only keeps the
+// ones that never come back from piling up, so hourly is plenty.
+const refreshCleanupInterval = time.Hour
 
 func runServe(c *cli.Context) error {
 	log, err := newLogger(c.String("log-format"), c.String("log-level"))
@@ -82,10 +89,15 @@ func runServe(c *cli.Context) error {
 	case "none":
 		log.Warn("AUTHENTICATION IS OFF (--auth none): anyone who reaches this port can push, pull and delete")
 	case "token":
+		if durationOf(c, "refresh-token-ttl") < 0 || c.Int("refresh-tokens-per-user") < 1 {
+			return errors.New("--refresh-token-ttl must not be negative and --refresh-tokens-per-user must be at least 1")
+		}
 		cfg.Auth, err = auth.NewService(st, auth.Options{
-			Issuer:        c.String("service"),
-			TTL:           durationOf(c, "token-ttl"),
-			AnonymousPull: c.Bool("anonymous-pull"),
+			Issuer:         c.String("service"),
+			TTL:            durationOf(c, "token-ttl"),
+			AnonymousPull:  c.Bool("anonymous-pull"),
+			RefreshTTL:     durationOf(c, "refresh-token-ttl"),
+			RefreshPerUser: c.Int("refresh-tokens-per-user"),
 		})
 		if err != nil {
 			return err
@@ -111,6 +123,9 @@ func runServe(c *cli.Context) error {
 	}
 	defer stopControl()
 	go admin.RunGCLoop(ctx, st, durationOf(c, "gc-interval"), store.GCOptions{}, log)
+	if cfg.Auth != nil {
+		go cfg.Auth.RunRefreshCleanup(ctx, refreshCleanupInterval, log)
+	}
 
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)

@@ -46,6 +46,20 @@ func userCommand() *cli.Command {
 				Action: runAdmin("user list", 0, nil),
 			},
 			{
+				Name:      "sessions",
+				Usage:     "list a user's saved sign-ins (refresh tokens): id, created, last used, expires, client",
+				ArgsUsage: "NAME",
+				Action:    runAdmin("user sessions", 1, nil),
+			},
+			{
+				Name:        "revoke",
+				Usage:       "end one of a user's saved sign-ins, or all of them",
+				Description: "The client must sign in again with its password. Access tokens it already holds\nrun out within --token-ttl (5 minutes); `berth user passwd` ends those at once.",
+				ArgsUsage:   "NAME ID|--all",
+				Flags:       []cli.Flag{&cli.BoolFlag{Name: "all", Usage: "revoke every session of the user"}},
+				Action:      runAdminWords("user revoke", 1, 2, []string{"all"}),
+			},
+			{
 				Name:        "import-htpasswd",
 				Usage:       "import the bcrypt entries of an htpasswd file (- for stdin)",
 				Description: "Entries hashed otherwise (MD5, SHA-1, crypt, plain) are refused by name; the\ngood ones are imported anyway, and the command then exits non-zero.",
@@ -83,12 +97,18 @@ func userSetPassword(name string) cli.ActionFunc {
 // runAdmin is the action of a command that takes nargs words and the flags
 // named in flags, passed on as given.
 func runAdmin(name string, nargs int, flags []string) cli.ActionFunc {
+	return runAdminWords(name, nargs, nargs, flags)
+}
+
+// runAdminWords is runAdmin for a command that takes from minArgs to
+// maxArgs words; the command itself checks which combinations make sense.
+func runAdminWords(name string, minArgs, maxArgs int, flags []string) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		words, err := positionalArgs(c)
 		if err != nil {
 			return err
 		}
-		if len(words) != nargs {
+		if len(words) < minArgs || len(words) > maxArgs {
 			return usageError(c)
 		}
 		args := admin.Args{Words: words, Flags: map[string]string{}}

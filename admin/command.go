@@ -79,7 +79,7 @@ func (a Args) Flag(name string) (string, bool) {
 // more Command here, and both the CLI path and the socket find it.
 var commands = commandTable(
 	userAddCommand, userPasswdCommand, userDelCommand, userListCommand,
-	userImportHtpasswdCommand,
+	userImportHtpasswdCommand, userSessionsCommand, userRevokeCommand,
 	aclListCommand, aclAddCommand, aclDelCommand, aclImportCommand,
 	gcCommand, duCommand, repoDelCommand, repoListCommand,
 	tagListCommand, tagDelCommand, serverVersionCommand,

@@ -119,6 +119,18 @@ func TestACLImport_UsersOnly(t *testing.T) {
 	}
 }
 
+func TestACLImport_RefusesHighBcryptCost(t *testing.T) {
+	tw := newTwin(t)
+	got := tw.run(t, "acl import", Args{}, "users:\n  dora:\n    password: \""+hash2a+"\"\n  slow:\n    password: \"$2y$17$"+hash2y[7:]+"\"\n")
+	wantErr := "imported 1, refused 1: slow (bcrypt cost 17, above berth's maximum of 14: re-hash with htpasswd -B -C 10 or set it with berth user passwd)"
+	if got.out != "added user dora\nthe file has no acl: section: access rules left as they are\n" || got.err != wantErr {
+		t.Errorf("got\n%s\nwant the error %q", got, wantErr)
+	}
+	if _, err := tw.remote.User("slow"); err == nil {
+		t.Error("the user with a cost-17 hash was imported")
+	}
+}
+
 // FuzzParseDockerAuth: parsing never panics, and whatever it accepts the
 // server can use: every rule compiles, every user has a valid name and a
 // bcrypt hash.

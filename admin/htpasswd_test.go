@@ -40,6 +40,7 @@ func TestParseHtpasswd(t *testing.T) {
 		{"plain", "bob:hunter2", nil, []string{"bob (line 1: plain text or an unknown scheme, not bcrypt)"}},
 		{"empty hash", "bob:", nil, []string{"bob (line 1: empty password, not bcrypt)"}},
 		{"buggy bcrypt variant", "bob:$2x$04$erf0tmelkqqOGDYT9S3jLuxJWVoBoDN/P.S.XstJipgX2sP8Fb1X.", nil, []string{"bob (line 1: an unsupported bcrypt variant, not bcrypt)"}},
+		{"bcrypt cost above the maximum", "bob:$2y$17$" + hash2y[7:], nil, []string{"bob (line 1: bcrypt cost 17, above berth's maximum of 14: re-hash with htpasswd -B -C 10 or set it with berth user passwd)"}},
 		{"truncated bcrypt", "bob:$2y$05$short", nil, []string{"bob (line 1: malformed bcrypt hash)"}},
 		{"no colon", "bob\n", nil, []string{"line 1 (no ':' between name and hash)"}},
 		{"empty name", ":" + hash2y, nil, []string{"line 1 (invalid user name: empty)"}},

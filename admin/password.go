@@ -119,9 +119,9 @@ func promptPassword(in io.Reader, prompt io.Writer, user string) ([]byte, error)
 var bcryptPrefixes = []string{"$2a$", "$2b$", "$2y$"}
 
 // checkBcryptHash accepts a well-formed bcrypt hash of an accepted variant:
-// "$2b$", a two-digit cost bcrypt allows, "$", and 53 characters of bcrypt's
-// base64 alphabet (salt and digest). The error names the scheme, never the
-// hash.
+// "$2b$", a two-digit cost from bcrypt's minimum to auth.MaxPasswordCost,
+// "$", and 53 characters of bcrypt's base64 alphabet (salt and digest). The
+// error names the scheme or the cost, never the hash.
 func checkBcryptHash(hash string) error {
 	scheme := hashScheme(hash)
 	if scheme != "bcrypt" {
@@ -130,8 +130,12 @@ func checkBcryptHash(hash string) error {
 	if len(hash) != bcryptHashLen || hash[6] != '$' || strings.Trim(hash[7:], cryptAlphabet) != "" {
 		return errors.New("malformed bcrypt hash")
 	}
-	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+	cost, err := bcrypt.Cost([]byte(hash))
+	if err != nil {
 		return errors.New("malformed bcrypt hash")
+	}
+	if cost > auth.MaxPasswordCost {
+		return fmt.Errorf("bcrypt cost %d, above berth's maximum of %d: re-hash with htpasswd -B -C %d or set it with berth user passwd", cost, auth.MaxPasswordCost, auth.PasswordCost)
 	}
 	return nil
 }

@@ -327,7 +327,11 @@ func TestAuth_ForgedTokens(t *testing.T) {
 	now := time.Now().Unix()
 	claims := func(change func(jwt.MapClaims)) jwt.MapClaims {
 		c := jwt.MapClaims{"iss": "other", "sub": "admin", "aud": "other", "exp": now + 300, "nbf": now - 10, "iat": now - 10,
-			"jti": "forged", "access": []tokenAccess{{Type: "repository", Name: "forge/app", Actions: []string{"pull"}}}}
+			"jti": "forged", "access": []tokenAccess{{Type: "repository", Name: "forge/app", Actions: []string{"pull"}}},
+			// The admin's epoch: the first user of a fresh data directory
+			// gets 1. A token without it is refused as issued before a
+			// password change.
+			"berth_epoch": 1}
 		if change != nil {
 			change(c)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/berth-registry/berth/server/auth"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -33,7 +34,7 @@ type metrics struct {
 // authFailureReasons are the values of berth_auth_failures_total's label.
 var authFailureReasons = []string{"credentials", "token", "denied", "throttled"}
 
-func newMetrics(st *store.Store, version string, log *slog.Logger) *metrics {
+func newMetrics(st *store.Store, svc *auth.Service, version string, log *slog.Logger) *metrics {
 	route := []string{"route"}
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
@@ -75,7 +76,37 @@ func newMetrics(st *store.Store, version string, log *slog.Logger) *metrics {
 	build.Set(1)
 	m.registry.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inFlight, m.authFailures, build,
 		&storeCollector{store: st, log: log})
+	if svc != nil {
+		m.registry.MustRegister(passwordCheckCollector{svc})
+	}
 	return m
+}
+
+// passwordCheckCollector reports the bcrypt limiter of the auth service,
+// read at each scrape.
+type passwordCheckCollector struct{ svc *auth.Service }
+
+var (
+	descChecksLimit   = prometheus.NewDesc("berth_password_checks_limit", "How many bcrypt password checks may run at once.", nil, nil)
+	descChecksRunning = prometheus.NewDesc("berth_password_checks_running", "bcrypt password checks running now.", nil, nil)
+	descChecksPeak    = prometheus.NewDesc("berth_password_checks_running_peak", "The most bcrypt password checks that ever ran at once; never above the limit.", nil, nil)
+	descChecks        = prometheus.NewDesc("berth_password_checks_total", "bcrypt password checks made (a credential cached within the minute costs none).", nil, nil)
+	descChecksRefused = prometheus.NewDesc("berth_password_checks_refused_total", "Password checks refused with 429 because too many were already waiting for bcrypt.", nil, nil)
+)
+
+func (pc passwordCheckCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descChecksLimit, descChecksRunning, descChecksPeak, descChecks, descChecksRefused} {
+		ch <- d
+	}
+}
+
+func (pc passwordCheckCollector) Collect(ch chan<- prometheus.Metric) {
+	st := pc.svc.PasswordCheckStats()
+	ch <- prometheus.MustNewConstMetric(descChecksLimit, prometheus.GaugeValue, float64(st.Limit))
+	ch <- prometheus.MustNewConstMetric(descChecksRunning, prometheus.GaugeValue, float64(st.Running))
+	ch <- prometheus.MustNewConstMetric(descChecksPeak, prometheus.GaugeValue, float64(st.Peak))
+	ch <- prometheus.MustNewConstMetric(descChecks, prometheus.CounterValue, float64(st.Checks))
+	ch <- prometheus.MustNewConstMetric(descChecksRefused, prometheus.CounterValue, float64(st.Refused))
 }
 
 // handler serves the metrics in Prometheus' text format (or OpenMetrics or

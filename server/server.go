@@ -66,7 +66,7 @@ func New(st *store.Store, cfg Config) *Server {
 	}
 	s := &Server{
 		store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger,
-		tls: cfg.TLS, proxies: cfg.TrustedProxies, metrics: newMetrics(st, cfg.Version, cfg.Logger),
+		tls: cfg.TLS, proxies: cfg.TrustedProxies, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "berth",

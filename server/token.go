@@ -22,14 +22,16 @@ type tokenRequest struct {
 	password     string
 	refreshToken string
 	basic        bool // credentials came as Basic auth (GET)
+	clientID     string
 }
 
 // getToken is the Docker token endpoint: GET with optional Basic auth.
 // https://distribution.github.io/distribution/spec/auth/token/
 func (s *Server) getToken(c *fiber.Ctx) error {
 	req := tokenRequest{
-		service: c.Query("service"),
-		offline: c.Query("offline_token") == "true",
+		service:  c.Query("service"),
+		offline:  c.Query("offline_token") == "true",
+		clientID: c.Query("client_id"),
 	}
 	for _, sc := range c.Context().QueryArgs().PeekMulti("scope") {
 		req.scopes = append(req.scopes, strings.Fields(string(sc))...)
@@ -61,6 +63,7 @@ func (s *Server) postToken(c *fiber.Ctx) error {
 		username:     form.Get("username"),
 		password:     form.Get("password"),
 		refreshToken: form.Get("refresh_token"),
+		clientID:     form.Get("client_id"),
 	}
 	// For the access log, which must not parse the form again.
 	c.Locals(formUserKey, req.username)
@@ -90,7 +93,7 @@ func (s *Server) issueToken(c *fiber.Ctx, req tokenRequest) error {
 	if err != nil {
 		return err
 	}
-	tok, err := s.auth.IssueToken(user.Name, s.service, access)
+	tok, err := s.auth.IssueToken(user, s.service, access)
 	if err != nil {
 		return err
 	}
@@ -107,7 +110,7 @@ func (s *Server) issueToken(c *fiber.Ctx, req tokenRequest) error {
 	case req.grantType == "refresh_token":
 		resp["refresh_token"] = req.refreshToken
 	case req.offline && user.Name != "":
-		rt, err := s.auth.IssueRefresh(user, s.service)
+		rt, err := s.auth.IssueRefresh(user, s.service, clientName(c, req))
 		if err != nil {
 			return err
 		}
@@ -115,6 +118,15 @@ func (s *Server) issueToken(c *fiber.Ctx, req tokenRequest) error {
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(resp)
+}
+
+// clientName is what `berth user sessions` shows for a refresh token: the
+// client_id the client sent (docker sends "docker"), else its User-Agent.
+func clientName(c *fiber.Ctx, req tokenRequest) string {
+	if req.clientID != "" {
+		return req.clientID
+	}
+	return c.Get(fiber.HeaderUserAgent)
 }
 
 // maxFormSize bounds the body of a token request: a handful of short

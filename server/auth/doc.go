@@ -30,14 +30,15 @@
 //	scopes, err := auth.ParseScopes(scopeParams) // ErrScopeInvalid → 400
 //	user := store.User{}                         // anonymous without credentials
 //	user, err = svc.Authenticate(name, password, c.IP())
-//	//   ErrBadCredentials → 401; *auth.ThrottledError → 429, Retry-After: RetryAfter
+//	//   ErrBadCredentials → 401; *auth.ThrottledError (throttled, or too
+//	//   many checks waiting for bcrypt) → 429, Retry-After: RetryAfter
 //	//   grant_type=refresh_token instead: user, err = svc.RedeemRefresh(rt, service)
 //	access, err := svc.Authorize(user, scopes)   // less than asked is not an error
-//	tok, err := svc.IssueToken(user.Name, service, access)
+//	tok, err := svc.IssueToken(user, service, access)
 //	//   token = access_token = tok.Raw, expires_in = tok.ExpiresIn seconds,
 //	//   issued_at = tok.IssuedAt (RFC 3339)
 //	//   offline_token=true or access_type=offline (with a signed-in user):
-//	//   refresh_token, err = svc.IssueRefresh(user, service)
+//	//   refresh_token, err = svc.IssueRefresh(user, service, clientID)
 //
 // Pass the configured --service as service, and refuse (or ignore) a request
 // naming another: VerifyToken only accepts tokens for the service it is
@@ -60,21 +61,32 @@
 //
 // # Costs
 //
-// Authenticate pays bcrypt once a minute per (user, password) thanks to the
-// credential cache. User records and the compiled rules are kept in memory
-// and checked against the store's AuthGeneration, an in-memory counter that
-// moves on with every change of a user or a rule: deletion, password changes
-// and `berth acl add` through the control socket apply to the next request,
-// and a request reads no meta.db for them. VerifyToken is one ECDSA
-// verification per token (verified tokens are cached until they expire) and
-// touches no store: a token stays valid until it expires, even if its user
-// is deleted, which is why tokens live minutes.
+// Authenticate answers a (user, password) verified within the minute from
+// the credential cache, before the throttle: a signed-in client costs no
+// bcrypt and is never throttled by someone else's flood. Anything else
+// counts against the throttle when it starts (per account and address, and
+// per address), then waits for one of a few bcrypt slots (half the CPUs),
+// and is refused as busy when the queue is full or the wait too long. User
+// records and the compiled rules are kept in memory and checked against
+// the store's AuthGeneration, an in-memory counter that moves on with every
+// change of a user or a rule: deletion, password changes and `berth acl
+// add` through the control socket apply to the next request, and a request
+// reads no meta.db for them. VerifyToken is one ECDSA verification per
+// token (verified tokens are cached until they expire) plus a look-up of
+// the subject in that user cache: a token carries its user's epoch and is
+// refused the moment the user is deleted or changes password.
+//
+// Refresh tokens live Options.RefreshTTL, at most Options.RefreshPerUser
+// per user (a new one revokes the oldest); an expired one is deleted when
+// presented, and RunRefreshCleanup sweeps the rest.
 //
 // # Known limits
 //
 // Unknown users are checked against a dummy hash at PasswordCost; a user
-// imported from htpasswd with another bcrypt cost answers faster or slower
-// than an unknown one until `berth user passwd` rehashes it. The throttle
-// counts per (account, address), in memory: it slows guessing from one
-// address, not a password spray from many.
+// imported from htpasswd with another bcrypt cost (at most MaxPasswordCost)
+// answers faster or slower than an unknown one until `berth user passwd`
+// rehashes it. The throttle is in memory: it slows guessing from one
+// address, not a spray from many, which the bcrypt limit bounds instead.
+// Revoking a refresh token leaves the access tokens already minted from it
+// valid until they expire.
 package auth

@@ -19,6 +19,15 @@ import (
 // dummy hash unknown users are checked against.
 const PasswordCost = bcrypt.DefaultCost
 
+// MaxPasswordCost is the highest bcrypt cost berth accepts in a hash it is
+// given (imports, and the hashes the CLI sends). Each step doubles the CPU
+// a sign-in costs: at 14 one check takes about a second of a core, at 17
+// eight, and a wrong password costs the same, so a higher cost would turn
+// every guess into a denial of service. Such hashes are refused, not
+// rehashed, since berth never sees the password behind them until the user
+// signs in.
+const MaxPasswordCost = 14
+
 // ErrPasswordTooLong is returned by HashPassword for a password bcrypt
 // would silently cut at 72 bytes.
 var ErrPasswordTooLong = bcrypt.ErrPasswordTooLong

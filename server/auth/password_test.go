@@ -53,8 +53,14 @@ func TestService_Throttle(t *testing.T) {
 	if _, err := svc.Authenticate("alice", "guess", attacker); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("once the oldest failure left the window: %v, want ErrBadCredentials", err)
 	}
-	if _, err := svc.Authenticate("alice", "s3cret", attacker); !errors.As(err, &throttled) {
+	if _, err := svc.Authenticate("alice", "guess", attacker); !errors.As(err, &throttled) {
 		t.Fatalf("one more failure throttles again: %v", err)
+	}
+	// The right password was verified from the other address within the
+	// minute: it is answered from the cache, which teaches a guesser
+	// nothing (only the right password hits it).
+	if _, err := svc.Authenticate("alice", "s3cret", attacker); err != nil {
+		t.Fatalf("a credential verified within the minute, while throttled: %v", err)
 	}
 
 	clock.Advance(failureWindow)
@@ -76,20 +82,147 @@ func TestService_Throttle(t *testing.T) {
 func TestThrottle_BoundedMemory(t *testing.T) {
 	th := newThrottle()
 	now := time.Now()
-	first := throttleKey("account-0", "addr")
+	keys := func(i int) attemptKeys { return keysFor("account-"+strconv.Itoa(i), "addr-"+strconv.Itoa(i)) }
 	for i := range throttleCapacity + 100 {
-		th.fail(throttleKey("account-"+strconv.Itoa(i), "addr"), now.Add(time.Duration(i)*time.Millisecond))
+		if wait := th.begin(keys(i), now.Add(time.Duration(i)*time.Millisecond)); wait != 0 {
+			t.Fatalf("attempt %d: a first attempt must wait %s", i, wait)
+		}
 	}
 	if n := len(th.entries); n > throttleCapacity {
 		t.Fatalf("%d entries, capacity %d", n, throttleCapacity)
 	}
-	if _, ok := th.entries[first]; ok {
+	if _, ok := th.entries[keys(0).pair]; ok {
 		t.Fatal("the pair with the oldest failure was kept")
 	}
-	last := throttleKey("account-"+strconv.Itoa(throttleCapacity+99), "addr")
-	if _, ok := th.entries[last]; !ok {
+	if _, ok := th.entries[keys(throttleCapacity+99).pair]; !ok {
 		t.Fatal("the newest pair was evicted")
 	}
+}
+
+// TestService_ThrottleCountsAtStart sends more parallel guesses than the
+// throttle allows: an attempt counts before bcrypt, so only maxFailures
+// of them reach bcrypt, however many run at once.
+func TestService_ThrottleCountsAtStart(t *testing.T) {
+	st := openTestStore(t)
+	addUser(t, st, "alice", "s3cret", false)
+	svc, _ := newTestService(t, st, Options{})
+	const attempts = 16
+	errs := make([]error, attempts)
+	var wg sync.WaitGroup
+	for i := range attempts {
+		// Different guesses, so the shared check of equal credentials
+		// does not merge them.
+		wg.Go(func() { _, errs[i] = svc.Authenticate("alice", "guess-"+strconv.Itoa(i), "198.51.100.7") })
+	}
+	wg.Wait()
+	bad, throttled := 0, 0
+	for i, err := range errs {
+		var te *ThrottledError
+		switch {
+		case errors.Is(err, ErrBadCredentials):
+			bad++
+		case errors.As(err, &te) && !te.Busy:
+			throttled++
+		default:
+			t.Errorf("attempt %d: %v, want ErrBadCredentials or *ThrottledError", i, err)
+		}
+	}
+	if bad != maxFailures || throttled != attempts-maxFailures {
+		t.Errorf("%d checked and %d throttled of %d parallel guesses, want %d checked", bad, throttled, attempts, maxFailures)
+	}
+	if got := svc.PasswordCheckStats().Checks; got != maxFailures {
+		t.Errorf("%d bcrypt comparisons, want %d", got, maxFailures)
+	}
+}
+
+// TestService_UnknownNamesThrottledPerAddress floods one address with names
+// that do not exist: each is a fresh (account, address) pair, so only the
+// per-address count stops them. A credential verified before the flood is
+// still answered, from the cache, without bcrypt.
+func TestService_UnknownNamesThrottledPerAddress(t *testing.T) {
+	st := openTestStore(t)
+	addUser(t, st, "alice", "s3cret", false)
+	svc, clock := newTestService(t, st, Options{})
+	const flooder = "203.0.113.9"
+	if _, err := svc.Authenticate("alice", "s3cret", flooder); err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxAddressFailures + 5 {
+		_, err := svc.Authenticate("nobody-"+strconv.Itoa(i), "pw", flooder)
+		var te *ThrottledError
+		if i < maxAddressFailures && !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("unknown name %d: %v, want ErrBadCredentials", i, err)
+		}
+		if i >= maxAddressFailures && !errors.As(err, &te) {
+			t.Fatalf("unknown name %d from one address: %v, want *ThrottledError", i, err)
+		}
+	}
+	checks := svc.PasswordCheckStats().Checks
+	if _, err := svc.Authenticate("alice", "s3cret", flooder); err != nil {
+		t.Errorf("a cached credential from the flooding address: %v", err)
+	}
+	if got := svc.PasswordCheckStats().Checks; got != checks {
+		t.Errorf("the cached credential cost %d bcrypt comparisons", got-checks)
+	}
+	var te *ThrottledError
+	if _, err := svc.Authenticate("alice", "not-cached", flooder); !errors.As(err, &te) {
+		t.Errorf("an uncached password from the flooding address: %v, want *ThrottledError", err)
+	}
+	if _, err := svc.Authenticate("nobody", "pw", "203.0.113.10"); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("another address: %v, want ErrBadCredentials", err)
+	}
+	clock.Advance(failureWindow)
+	if _, err := svc.Authenticate("nobody", "pw", flooder); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("a minute later: %v, want ErrBadCredentials", err)
+	}
+}
+
+// TestService_SuccessesDoNotCountAgainstAddress signs in many users from
+// one address (an office behind NAT): successes take their attempt back.
+func TestService_SuccessesDoNotCountAgainstAddress(t *testing.T) {
+	st := openTestStore(t)
+	svc, _ := newTestService(t, st, Options{})
+	for i := range maxAddressFailures * 2 {
+		name := "user-" + strconv.Itoa(i)
+		addUser(t, st, name, "pw", false)
+		if _, err := svc.Authenticate(name, "pw", "192.0.2.50"); err != nil {
+			t.Fatalf("sign-in %d from a shared address: %v", i, err)
+		}
+	}
+}
+
+// TestService_PasswordConcurrencyLimit floods the bcrypt limiter from many
+// addresses (so the throttle does not stop them): no more checks run at
+// once than the limit, and the ones that cannot wait are refused as busy.
+func TestService_PasswordConcurrencyLimit(t *testing.T) {
+	st := openTestStore(t)
+	svc, _ := newTestService(t, st, Options{PasswordConcurrency: 1})
+	svc.limiter.maxWait = 50 * time.Millisecond
+	const callers = 32
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() { _, errs[i] = svc.Authenticate("nobody", "pw", "10.1.0."+strconv.Itoa(i)) })
+	}
+	wg.Wait()
+	busy := 0
+	for i, err := range errs {
+		var te *ThrottledError
+		switch {
+		case errors.As(err, &te) && te.Busy:
+			busy++
+		case !errors.Is(err, ErrBadCredentials):
+			t.Errorf("caller %d: %v", i, err)
+		}
+	}
+	stats := svc.PasswordCheckStats()
+	if stats.Limit != 1 || stats.Peak != 1 || stats.Running != 0 {
+		t.Errorf("stats %+v, want limit 1, peak 1, none running", stats)
+	}
+	if busy == 0 || uint64(busy) != stats.Refused || stats.Checks+stats.Refused != callers {
+		t.Errorf("%d refused as busy, stats %+v: want some refused, and every caller either checked or refused", busy, stats)
+	}
+	t.Logf("%d callers, limit 1: %d checked, %d refused as busy", callers, stats.Checks, stats.Refused)
 }
 
 func TestService_CredentialCache(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/berth-registry/berth/store"
@@ -27,8 +26,10 @@ var ErrBadCredentials = errors.New("bad credentials")
 
 // Defaults of Options.
 const (
-	DefaultIssuer = "berth"
-	DefaultTTL    = 5 * time.Minute
+	DefaultIssuer         = "berth"
+	DefaultTTL            = 5 * time.Minute
+	DefaultRefreshTTL     = store.DefaultRefreshTokenLifetime
+	DefaultRefreshPerUser = 50
 )
 
 // Options configure a Service.
@@ -39,6 +40,15 @@ type Options struct {
 	TTL time.Duration
 	// AnonymousPull lets the anonymous caller pull (--anonymous-pull).
 	AnonymousPull bool
+	// RefreshTTL is the lifetime of refresh tokens;
+	// DefaultRefreshTTL when zero.
+	RefreshTTL time.Duration
+	// RefreshPerUser caps the refresh tokens a user holds: issuing one more
+	// revokes the oldest. DefaultRefreshPerUser when zero.
+	RefreshPerUser int
+	// PasswordConcurrency is how many bcrypt checks may run at once;
+	// DefaultPasswordConcurrency() when zero.
+	PasswordConcurrency int
 }
 
 // Service is berth's authentication and authorization: password checks
@@ -51,6 +61,7 @@ type Service struct {
 	dummyHash []byte // checked for unknown users, so they cost as much time
 	cache     *credentialCache
 	throttle  *throttle
+	limiter   *checkLimiter
 	users     *userCache
 	checks    singleflight.Group // bcrypt checks under way, by cache entry
 	now       func() time.Time
@@ -74,6 +85,15 @@ func NewService(st *store.Store, opts Options) (*Service, error) {
 	if opts.TTL <= 0 {
 		opts.TTL = DefaultTTL
 	}
+	if opts.RefreshTTL <= 0 {
+		opts.RefreshTTL = DefaultRefreshTTL
+	}
+	if opts.RefreshPerUser <= 0 {
+		opts.RefreshPerUser = DefaultRefreshPerUser
+	}
+	if opts.PasswordConcurrency <= 0 {
+		opts.PasswordConcurrency = DefaultPasswordConcurrency()
+	}
 	signer, err := loadOrCreateSigner(st, opts.Issuer)
 	if err != nil {
 		return nil, err
@@ -89,6 +109,7 @@ func NewService(st *store.Store, opts Options) (*Service, error) {
 		dummyHash: []byte(dummyHash),
 		cache:     cache,
 		throttle:  newThrottle(),
+		limiter:   newCheckLimiter(opts.PasswordConcurrency),
 		users:     newUserCache(),
 		now:       time.Now,
 	}, nil
@@ -98,19 +119,28 @@ func NewService(st *store.Store, opts Options) (*Service, error) {
 // client's address) and returns the user. It returns ErrBadCredentials for
 // an unknown user or a wrong password, taking as long for both (bcrypt at
 // PasswordCost; hashes imported at another cost differ), and
-// *ThrottledError after too many failures for the pair (name, remote).
-// Successful checks are cached for a minute, keyed so that a password
-// change misses the cache; other errors come from the store.
+// *ThrottledError after too many failures for the pair (name, remote) or
+// for remote, or when too many checks are waiting for bcrypt. Successful
+// checks are cached for a minute, keyed so that a password change misses
+// the cache; other errors come from the store.
+//
+// The order is the point: a credential verified within the minute is
+// answered from memory, before the throttle and without bcrypt, so a
+// signed-in client is served while a flood of wrong guesses is refused;
+// everything else counts against the throttle before bcrypt starts, and
+// bcrypt runs under the limiter.
 func (s *Service) Authenticate(name, password, remote string) (store.User, error) {
 	now := s.now()
-	key := throttleKey(name, remote)
-	if wait := s.throttle.wait(key, now); wait > 0 {
-		return store.User{}, &ThrottledError{RetryAfter: wait}
-	}
+	keys := keysFor(name, remote)
 	u, err := s.users.user(s.store, name)
 	if errors.Is(err, store.ErrUserUnknown) {
-		bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
-		s.throttle.fail(key, now)
+		if wait := s.throttle.begin(keys, now); wait > 0 {
+			return store.User{}, &ThrottledError{RetryAfter: wait}
+		}
+		if _, err := s.limiter.compare(s.dummyHash, []byte(password)); err != nil {
+			s.throttle.cancel(keys, now)
+			return store.User{}, err
+		}
 		return store.User{}, ErrBadCredentials
 	}
 	if err != nil {
@@ -122,16 +152,27 @@ func (s *Service) Authenticate(name, password, remote string) (store.User, error
 	}
 	// Concurrent checks of the same credentials (a client's parallel layer
 	// requests right after start, or when the entry expires) share one
-	// bcrypt instead of each paying for it.
-	match, _, _ := s.checks.Do(string(entry[:]), func() (any, error) {
-		return bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) == nil, nil
+	// attempt and one bcrypt instead of each paying for it.
+	match, err, _ := s.checks.Do(string(entry[:]), func() (any, error) {
+		if wait := s.throttle.begin(keys, now); wait > 0 {
+			return false, &ThrottledError{RetryAfter: wait}
+		}
+		match, err := s.limiter.compare(u.PasswordHash, []byte(password))
+		switch {
+		case err != nil:
+			s.throttle.cancel(keys, now)
+		case match:
+			s.cache.add(entry, now)
+			s.throttle.succeeded(keys, now)
+		}
+		return match, err
 	})
+	if err != nil {
+		return store.User{}, err
+	}
 	if !match.(bool) {
-		s.throttle.fail(key, now)
 		return store.User{}, ErrBadCredentials
 	}
-	s.cache.add(entry, now)
-	s.throttle.forget(key)
 	return u, nil
 }
 
@@ -229,15 +270,36 @@ func (s *Service) Authorizer() (*Authorizer, error) {
 	return authz, nil
 }
 
-// IssueToken signs an access token for account ("" for anonymous) with
-// audience service and the given access, valid for Options.TTL.
-func (s *Service) IssueToken(account, service string, access []Access) (Token, error) {
-	return s.signer.Issue(account, service, access, s.opts.TTL)
+// IssueToken signs an access token for u (the zero User for anonymous)
+// with audience service and the given access, valid for Options.TTL. The
+// token carries u's Epoch, so that VerifyToken refuses it once u changes
+// password or is deleted.
+func (s *Service) IssueToken(u store.User, service string, access []Access) (Token, error) {
+	return s.signer.issue(u.Name, u.Epoch, service, access, s.opts.TTL)
 }
 
 // VerifyToken checks a Bearer token issued by this registry for service and
 // returns its subject ("" for anonymous) and access. Every refusal wraps
-// ErrTokenInvalid; see Signer.Verify.
+// ErrTokenInvalid; see Signer.Verify. Besides the signature and claims, a
+// signed-in subject must still exist with the epoch the token was issued
+// at: a token dies the moment its user is deleted or changes password. That
+// check is a look-up in the in-memory user cache, no meta.db read.
 func (s *Service) VerifyToken(raw, service string) (account string, access []Access, err error) {
-	return s.signer.Verify(raw, service)
+	v, err := s.signer.verify(raw, service)
+	if err != nil {
+		return "", nil, err
+	}
+	if v.account == "" {
+		return "", v.access, nil
+	}
+	u, err := s.users.user(s.store, v.account)
+	switch {
+	case errors.Is(err, store.ErrUserUnknown):
+		return "", nil, fmt.Errorf("%w: user %s no longer exists", ErrTokenInvalid, v.account)
+	case err != nil:
+		return "", nil, err
+	case u.Epoch != v.epoch:
+		return "", nil, fmt.Errorf("%w: issued before %s's password changed", ErrTokenInvalid, v.account)
+	}
+	return v.account, v.access, nil
 }

@@ -101,7 +101,7 @@ func TestService_RefreshTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, err := svc.IssueRefresh(u, testService)
+		tok, err := svc.IssueRefresh(u, testService, "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,6 +213,97 @@ func TestService_FilterPullable(t *testing.T) {
 	}
 }
 
+func TestService_RefreshTokenLifetimeAndCap(t *testing.T) {
+	st := openTestStore(t)
+	addUser(t, st, "alice", "pw", false)
+	svc, clock := newTestService(t, st, Options{RefreshTTL: time.Hour, RefreshPerUser: 2})
+	alice, _ := st.User("alice")
+	issue := func() string {
+		t.Helper()
+		tok, err := svc.IssueRefresh(alice, testService, "docker\x1b[31m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Second)
+		return tok
+	}
+	first, second, third := issue(), issue(), issue()
+	if _, err := svc.RedeemRefresh(first, testService); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("the oldest of 3 tokens with a cap of 2: %v, want ErrBadCredentials", err)
+	}
+	for _, tok := range []string{second, third} {
+		if _, err := svc.RedeemRefresh(tok, testService); err != nil {
+			t.Errorf("a token within the cap: %v", err)
+		}
+	}
+	held, err := st.RefreshTokensOf("alice", clock.Now())
+	if err != nil || len(held) != 2 || held[0].Client != "docker[31m" || held[1].LastUsed.IsZero() {
+		t.Errorf("RefreshTokensOf = %+v, %v; want 2, client without the escape, last use noted", held, err)
+	}
+	clock.Advance(time.Hour - 2*time.Second)
+	if _, err := svc.RedeemRefresh(third, testService); err != nil {
+		t.Errorf("a token just before its lifetime ends: %v", err)
+	}
+	clock.Advance(time.Second)
+	if _, err := svc.RedeemRefresh(second, testService); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("a token at the end of its lifetime: %v, want ErrBadCredentials", err)
+	}
+	clock.Advance(time.Hour)
+	if n, err := svc.ExpireRefreshTokens(); err != nil || n != 1 {
+		t.Errorf("ExpireRefreshTokens = %d, %v; want the 1 token left", n, err)
+	}
+}
+
+// TestService_TokenDiesWithItsUser pins that an access token is refused
+// the moment its user changes password or is deleted, cached or not.
+func TestService_TokenDiesWithItsUser(t *testing.T) {
+	st := openTestStore(t)
+	addUser(t, st, "alice", "pw", false)
+	addUser(t, st, "bob", "pw", false)
+	svc, _ := newTestService(t, st, Options{})
+	issue := func(name string) string {
+		t.Helper()
+		u := store.User{}
+		if name != "" {
+			var err error
+			if u, err = st.User(name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tok, err := svc.IssueToken(u, testService, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if account, _, err := svc.VerifyToken(tok.Raw, testService); err != nil || account != name {
+			t.Fatalf("fresh token of %q: %q, %v", name, account, err)
+		}
+		return tok.Raw
+	}
+	alices, bobs, anonymous := issue("alice"), issue("bob"), issue("")
+
+	setPassword(t, st, "alice", "new")
+	if _, _, err := svc.VerifyToken(alices, testService); !errors.Is(err, ErrTokenInvalid) {
+		t.Errorf("alice's token after her password change: %v, want ErrTokenInvalid", err)
+	}
+	if _, _, err := svc.VerifyToken(bobs, testService); err != nil {
+		t.Errorf("bob's token after alice's password change: %v", err)
+	}
+	issue("alice") // a new one works
+	if err := st.DeleteUser("bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.VerifyToken(bobs, testService); !errors.Is(err, ErrTokenInvalid) {
+		t.Errorf("bob's token after his deletion: %v, want ErrTokenInvalid", err)
+	}
+	addUser(t, st, "bob", "pw", false)
+	if _, _, err := svc.VerifyToken(bobs, testService); !errors.Is(err, ErrTokenInvalid) {
+		t.Errorf("the old bob's token for a new bob: %v, want ErrTokenInvalid", err)
+	}
+	if _, _, err := svc.VerifyToken(anonymous, testService); err != nil {
+		t.Errorf("an anonymous token: %v", err)
+	}
+}
+
 func TestService_KeyPersistsAcrossStarts(t *testing.T) {
 	dir := t.TempDir()
 	st, err := store.Open(dir, store.Options{})
@@ -223,7 +314,12 @@ func TestService_KeyPersistsAcrossStarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := first.IssueToken("alice", testService, nil)
+	addUser(t, st, "alice", "pw", false)
+	alice, err := st.User("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := first.IssueToken(alice, testService, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,10 @@ type Token struct {
 type claims struct {
 	jwt.RegisteredClaims
 	Access []Access `json:"access"`
+	// Epoch is the subject's store.User.Epoch at issue, berth's own claim:
+	// the token is refused once the user's epoch moves on (see
+	// Service.VerifyToken). Absent for anonymous tokens.
+	Epoch uint64 `json:"berth_epoch,omitempty"`
 }
 
 // Signer issues and verifies ES256 access tokens with one key. It is safe
@@ -66,6 +70,11 @@ type Signer struct {
 // out) with audience service, the given access and lifetime ttl. The token
 // carries kid, iss, sub, aud, exp, nbf, iat, a random jti and access.
 func (s *Signer) Issue(account, service string, access []Access, ttl time.Duration) (Token, error) {
+	return s.issue(account, 0, service, access, ttl)
+}
+
+// issue is Issue with the subject's epoch.
+func (s *Signer) issue(account string, epoch uint64, service string, access []Access, ttl time.Duration) (Token, error) {
 	var jti [16]byte
 	if _, err := rand.Read(jti[:]); err != nil {
 		return Token{}, err
@@ -85,6 +94,7 @@ func (s *Signer) Issue(account, service string, access []Access, ttl time.Durati
 			ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
 		},
 		Access: access,
+		Epoch:  epoch,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, c)
 	t.Header["kid"] = s.kid
@@ -102,9 +112,15 @@ func (s *Signer) Issue(account, service string, access []Access, ttl time.Durati
 // or aud, a missing or past exp, a future nbf or iat. The jwk, x5c and jku
 // headers are never read: the key is ours alone.
 func (s *Signer) Verify(raw, service string) (account string, access []Access, err error) {
+	v, err := s.verify(raw, service)
+	return v.account, v.access, err
+}
+
+// verify is Verify returning every claim Service needs.
+func (s *Signer) verify(raw, service string) (verifiedToken, error) {
 	now := s.now()
 	if v, ok := s.verified.get(raw, service, now); ok {
-		return v.account, v.access, nil
+		return v, nil
 	}
 	p := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodES256.Alg()}),
@@ -117,10 +133,11 @@ func (s *Signer) Verify(raw, service string) (account string, access []Access, e
 	)
 	var c claims
 	if _, err := p.ParseWithClaims(raw, &c, s.keyFor); err != nil {
-		return "", nil, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
+		return verifiedToken{}, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
 	}
-	s.verified.add(raw, service, verifiedToken{account: c.Subject, access: c.Access, expires: c.ExpiresAt.Time}, now)
-	return c.Subject, c.Access, nil
+	v := verifiedToken{account: c.Subject, access: c.Access, epoch: c.Epoch, expires: c.ExpiresAt.Time}
+	s.verified.add(raw, service, v, now)
+	return v, nil
 }
 
 // keyFor returns our public key for a token whose kid is ours, and refuses

@@ -15,7 +15,7 @@ const userCacheCapacity = 4096
 // generation is unchanged, so a deleted user or a new password is seen by
 // the next request, and a Basic-auth pull costs no meta.db read.
 type userCache struct {
-	mu    sync.Mutex
+	mu    sync.RWMutex // read on every request, written when a record changes
 	users map[string]cachedUser
 }
 
@@ -29,9 +29,9 @@ func newUserCache() *userCache { return &userCache{users: make(map[string]cached
 // user returns the record of name, from memory when it is current.
 func (c *userCache) user(st *store.Store, name string) (store.User, error) {
 	gen := st.AuthGeneration()
-	c.mu.Lock()
+	c.mu.RLock()
 	cu, ok := c.users[name]
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	if ok && cu.gen == gen {
 		return cu.user, nil
 	}

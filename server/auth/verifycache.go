@@ -26,6 +26,7 @@ type verifiedKey struct{ raw, service string }
 type verifiedToken struct {
 	account string
 	access  []Access
+	epoch   uint64
 	expires time.Time
 }
 
