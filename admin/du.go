@@ -69,9 +69,15 @@ func runDU(_ context.Context, env *Env, args Args, stdio Stdio) error {
 			return fmt.Errorf("du: %w", err)
 		}
 		// Blobs shared between repositories are counted once here, so the
-		// total is what DATA/blobs holds, not the sum of the columns.
-		fmt.Fprintf(stdio.Out, "total: %s in %s (each counted once), %s, %s; uploads in progress: %s\n",
-			HumanBytes(st.BlobBytes), plural(st.Blobs, "blob"), plural(st.Manifests, "manifest"),
+		// total is what DATA/blobs holds, not the sum of the columns;
+		// manifests belong to one repository each.
+		var manifestBytes int64
+		for _, u := range usage {
+			manifestBytes += u.ManifestBytes
+		}
+		fmt.Fprintf(stdio.Out, "total: %s: %s of %s (each counted once), %s of %s, in %s; uploads in progress: %s\n",
+			HumanBytes(st.BlobBytes+manifestBytes), HumanBytes(st.BlobBytes), plural(st.Blobs, "blob"),
+			HumanBytes(manifestBytes), plural(st.Manifests, "manifest"),
 			plural(st.Repositories, "repository"), HumanBytes(st.UploadBytes))
 	}
 	return nil

@@ -156,7 +156,7 @@ func TestGC_SaysWhatGraceKept(t *testing.T) {
 	if err := remote.Write(s.ref(t, "old/project:v1"), img, remoteOptions(t)...); err != nil {
 		t.Fatal(err)
 	}
-	if du := s.berth(t, "", "du"); !regexp.MustCompile(`(?m)^total: \S+ \S+ in 2 blobs \(each counted once\), 1 manifest, 1 repository; uploads in progress: 0 B$`).MatchString(du) {
+	if du := s.berth(t, "", "du"); !regexp.MustCompile(`(?m)^total: \S+ \S+: \S+ \S+ of 2 blobs \(each counted once\), \S+ \S+ of 1 manifest, in 1 repository; uploads in progress: 0 B$`).MatchString(du) {
 		t.Errorf("du has no total:\n%s", du)
 	}
 	s.berth(t, "", "tag", "del", "old/project:v1")
