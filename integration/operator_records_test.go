@@ -159,6 +159,12 @@ func TestVerify_ManifestBodySwap(t *testing.T) {
 		return m.Put(manifestKey("app/a", db.String()), joinManifestValue(t, hb, bodyA))
 	})
 
+	// Served, neither body goes out under the other's digest.
+	s = startRegistry(t, s.Data)
+	if _, err := remote.Image(s.ref(t, "app/a:v1"), remoteOptions(t)...); err == nil || !strings.Contains(err.Error(), "MANIFEST_UNKNOWN") {
+		t.Errorf("pull of a swapped manifest: %v, want MANIFEST_UNKNOWN", err)
+	}
+	stopRegistry(t, s)
 	out, _, err := runBerth(t, t.Context(), nil, "--data", s.Data, "verify")
 	for _, d := range []string{da.String(), db.String()} {
 		if err == nil || !strings.Contains(out, "corrupt manifest app/a@"+d+": its body in meta.db hashes to ") {

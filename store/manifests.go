@@ -120,8 +120,9 @@ func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, value [
 // Manifest returns the manifest of repo that ref names: the tag's current
 // target, or the digest. It returns ErrManifestUnknown when there is none,
 // and also for a manifest that lists a blob or child repo no longer has
-// (verify --repair forgot a corrupt blob): to a client it is absent, so a
-// push sends it again, whole (see markBroken).
+// (verify --repair forgot a corrupt blob), or whose stored body does not
+// hash to its digest: to a client it is absent, so a push sends it again,
+// whole (see markBroken).
 func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
 	var out StoredManifest
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -140,6 +141,12 @@ func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
 		out.Body = append([]byte(nil), out.Body...)
 		if tx.Bucket(bucketBroken).Get(key(repo, string(d))) != nil {
 			return fmt.Errorf("%w: %s lists content that %s no longer has", ErrManifestUnknown, d, repo)
+		}
+		// bbolt does not checksum its pages: a body that rotted or was
+		// swapped in meta.db must not go out under d. A client sees it as
+		// absent, as after a repair, and a push stores it again.
+		if got := DigestOf(d.Algorithm(), out.Body); got != d {
+			return fmt.Errorf("%w: the stored body of %s hashes to %s (berth verify --repair sets it aside)", ErrManifestUnknown, d, got)
 		}
 		return nil
 	})
