@@ -3,18 +3,15 @@ package integration
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -48,7 +45,7 @@ func TestBackup_CarriesTLS(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(s.Data, "tls", "ca.key")); !bytes.Equal(got, caKey) {
 		t.Fatalf("ca.key after restore --force differs from the one clients trust")
 	}
-	serveTLSWith(t, s.Data, roots)
+	serveTLS(t, s.Data, roots, "--auth", "none")
 
 	fresh := filepath.Join(t.TempDir(), "fresh")
 	if _, errOut, err := runBerth(t, t.Context(), nil, "--data", fresh, "restore", "--input", full); err != nil {
@@ -74,25 +71,6 @@ func TestBackup_CarriesTLS(t *testing.T) {
 	if after, err := os.ReadFile(filepath.Join(plain.Data, "tls", "ca.key")); err != nil || !bytes.Equal(after, before) {
 		t.Errorf("restore --force destroyed DATA/tls: %v", err)
 	}
-}
-
-// serveTLSWith serves data with --tls and checks that a client trusting
-// roots connects.
-func serveTLSWith(t *testing.T, data string, roots *x509.CertPool) {
-	t.Helper()
-	var client *http.Client
-	launch(t, data, nil, func(s *server) bool {
-		if client == nil {
-			client = &http.Client{Transport: tlsTransport(s, roots), Timeout: time.Second}
-		}
-		resp, err := client.Get("https://" + registryHost + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "--tls", "--auth", "none")
-	client.CloseIdleConnections()
 }
 
 // manifestValue splits a manifests value (store/records.go: version byte,
