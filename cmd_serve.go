@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -68,6 +69,10 @@ func runServe(c *cli.Context) error {
 	st, err := store.Open(dir, store.Options{})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("%s is in use by another berth process (is the server already running?)", dir)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		owner, name := admin.DataOwner(dir)
+		return fmt.Errorf("%w: %s belongs to %s\nTry: start berth as that user (sudo -u %s berth serve ..., or systemctl start berth)", err, dir, owner, name)
 	}
 	if err != nil {
 		return err

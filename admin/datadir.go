@@ -30,17 +30,21 @@ func notDataDirError(dir string) error {
 // and the two ways in (as that user, or through the running server's
 // control socket, which admits the server's user and root).
 func permissionError(dir, command string, err error) error {
-	meta := filepath.Join(dir, "meta.db")
-	owner := "another user"
-	name := "OWNER"
-	if uid, _, serr := store.FileOwner(meta); serr == nil {
-		owner = "uid " + strconv.Itoa(uid)
-		name = owner
-		if u, lerr := user.LookupId(strconv.Itoa(uid)); lerr == nil {
-			owner = fmt.Sprintf("user %s (uid %d)", u.Username, uid)
-			name = u.Username
-		}
-	}
+	owner, name := DataOwner(dir)
 	return fmt.Errorf("%w: %s belongs to %s, and no server of yours answers on %s\nTry: sudo -u %s %s, or run it while the server runs, as its user or root (the control socket admits those)",
-		err, meta, owner, SocketPath(dir), name, DataCommand(dir, command))
+		err, filepath.Join(dir, "meta.db"), owner, SocketPath(dir), name, DataCommand(dir, command))
+}
+
+// DataOwner names the owner of DATA/meta.db for messages: "user berth (uid
+// 998)" and "berth"; "uid 998" twice when the name is unknown.
+func DataOwner(dir string) (owner, name string) {
+	uid, _, err := store.FileOwner(filepath.Join(dir, "meta.db"))
+	if err != nil {
+		return "another user", "OWNER"
+	}
+	owner, name = "uid "+strconv.Itoa(uid), "uid "+strconv.Itoa(uid)
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		owner, name = fmt.Sprintf("user %s (uid %d)", u.Username, uid), u.Username
+	}
+	return owner, name
 }

@@ -310,4 +310,10 @@ func TestOwnership_RootKeepsDataOwner(t *testing.T) {
 		!strings.Contains(string(out), "Try: sudo -u root berth --data "+other.Data+" user list") {
 		t.Errorf("user list as another user: %v\n%s", err, out)
 	}
+	cmd = exec.Command(filepath.Join(binDir, "berth"), "--data", other.Data, "serve", "--addr", freeAddr(t))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: service, Gid: service}}
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "belongs to user root (uid 0)\nTry: start berth as that user") {
+		t.Errorf("serve as another user: %v\n%s", err, out)
+	}
 }
