@@ -180,7 +180,7 @@ func loadServeCertificate(c *cli.Context, dir string) (*server.Certificate, erro
 	case c.Bool("tls"):
 		certFile, keyFile = admin.TLSFiles(dir)
 		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("--tls: %s does not exist\nTry: berth tls init --host NAME[,NAME|IP...] (the names clients use)", certFile)
+			return nil, fmt.Errorf("--tls: %s does not exist\nTry: %s (the names clients use)", certFile, admin.DataCommand(dir, "tls init --host NAME[,NAME|IP...]"))
 		}
 	case certFile == "" && keyFile == "":
 		return nil, nil

@@ -63,6 +63,12 @@ type result struct {
 	err         string // "" on success
 }
 
+// in returns r with the data directory dir written as DATA.
+func (r result) in(dir string) result {
+	rp := strings.NewReplacer(dir, "DATA")
+	return result{out: rp.Replace(r.out), errOut: rp.Replace(r.errOut), err: rp.Replace(r.err)}
+}
+
 func (r result) String() string {
 	return "stdout:\n" + r.out + "stderr:\n" + r.errOut + "error: " + r.err
 }
@@ -119,8 +125,10 @@ func newTwin(t *testing.T) *twin {
 // differ, and returns the result.
 func (tw *twin) run(t *testing.T, name string, args Args, stdin string) result {
 	t.Helper()
-	local := run(t, tw.local, name, args, stdin)
-	remote := run(t, tw.remote.Dir(), name, args, stdin)
+	// The two data directories differ only in their paths, which hints
+	// (`berth --data DIR ...`) name: compare with each path as DATA.
+	local := run(t, tw.local, name, args, stdin).in(tw.local)
+	remote := run(t, tw.remote.Dir(), name, args, stdin).in(tw.remote.Dir())
 	if local != remote {
 		t.Fatalf("%s %q: output differs\nlocal:\n%s\nthrough the socket:\n%s", name, args.Words, local, remote)
 	}
