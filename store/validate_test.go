@@ -32,7 +32,9 @@ func TestOpen_RefusesInvalidRecords(t *testing.T) {
 		{"UserKeyIsNotItsName", userAs("alice", "admin"), true, `users "alice": its record is for user "admin"`},
 		{"UserNameOutsideTheGrammar", userAs("Bad Name", "Bad Name"), false, `users "Bad Name": invalid user name`},
 		{"RepositoryOutsideTheGrammar", func(t *testing.T, s *Store) { dbPut(t, s, bucketRepos, []byte("../../../etc"), timeValue(s.now())) }, true, `repos "../../../etc"`},
-		{"TagOutsideTheGrammar", func(t *testing.T, s *Store) { dbPut(t, s, bucketTags, key("app", "-x"), []byte("sha256:"+strings.Repeat("a", 64))) }, false, `tags "app\x00-x"`},
+		{"TagOutsideTheGrammar", func(t *testing.T, s *Store) {
+			dbPut(t, s, bucketTags, key("app", "-x"), []byte("sha256:"+strings.Repeat("a", 64)))
+		}, false, `tags "app\x00-x"`},
 		{"TagValueNotADigest", func(t *testing.T, s *Store) { dbPut(t, s, bucketTags, key("app", "v1"), []byte("latest")) }, false, `tags "app\x00v1"`},
 		{"RuleUnreadable", func(t *testing.T, s *Store) { dbPut(t, s, bucketRules, positionKey(0), []byte{9}) }, false, `rules "\x00\x00\x00\x00\x00\x00\x00\x00"`},
 	} {
