@@ -236,8 +236,10 @@ func (r *restorer) readEntries(a *archive, h Header) error {
 	if !meta {
 		return fmt.Errorf("%s is truncated: it ends before meta.db", a.name)
 	}
-	for name := range tlsWant {
-		return fmt.Errorf("%s is truncated: tls/%s, which its header lists, is missing", a.name, name)
+	for _, f := range h.TLS {
+		if _, missing := tlsWant[f.Name]; missing {
+			return fmt.Errorf("%s is truncated: tls/%s, which its header lists, is missing", a.name, f.Name)
+		}
 	}
 	if len(got) < len(want) {
 		for _, b := range h.Blobs {
