@@ -42,6 +42,24 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "trusted-proxy", Value: cli.NewStringSlice(server.DefaultTrustedProxies...), EnvVars: []string{"BERTH_TRUSTED_PROXY"},
 				Usage: "a reverse proxy (CIDR or address, repeatable; none: nobody) whose X-Forwarded-For, -Proto and -Host are believed"},
 			durationFlag("shutdown-timeout", 30*time.Second, "how long running requests may finish after SIGTERM", "BERTH_SHUTDOWN_TIMEOUT"),
+			&cli.IntFlag{Name: "max-connections", EnvVars: []string{"BERTH_MAX_CONNECTIONS"},
+				Usage: fmt.Sprintf("most client connections held at once (0: %d, or less when the file limit is lower)", server.DefaultMaxConnections)},
+			&cli.IntFlag{Name: "max-connections-per-address", Value: server.DefaultMaxConnectionsPerAddr, EnvVars: []string{"BERTH_MAX_CONNECTIONS_PER_ADDRESS"},
+				Usage: "most connections one client address may hold (trusted proxies are exempt)"},
+			durationFlag("header-timeout", server.DefaultTimeouts.Header,
+				"time a client has to send a request's headers (a new connection: from its accept)", "BERTH_HEADER_TIMEOUT"),
+			durationFlag("idle-timeout", server.DefaultTimeouts.Idle,
+				"how long a kept-alive connection may wait for its next request", "BERTH_IDLE_TIMEOUT"),
+			durationFlag("body-timeout", server.DefaultTimeouts.Body,
+				"a request body must deliver --body-min-bytes in every interval this long (a slow upload that keeps moving is never cut)", "BERTH_BODY_TIMEOUT"),
+			&cli.Int64Flag{Name: "body-min-bytes", Value: server.DefaultTimeouts.BodyMinBytes, EnvVars: []string{"BERTH_BODY_MIN_BYTES"},
+				Usage: "bytes a request body must deliver per --body-timeout"},
+			durationFlag("write-timeout", server.DefaultTimeouts.Write,
+				"time a client has to take each piece of a response (256 KiB of a blob)", "BERTH_WRITE_TIMEOUT"),
+			durationFlag("upload-ttl", store.DefaultUploadTTL,
+				"upload sessions idle this long are removed, checked periodically (0: never)", "BERTH_UPLOAD_TTL"),
+			&cli.IntFlag{Name: "max-uploads-per-user", Value: store.DefaultMaxUploadsPerOwner, EnvVars: []string{"BERTH_MAX_UPLOADS_PER_USER"},
+				Usage: "most upload sessions one account may have open (0: no limit)"},
 		},
 		Action: runServe,
 	}
@@ -60,6 +78,9 @@ func runServe(c *cli.Context) error {
 	proxies, err := server.ParseTrustedProxies(c.StringSlice("trusted-proxy"))
 	if err != nil {
 		return fmt.Errorf("--trusted-proxy: %w", err)
+	}
+	if err := checkServeLimits(c); err != nil {
+		return err
 	}
 	dir := dataDir(c)
 	cert, err := loadServeCertificate(c, dir)
@@ -86,7 +107,21 @@ func runServe(c *cli.Context) error {
 	}
 	defer ln.Close()
 
-	cfg := server.Config{Logger: log, Service: c.String("service"), TrustedProxies: proxies, Version: version}
+	cfg := server.Config{
+		Logger: log, Service: c.String("service"), TrustedProxies: proxies, Version: version,
+		Timeouts: server.Timeouts{
+			Header: durationOf(c, "header-timeout"), Idle: durationOf(c, "idle-timeout"),
+			Body: durationOf(c, "body-timeout"), BodyMinBytes: c.Int64("body-min-bytes"), Write: durationOf(c, "write-timeout"),
+		},
+		Limits: server.Limits{
+			MaxConnections:        c.Int("max-connections"),
+			MaxConnectionsPerAddr: c.Int("max-connections-per-address"),
+		},
+		MaxUploadsPerUser: c.Int("max-uploads-per-user"),
+	}
+	if cfg.Limits.MaxConnections == 0 {
+		cfg.Limits.MaxConnections = server.MaxConnectionsFor(fileLimit())
+	}
 	if cert != nil {
 		cfg.TLS = cert.TLSConfig()
 	}
@@ -128,6 +163,7 @@ func runServe(c *cli.Context) error {
 	}
 	defer stopControl()
 	go admin.RunGCLoop(ctx, st, durationOf(c, "gc-interval"), store.GCOptions{}, log)
+	go admin.RunUploadExpiry(ctx, st, durationOf(c, "upload-ttl"), log)
 	if cfg.Auth != nil {
 		go cfg.Auth.RunRefreshCleanup(ctx, refreshCleanupInterval, log)
 	}
@@ -135,7 +171,8 @@ func runServe(c *cli.Context) error {
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("berth serving", "addr", ln.Addr().String(), "tls", cert != nil, "data", dir, "version", version)
+	log.Info("berth serving", "addr", ln.Addr().String(), "tls", cert != nil, "data", dir, "version", version,
+		"max_connections", cfg.Limits.MaxConnections, "max_connections_per_address", cfg.Limits.MaxConnectionsPerAddr)
 
 	select {
 	case err := <-errc:
@@ -151,6 +188,38 @@ func runServe(c *cli.Context) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return <-errc
+}
+
+// fileLimit is the process's file descriptor limit (Go raises the soft
+// limit to the hard one at start), 0 when unknown.
+func fileLimit() uint64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	return rl.Cur
+}
+
+// checkServeLimits refuses limits and timeouts that would make the server
+// useless: negative counts, zero or negative durations.
+func checkServeLimits(c *cli.Context) error {
+	for _, name := range []string{"max-connections", "max-connections-per-address", "max-uploads-per-user"} {
+		if c.Int(name) < 0 {
+			return fmt.Errorf("--%s must not be negative", name)
+		}
+	}
+	for _, name := range []string{"header-timeout", "idle-timeout", "body-timeout", "write-timeout"} {
+		if durationOf(c, name) <= 0 {
+			return fmt.Errorf("--%s must be positive, not %s", name, durationOf(c, name))
+		}
+	}
+	if c.Int64("body-min-bytes") <= 0 {
+		return fmt.Errorf("--body-min-bytes must be positive")
+	}
+	if durationOf(c, "upload-ttl") < 0 {
+		return fmt.Errorf("--upload-ttl must not be negative")
+	}
+	return nil
 }
 
 // newLogger builds the server's log from --log-format and --log-level.

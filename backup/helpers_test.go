@@ -126,7 +126,7 @@ func dumpStore(t testing.TB, dir string) string {
 	var b strings.Builder
 	err = s.DB().View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(name []byte, bk *bolt.Bucket) error {
-			if string(name) == "uploads" {
+			if string(name) == "uploads" || string(name) == "uploadowners" {
 				return nil
 			}
 			return bk.ForEach(func(k, v []byte) error {

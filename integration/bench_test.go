@@ -629,7 +629,7 @@ func patternDigest(b *testing.B, seed uint64, size int64) string {
 
 // procStatusKiB reads a kB field of /proc/<pid>/status of the server, such
 // as VmRSS (resident now) or VmHWM (the peak).
-func procStatusKiB(b *testing.B, s *server, field string) int64 {
+func procStatusKiB(b testing.TB, s *server, field string) int64 {
 	b.Helper()
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {

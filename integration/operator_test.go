@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/berth-registry/berth/store"
 )
 
 // The operator's path (issue 20): first start, wrong --data, gc and du
@@ -315,5 +317,46 @@ func TestOwnership_RootKeepsDataOwner(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "belongs to user root (uid 0)\nTry: start berth as that user") {
 		t.Errorf("serve as another user: %v\n%s", err, out)
+	}
+}
+
+// TestFirstStart_DiskFull (issue 19 point 8) starts berth for the first
+// time on a full disk: it fails saying so, and leaves neither an admin nor
+// a password file; once there is room, a start creates both.
+func TestFirstStart_DiskFull(t *testing.T) {
+	data := mountTmpfs(t, "1m")
+	st, err := store.Open(data, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	filler, err := os.Create(filepath.Join(data, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 4096)
+	for i := 0; i < 1024; i++ { // at most 4 MiB: the tmpfs holds 1
+		if _, err := filler.Write(chunk); err != nil {
+			break
+		}
+	}
+	filler.Close()
+	out, err := runServe(t, data, "--addr", freeAddr(t))
+	if err == nil || !strings.Contains(out, "no user created") || !strings.Contains(out, "no space left on device") {
+		t.Fatalf("first start on a full disk: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "created user") {
+		t.Errorf("a failed first start claims a user:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(data, "initial-admin-password")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed first start left initial-admin-password: %v", err)
+	}
+	os.Remove(filepath.Join(data, "filler"))
+	if list, _, err := runBerth(t, t.Context(), nil, "--data", data, "user", "list"); err != nil || strings.Contains(list, "admin") {
+		t.Errorf("user list after the failed start: %v\n%s", err, list)
+	}
+	_, password := startAuthServer(t, data)
+	if password == "" {
+		t.Errorf("the start with room wrote an empty password")
 	}
 }

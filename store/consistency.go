@@ -21,7 +21,9 @@ import (
 //   - every refs, referrers and tags entry names a stored manifest;
 //   - every link has its blob record, its blobrepos entry and a repos
 //     entry, and every blobrepos entry its link;
-//   - every blob record has its file, of the recorded size.
+//   - every blob record has its file, of the recorded size;
+//   - every session with an owner has its uploadowners entry, and every
+//     entry its session.
 //
 // It does not hash blob contents. The error is for a failed read only.
 func (s *Store) CheckConsistency() ([]string, error) {
@@ -31,6 +33,7 @@ func (s *Store) CheckConsistency() ([]string, error) {
 		checkManifests(tx, fault)
 		checkIndexes(tx, fault)
 		checkLinks(tx, fault)
+		checkUploadOwners(tx, fault)
 		return tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
 			var rec blobRecord
 			if err := decode(v, &rec); err != nil {
@@ -121,6 +124,29 @@ func checkLinks(tx *bolt.Tx, fault func(string, ...any)) {
 		d, repo := splitPair(k)
 		if links.Get(key(string(repo), d)) == nil {
 			fault("blobrepos says %s links %s, but the link is missing", repo, d)
+		}
+		return nil
+	})
+}
+
+// checkUploadOwners checks that the uploadowners index and the sessions'
+// owners agree both ways.
+func checkUploadOwners(tx *bolt.Tx, fault func(string, ...any)) {
+	uploads, owners := tx.Bucket(bucketUploads), tx.Bucket(bucketUploadOwners)
+	uploads.ForEach(func(k, v []byte) error {
+		var rec uploadRecord
+		if err := decode(v, &rec); err != nil {
+			fault("upload %s: %v", k, err)
+		} else if rec.Owner != "" && owners.Get(key(rec.Owner, string(k))) == nil {
+			fault("upload %s of %q has no uploadowners entry", k, rec.Owner)
+		}
+		return nil
+	})
+	owners.ForEach(func(k, _ []byte) error {
+		owner, id := splitPair(k)
+		var rec uploadRecord
+		if v := uploads.Get([]byte(id)); v == nil || decode(v, &rec) != nil || rec.Owner != owner {
+			fault("uploadowners entry %q names no session of that owner", k)
 		}
 		return nil
 	})
