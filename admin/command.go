@@ -85,6 +85,7 @@ var commands = commandTable(
 	tagListCommand, tagDelCommand, serverVersionCommand,
 	backupCommand, verifyCommand,
 	tlsInitCommand,
+	importRegistry2Command, importOCICommand, importRemoteCommand,
 )
 
 func commandTable(cmds ...Command) map[string]Command {

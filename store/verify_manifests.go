@@ -41,7 +41,10 @@ func manifestProblem(d Digest, rec manifestRecord, body []byte) (problem string,
 		return fmt.Sprintf("its record lists blobs %v, its body %v", rec.Blobs, m.Blobs), false
 	case !slices.Equal(m.Children, rec.Children):
 		return fmt.Sprintf("its record lists manifests %v, its body %v", rec.Children, m.Children), false
-	case subject != rec.Subject:
+	case subject != "" && subject != rec.Subject:
+		// A record may name a subject its body lacks: an import makes a
+		// cosign or oras fallback-tag manifest a referrer that way
+		// (ImportManifests). A body's own subject must be the record's.
 		return fmt.Sprintf("its record names subject %q, its body %q", rec.Subject, subject), false
 	}
 	return "", false
@@ -81,8 +84,8 @@ func (s *Store) repairManifest(repo string, d Digest) (string, error) {
 	}
 	fixed := rec
 	fixed.MediaType, fixed.ArtifactType, fixed.Annotations = m.MediaType, m.ArtifactType, m.Annotations
-	fixed.Blobs, fixed.Children, fixed.Subject = m.Blobs, m.Children, ""
-	if m.Subject != nil {
+	fixed.Blobs, fixed.Children = m.Blobs, m.Children
+	if m.Subject != nil { // else the record's subject stays: see manifestProblem
 		fixed.Subject = m.Subject.Digest
 	}
 	newValue, err := encodeManifest(fixed, body)
