@@ -24,8 +24,8 @@ func gcCommand() *cli.Command {
 			"than --grace is removed; --grace 0s turns that protection off (tests, idle registries).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would be removed, change nothing"},
-			&cli.DurationFlag{Name: "grace", Value: store.DefaultGrace, Usage: "keep everything pushed or uploaded more recently than this"},
-			&cli.DurationFlag{Name: "upload-ttl", Value: store.DefaultUploadTTL, Usage: "remove upload sessions idle for longer than this"},
+			durationFlag("grace", store.DefaultGrace, "keep everything pushed or uploaded more recently than this"),
+			durationFlag("upload-ttl", store.DefaultUploadTTL, "remove upload sessions idle for longer than this"),
 			&cli.BoolFlag{Name: "keep-untagged", Usage: "keep untagged manifests; remove only what no manifest references"},
 		},
 		Action: func(c *cli.Context) error {
@@ -39,7 +39,7 @@ func gcCommand() *cli.Command {
 			}}
 			for _, f := range []string{"grace", "upload-ttl"} {
 				if c.IsSet(f) {
-					args.Flags[f] = c.Duration(f).String()
+					args.Flags[f] = durationOf(c, f).String()
 				}
 			}
 			return admin.Run(c.Context, dataDir(c), "gc", args, adminStdio(c, nil))

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/berth-registry/berth/backup"
+	"github.com/berth-registry/berth/server/auth"
 )
 
 // backupCommand writes a backup to stdout; the CLI puts it in a file or
@@ -120,7 +122,7 @@ func Restore(ctx context.Context, dir string, inputs []backup.Input, opts Restor
 			}}
 		}
 	}
-	res, err := backup.Restore(ctx, dir, inputs, backup.RestoreOptions{Force: opts.Force})
+	res, err := backup.Restore(ctx, dir, inputs, backup.RestoreOptions{Force: opts.Force, CheckRule: auth.ValidateRule})
 	bar.close()
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
@@ -139,6 +141,12 @@ func writeRestoreReport(w io.Writer, dir string, inputs []backup.Input, res back
 	}
 	if res.DroppedUploads > 0 {
 		fmt.Fprintf(w, "dropped %s in progress at the snapshot: clients start them again\n", plural(res.DroppedUploads, "upload session"))
+	}
+	if res.TLS {
+		fmt.Fprintln(w, "restored DATA/tls: the CA and server certificate of the backup")
+	}
+	if len(res.Kept) > 0 {
+		fmt.Fprintf(w, "kept from the replaced data directory, which no backup holds: %s\n", strings.Join(res.Kept, ", "))
 	}
 	if res.Leftover != "" {
 		fmt.Fprintf(w, "could not remove the replaced data directory, now at %s: remove it yourself\n", res.Leftover)

@@ -86,6 +86,8 @@ func backupOf(t *testing.T, dir string, base []byte) ([]byte, string) {
 
 func TestBackup_IncrementalFromNonsense(t *testing.T) {
 	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	mustCheckClose(t, s)
 	args := Args{Flags: map[string]string{"incremental": "true", "base-name": "notes.txt"}}
 	var out bytes.Buffer
 	err := Run(context.Background(), dir, "backup", args, Stdio{In: strings.NewReader("not a backup"), Out: &out})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"strings"
 	"time"
@@ -33,7 +34,13 @@ func Run(ctx context.Context, dir, name string, args Args, stdio Stdio) error {
 	if conn, err := dialControl(sock); err == nil {
 		return runRemote(ctx, conn, name, args, stdio)
 	}
-	s, err := store.Open(dir, store.Options{LockTimeout: lockWait})
+	s, err := store.Open(dir, store.Options{LockTimeout: lockWait, MustExist: !cmd.MakesDataDir})
+	if errors.Is(err, store.ErrNotDataDir) {
+		return notDataDirError(dir)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return permissionError(dir, name, err)
+	}
 	if errors.Is(err, store.ErrLocked) {
 		// A server may have opened the directory after our first try and be
 		// listening by now.

@@ -23,6 +23,11 @@ type Command struct {
 	// Usage is the argument synopsis after the name, for usage errors:
 	// "NAME [--admin]".
 	Usage string
+	// MakesDataDir lets the command run on a directory that is not yet a
+	// data directory, making it one (tls init: HTTPS may be set up before
+	// the first start). Every other command refuses such a directory, so a
+	// wrong --data cannot pass for an empty registry.
+	MakesDataDir bool
 	// Run performs the command. ctx is cancelled when the client goes away
 	// or the server stops.
 	Run func(ctx context.Context, env *Env, args Args, stdio Stdio) error
@@ -34,6 +39,9 @@ type Env struct {
 	// Logger is the server's log, for commands whose runs the server must
 	// record (gc); nil when the command runs in the CLI process.
 	Logger *slog.Logger
+	// Version describes the running server's binary ("berth 1.2.0, commit
+	// …"); empty when the command runs in the CLI process.
+	Version string
 }
 
 // logger returns env.Logger, or the default logger when it is nil.
@@ -73,7 +81,8 @@ var commands = commandTable(
 	userAddCommand, userPasswdCommand, userDelCommand, userListCommand,
 	userImportHtpasswdCommand, userSessionsCommand, userRevokeCommand,
 	aclListCommand, aclAddCommand, aclDelCommand, aclImportCommand,
-	gcCommand, duCommand, repoDelCommand,
+	gcCommand, duCommand, repoDelCommand, repoListCommand,
+	tagListCommand, tagDelCommand, serverVersionCommand,
 	backupCommand, verifyCommand,
 	tlsInitCommand,
 	importRegistry2Command, importOCICommand, importRemoteCommand,

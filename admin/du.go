@@ -60,7 +60,27 @@ func runDU(_ context.Context, env *Env, args Args, stdio Stdio) error {
 	for _, u := range usage {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t\t%s\n", HumanBytes(u.Exclusive), HumanBytes(u.Shared), u.Blobs, u.Manifests, u.Repo)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(args.Words) == 0 {
+		st, err := env.Store.Stats()
+		if err != nil {
+			return fmt.Errorf("du: %w", err)
+		}
+		// Blobs shared between repositories are counted once here, so the
+		// total is what DATA/blobs holds, not the sum of the columns;
+		// manifests belong to one repository each.
+		var manifestBytes int64
+		for _, u := range usage {
+			manifestBytes += u.ManifestBytes
+		}
+		fmt.Fprintf(stdio.Out, "total: %s: %s of %s (each counted once), %s of %s, in %s; uploads in progress: %s\n",
+			HumanBytes(st.BlobBytes+manifestBytes), HumanBytes(st.BlobBytes), plural(st.Blobs, "blob"),
+			HumanBytes(manifestBytes), plural(st.Manifests, "manifest"),
+			plural(st.Repositories, "repository"), HumanBytes(st.UploadBytes))
+	}
+	return nil
 }
 
 // HumanBytes formats n bytes in binary units with three significant

@@ -3,6 +3,10 @@ package admin
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -59,13 +63,27 @@ type result struct {
 	err         string // "" on success
 }
 
+// in returns r with the data directory dir written as DATA.
+func (r result) in(dir string) result {
+	rp := strings.NewReplacer(dir, "DATA")
+	return result{out: rp.Replace(r.out), errOut: rp.Replace(r.errOut), err: rp.Replace(r.err)}
+}
+
 func (r result) String() string {
 	return "stdout:\n" + r.out + "stderr:\n" + r.errOut + "error: " + r.err
 }
 
-// run runs a command through Run, the CLI's entry point, on dir.
+// run runs a command through Run, the CLI's entry point, on dir, which
+// becomes a data directory first if it is not one (Run refuses those).
 func run(t *testing.T, dir, name string, args Args, stdin string) result {
 	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "meta.db")); errors.Is(err, fs.ErrNotExist) {
+		s, err := store.Open(dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
 	var out, errOut bytes.Buffer
 	stdio := Stdio{Out: &out, Err: &errOut}
 	if stdin != "" {
@@ -107,8 +125,10 @@ func newTwin(t *testing.T) *twin {
 // differ, and returns the result.
 func (tw *twin) run(t *testing.T, name string, args Args, stdin string) result {
 	t.Helper()
-	local := run(t, tw.local, name, args, stdin)
-	remote := run(t, tw.remote.Dir(), name, args, stdin)
+	// The two data directories differ only in their paths, which hints
+	// (`berth --data DIR ...`) name: compare with each path as DATA.
+	local := run(t, tw.local, name, args, stdin).in(tw.local)
+	remote := run(t, tw.remote.Dir(), name, args, stdin).in(tw.remote.Dir())
 	if local != remote {
 		t.Fatalf("%s %q: output differs\nlocal:\n%s\nthrough the socket:\n%s", name, args.Words, local, remote)
 	}
@@ -132,4 +152,29 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestRun_NotDataDir: a maintenance command on a directory that is not a
+// data directory (a wrong --data) fails and creates nothing there.
+func TestRun_NotDataDir(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dir  func(t *testing.T) string
+		want string
+	}{
+		{"empty", func(t *testing.T) string { return t.TempDir() }, "it holds no meta.db"},
+		{"absent", func(t *testing.T) string { return filepath.Join(t.TempDir(), "data") }, "it does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tc.dir(t)
+			err := Run(context.Background(), dir, "user list", Args{}, Stdio{})
+			if err == nil || !errors.Is(err, err) || !strings.Contains(err.Error(), "is not a berth data directory: "+tc.want) {
+				t.Fatalf("user list on %s: %v", dir, err)
+			}
+			entries, _ := os.ReadDir(dir)
+			if len(entries) != 0 {
+				t.Errorf("%s holds %d entries after the refusal, want none", dir, len(entries))
+			}
+		})
+	}
 }

@@ -21,9 +21,11 @@ import (
 // over the socket comes from the CLI). DIR must be absolute: over the
 // socket it is opened by the server, whose working directory differs.
 var (
-	importRegistry2Command = Command{Name: "import registry2", Usage: "DIR " + importUsage, Run: runImport("registry2")}
-	importOCICommand       = Command{Name: "import oci", Usage: "DIR [--repo NAME] " + importUsage, Run: runImport("oci")}
-	importRemoteCommand    = Command{Name: "import remote", Usage: "URL [--user U --password-stdin] " + importUsage, Run: runImport("remote")}
+	// An import may be what makes a new data directory (moving in), so it
+	// runs on one that does not exist yet.
+	importRegistry2Command = Command{Name: "import registry2", Usage: "DIR " + importUsage, Run: runImport("registry2"), MakesDataDir: true}
+	importOCICommand       = Command{Name: "import oci", Usage: "DIR [--repo NAME] " + importUsage, Run: runImport("oci"), MakesDataDir: true}
+	importRemoteCommand    = Command{Name: "import remote", Usage: "URL [--user U --password-stdin] " + importUsage, Run: runImport("remote"), MakesDataDir: true}
 )
 
 const importUsage = "[--dry-run] [--only PATTERN] [--keep-fallback-tags] [--copy] [--jobs N]"

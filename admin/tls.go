@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/berth-registry/berth/store"
 )
 
 // tlsInitCommand creates a CA and a server certificate in DATA/tls, for
@@ -29,18 +31,19 @@ import (
 // Run inside the server, it writes the files as the server's user; the
 // server picks them up on SIGHUP.
 var tlsInitCommand = Command{
-	Name:  "tls init",
-	Usage: "--host NAME[,NAME|IP...] [--force] [--new-ca] [--key ecdsa|rsa] [--port PORT]",
-	Run:   runTLSInit,
+	Name:         "tls init",
+	MakesDataDir: true,
+	Usage:        "--host NAME[,NAME|IP...] [--force] [--new-ca] [--key ecdsa|rsa] [--port PORT]",
+	Run:          runTLSInit,
 }
 
 // The files of DATA/tls (CONTRACT.md).
 const (
-	tlsDirName     = "tls"
-	caCertFile     = "ca.crt"
-	caKeyFile      = "ca.key"
-	serverCertFile = "server.crt"
-	serverKeyFile  = "server.key"
+	tlsDirName     = store.TLSDirName
+	caCertFile     = store.TLSCACert
+	caKeyFile      = store.TLSCAKey
+	serverCertFile = store.TLSServerCert
+	serverKeyFile  = store.TLSServerKey
 )
 
 const (
@@ -87,6 +90,11 @@ func runTLSInit(_ context.Context, env *Env, args Args, stdio Stdio) error {
 	res, err := initTLS(dir, opts, time.Now())
 	if err != nil {
 		return fmt.Errorf("tls init: %w", err)
+	}
+	// Run as root while the service is stopped, the files take the owner of
+	// DATA, so the service's user can read its keys.
+	if err := store.OwnLike(env.Store.Dir(), dir); err != nil {
+		return fmt.Errorf("tls init: give %s the owner of the data directory: %w", dir, err)
 	}
 	if env.Logger != nil {
 		env.Logger.Info("tls init", "dir", dir, "hosts", strings.Join(opts.hosts, ","), "new_ca", res.newCA)

@@ -37,7 +37,8 @@ func TestUserCommands_SameBothWays(t *testing.T) {
 		{"add admin", "user add", Args{Words: []string{"alice"}, Flags: map[string]string{"password-hash": alice, "admin": "true"}}, "added admin alice\n", ""},
 		{"add user", "user add", Args{Words: []string{"bob"}, Flags: map[string]string{"password-hash": bob}}, "added user bob\n", ""},
 		{"add again", "user add", Args{Words: []string{"bob"}, Flags: map[string]string{"password-hash": bob}}, "", "user bob already exists"},
-		{"add bad name", "user add", Args{Words: []string{"a:b"}, Flags: map[string]string{"password-hash": bob}}, "", `invalid user name: "a:b" contains ':'`},
+		{"add bad name", "user add", Args{Words: []string{"a:b"}, Flags: map[string]string{"password-hash": bob}}, "", `invalid user name: "a:b": character ":" at offset 1 is not allowed (only a-z, 0-9, '.', '_', '-')`},
+		{"add a name inside another's namespace", "user add", Args{Words: []string{"alice/team"}, Flags: map[string]string{"password-hash": bob}}, "", `invalid user name: "alice/team" contains '/': an account's name cannot reach into another's namespace`},
 		{"add without hash", "user add", Args{Words: []string{"carol"}}, "", "no password hash given"},
 		{"add with md5 hash", "user add", Args{Words: []string{"carol"}, Flags: map[string]string{"password-hash": "$apr1$abc$def"}}, "", "password hash: MD5 ($apr1$), not bcrypt"},
 		{"add bad admin flag", "user add", Args{Words: []string{"carol"}, Flags: map[string]string{"password-hash": bob, "admin": "maybe"}}, "", `--admin: "maybe" is not true or false`},
@@ -141,7 +142,7 @@ func seedInitialAdmin(t *testing.T, dir string, served *store.Store) {
 		}
 		defer s.Close()
 	}
-	if err := EnsureInitialAdmin(s, &strings.Builder{}); err != nil {
+	if err := EnsureInitialAdmin(s, &strings.Builder{}, false); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -51,7 +51,7 @@ func runVerify(ctx context.Context, env *Env, args Args, stdio Stdio) error {
 		return fmt.Errorf("verify: %w", err)
 	}
 	if n := len(report.Faults); n > 0 {
-		hint := "run `berth verify --repair`, then re-push the images listed"
+		hint := "run `" + DataCommand(env.Store.Dir(), "verify --repair") + "`, then re-push the images listed"
 		if repair {
 			hint = "re-push the images listed, then verify again"
 		}

@@ -14,6 +14,8 @@ import (
 // pushes, deletes and GC preserve whatever their interleaving, and that a
 // crash at any point leaves intact:
 //
+//   - every manifest body hashes to its digest, and its record lists what
+//     the body lists;
 //   - every blob a manifest lists is linked in its repository, every child
 //     it lists is stored there, and the refs index has an entry for each;
 //   - every refs, referrers and tags entry names a stored manifest;
@@ -56,10 +58,13 @@ func checkManifests(tx *bolt.Tx, fault func(string, ...any)) {
 	links, manifests, refs := tx.Bucket(bucketLinks), tx.Bucket(bucketManifests), tx.Bucket(bucketRefs)
 	manifests.ForEach(func(k, v []byte) error {
 		repo, d := splitPair(k)
-		rec, _, err := decodeManifest(v)
+		rec, body, err := decodeManifest(v)
 		if err != nil {
 			fault("manifest %s@%s: %v", repo, d, err)
 			return nil
+		}
+		if problem, _ := manifestProblem(d, rec, body); problem != "" {
+			fault("manifest %s@%s: %s", repo, d, problem)
 		}
 		for _, b := range rec.Blobs {
 			if links.Get(key(repo, string(b))) == nil {
