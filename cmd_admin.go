@@ -88,7 +88,8 @@ func requestFlags(defaults reflect.Value) []cli.Flag {
 		v := defaults.Field(i)
 		switch {
 		case f.Type == durationType:
-			flags = append(flags, &cli.DurationFlag{Name: name, Aliases: aliases, Usage: usage, Value: time.Duration(v.Int())})
+			// No aliases: like every generic flag (see stringList).
+			flags = append(flags, durationFlag(name, time.Duration(v.Int()), usage))
 		case f.Type.Kind() == reflect.Bool:
 			flags = append(flags, &cli.BoolFlag{Name: name, Aliases: aliases, Usage: usage, Value: v.Bool()})
 		case f.Type.Kind() == reflect.Int:
@@ -181,7 +182,7 @@ func fillRequest(c *cli.Context, v reflect.Value, words []string) ([]string, err
 		}
 		switch {
 		case f.Type == durationType:
-			fv.SetInt(int64(c.Duration(name)))
+			fv.SetInt(int64(durationOf(c, name)))
 		case f.Type.Kind() == reflect.Bool:
 			fv.SetBool(c.Bool(name))
 		case f.Type.Kind() == reflect.Int:

@@ -97,6 +97,9 @@ func TestAdminOps_AllOnTheCommandLine(t *testing.T) {
 		t.Fatalf("admin has %d operations: %v", len(names), names)
 	}
 	for _, name := range names {
+		if name == "server version" {
+			continue // asked by `berth version`, not a command of its own
+		}
 		cmds := newApp().Commands
 		var found *cli.Command
 		for _, word := range strings.Fields(name) {

@@ -36,10 +36,27 @@ func repoCommand() *cli.Command {
 		Name:  "repo",
 		Usage: "manage repositories",
 		Subcommands: []*cli.Command{
+			adminCommand(admin.RepoListOp, &cli.Command{Name: "list", Usage: "list the repositories, one a line"}),
 			adminCommand(admin.RepoDelOp, &cli.Command{
 				Name:        "del",
 				Usage:       "delete a repository: its tags, manifests and blob links",
 				Description: "The blobs stay on disk until `berth gc` finds that no other repository links them.",
+			}),
+		},
+	}
+}
+
+// tagCommand is `berth tag ...`.
+func tagCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "tag",
+		Usage: "list and delete tags",
+		Subcommands: []*cli.Command{
+			adminCommand(admin.TagListOp, &cli.Command{Name: "list", Usage: "list the tags of a repository, one a line"}),
+			adminCommand(admin.TagDelOp, &cli.Command{
+				Name:        "del",
+				Usage:       "delete a tag",
+				Description: "The image stays until `berth gc` finds that nothing else tags or lists it.",
 			}),
 		},
 	}

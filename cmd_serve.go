@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -29,34 +30,34 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "auth", Value: "token", EnvVars: []string{"BERTH_AUTH"}, Usage: "token (users and access rules) or none (anyone may do anything)"},
 			&cli.BoolFlag{Name: "anonymous-pull", EnvVars: []string{"BERTH_ANONYMOUS_PULL"}, Usage: "let clients that are not signed in pull"},
 			&cli.StringFlag{Name: "service", Value: "berth", EnvVars: []string{"BERTH_SERVICE"}, Usage: "the token service name (audience)"},
-			&cli.DurationFlag{Name: "token-ttl", Value: 5 * time.Minute, EnvVars: []string{"BERTH_TOKEN_TTL"}, Usage: "lifetime of access tokens"},
-			&cli.DurationFlag{Name: "refresh-token-ttl", Value: auth.DefaultRefreshTTL, EnvVars: []string{"BERTH_REFRESH_TOKEN_TTL"}, Usage: "lifetime of refresh tokens (docker login's saved sign-in); 0 keeps the default"},
+			durationFlag("token-ttl", 5*time.Minute, "lifetime of access tokens", "BERTH_TOKEN_TTL"),
+			durationFlag("refresh-token-ttl", auth.DefaultRefreshTTL, "lifetime of refresh tokens (docker login's saved sign-in); 0 keeps the default", "BERTH_REFRESH_TOKEN_TTL"),
 			&cli.IntFlag{Name: "refresh-tokens-per-user", Value: auth.DefaultRefreshPerUser, EnvVars: []string{"BERTH_REFRESH_TOKENS_PER_USER"}, Usage: "refresh tokens a user may hold; a new one revokes the oldest"},
-			&cli.DurationFlag{Name: "gc-interval", EnvVars: []string{"BERTH_GC_INTERVAL"}, Usage: "run garbage collection this often (0: never)"},
+			durationFlag("gc-interval", 0, "run garbage collection this often, such as 24h (0: never)", "BERTH_GC_INTERVAL"),
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"BERTH_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"BERTH_LOG_FORMAT"}, Usage: "text (key=value) or json, one line per record"},
-			&cli.BoolFlag{Name: "tls", EnvVars: []string{"BERTH_TLS"}, Usage: "serve HTTPS with the certificate `berth tls init` wrote in DATA/tls"},
+			&cli.BoolFlag{Name: "tls", EnvVars: []string{"BERTH_TLS"}, Usage: "serve HTTPS with the certificate that 'berth tls init' wrote in DATA/tls"},
 			&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"BERTH_TLS_CERT"}, Usage: "serve HTTPS with this PEM certificate (chain) file; needs --tls-key"},
 			&cli.StringFlag{Name: "tls-key", EnvVars: []string{"BERTH_TLS_KEY"}, Usage: "the PEM private key of --tls-cert"},
 			&cli.StringSliceFlag{Name: "trusted-proxy", Value: cli.NewStringSlice(server.DefaultTrustedProxies...), EnvVars: []string{"BERTH_TRUSTED_PROXY"},
 				Usage: "a reverse proxy (CIDR or address, repeatable; none: nobody) whose X-Forwarded-For, -Proto and -Host are believed"},
-			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"BERTH_SHUTDOWN_TIMEOUT"}, Usage: "how long running requests may finish after SIGTERM"},
+			durationFlag("shutdown-timeout", 30*time.Second, "how long running requests may finish after SIGTERM", "BERTH_SHUTDOWN_TIMEOUT"),
 			&cli.IntFlag{Name: "max-connections", EnvVars: []string{"BERTH_MAX_CONNECTIONS"},
 				Usage: fmt.Sprintf("most client connections held at once (0: %d, or less when the file limit is lower)", server.DefaultMaxConnections)},
 			&cli.IntFlag{Name: "max-connections-per-address", Value: server.DefaultMaxConnectionsPerAddr, EnvVars: []string{"BERTH_MAX_CONNECTIONS_PER_ADDRESS"},
 				Usage: "most connections one client address may hold (trusted proxies are exempt)"},
-			&cli.DurationFlag{Name: "header-timeout", Value: server.DefaultTimeouts.Header, EnvVars: []string{"BERTH_HEADER_TIMEOUT"},
-				Usage: "time a client has to send a request's headers (a new connection: from its accept)"},
-			&cli.DurationFlag{Name: "idle-timeout", Value: server.DefaultTimeouts.Idle, EnvVars: []string{"BERTH_IDLE_TIMEOUT"},
-				Usage: "how long a kept-alive connection may wait for its next request"},
-			&cli.DurationFlag{Name: "body-timeout", Value: server.DefaultTimeouts.Body, EnvVars: []string{"BERTH_BODY_TIMEOUT"},
-				Usage: "a request body must deliver --body-min-bytes in every interval this long (a slow upload that keeps moving is never cut)"},
+			durationFlag("header-timeout", server.DefaultTimeouts.Header,
+				"time a client has to send a request's headers (a new connection: from its accept)", "BERTH_HEADER_TIMEOUT"),
+			durationFlag("idle-timeout", server.DefaultTimeouts.Idle,
+				"how long a kept-alive connection may wait for its next request", "BERTH_IDLE_TIMEOUT"),
+			durationFlag("body-timeout", server.DefaultTimeouts.Body,
+				"a request body must deliver --body-min-bytes in every interval this long (a slow upload that keeps moving is never cut)", "BERTH_BODY_TIMEOUT"),
 			&cli.Int64Flag{Name: "body-min-bytes", Value: server.DefaultTimeouts.BodyMinBytes, EnvVars: []string{"BERTH_BODY_MIN_BYTES"},
 				Usage: "bytes a request body must deliver per --body-timeout"},
-			&cli.DurationFlag{Name: "write-timeout", Value: server.DefaultTimeouts.Write, EnvVars: []string{"BERTH_WRITE_TIMEOUT"},
-				Usage: "time a client has to take each piece of a response (256 KiB of a blob)"},
-			&cli.DurationFlag{Name: "upload-ttl", Value: store.DefaultUploadTTL, EnvVars: []string{"BERTH_UPLOAD_TTL"},
-				Usage: "upload sessions idle this long are removed, checked periodically (0: never)"},
+			durationFlag("write-timeout", server.DefaultTimeouts.Write,
+				"time a client has to take each piece of a response (256 KiB of a blob)", "BERTH_WRITE_TIMEOUT"),
+			durationFlag("upload-ttl", store.DefaultUploadTTL,
+				"upload sessions idle this long are removed, checked periodically (0: never)", "BERTH_UPLOAD_TTL"),
 			&cli.IntFlag{Name: "max-uploads-per-user", Value: store.DefaultMaxUploadsPerOwner, EnvVars: []string{"BERTH_MAX_UPLOADS_PER_USER"},
 				Usage: "most upload sessions one account may have open (0: no limit)"},
 		},
@@ -90,16 +91,27 @@ func runServe(c *cli.Context) error {
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("%s is in use by another berth process (is the server already running?)", dir)
 	}
+	if errors.Is(err, fs.ErrPermission) {
+		owner, name := admin.DataOwner(dir)
+		return fmt.Errorf("%w: %s belongs to %s\nTry: start berth as that user (sudo -u %s berth serve ..., or systemctl start berth)", err, dir, owner, name)
+	}
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// Bind before the first admin is created: a port in use must not leave
+	// an admin and a printed password behind a server that never ran.
+	ln, err := net.Listen("tcp", c.String("addr"))
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.String("addr"), err)
+	}
+	defer ln.Close()
 
 	cfg := server.Config{
 		Logger: log, Service: c.String("service"), TrustedProxies: proxies, Version: version,
 		Timeouts: server.Timeouts{
-			Header: c.Duration("header-timeout"), Idle: c.Duration("idle-timeout"),
-			Body: c.Duration("body-timeout"), BodyMinBytes: c.Int64("body-min-bytes"), Write: c.Duration("write-timeout"),
+			Header: durationOf(c, "header-timeout"), Idle: durationOf(c, "idle-timeout"),
+			Body: durationOf(c, "body-timeout"), BodyMinBytes: c.Int64("body-min-bytes"), Write: durationOf(c, "write-timeout"),
 		},
 		Limits: server.Limits{
 			MaxConnections:        c.Int("max-connections"),
@@ -117,20 +129,25 @@ func runServe(c *cli.Context) error {
 	case "none":
 		log.Warn("AUTHENTICATION IS OFF (--auth none): anyone who reaches this port can push, pull and delete")
 	case "token":
-		if err := admin.EnsureInitialAdmin(st, os.Stdout); err != nil {
-			return err
-		}
-		if c.Duration("refresh-token-ttl") < 0 || c.Int("refresh-tokens-per-user") < 1 {
+		if durationOf(c, "refresh-token-ttl") < 0 || c.Int("refresh-tokens-per-user") < 1 {
 			return errors.New("--refresh-token-ttl must not be negative and --refresh-tokens-per-user must be at least 1")
 		}
 		cfg.Auth, err = auth.NewService(st, auth.Options{
 			Issuer:         c.String("service"),
-			TTL:            c.Duration("token-ttl"),
+			TTL:            durationOf(c, "token-ttl"),
 			AnonymousPull:  c.Bool("anonymous-pull"),
-			RefreshTTL:     c.Duration("refresh-token-ttl"),
+			RefreshTTL:     durationOf(c, "refresh-token-ttl"),
 			RefreshPerUser: c.Int("refresh-tokens-per-user"),
 		})
 		if err != nil {
+			return err
+		}
+		// Rules that do not compile would fail every request but /v2/:
+		// refuse to start instead, saying which.
+		if _, err := cfg.Auth.Authorizer(); err != nil {
+			return fmt.Errorf("%w\nTry: %s, then acl del the rule", err, admin.DataCommand(dir, "acl list"))
+		}
+		if err := admin.EnsureInitialAdmin(st, os.Stdout, isTerminal(os.Stdout)); err != nil {
 			return err
 		}
 	default:
@@ -140,21 +157,17 @@ func runServe(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go reloadOnHangup(ctx, cert, log)
-	stopControl, err := admin.ServeControl(ctx, &admin.Env{Store: st, Logger: log}, admin.SocketPath(dir))
+	stopControl, err := admin.ServeControl(ctx, &admin.Env{Store: st, Logger: log, Version: versionInfo()}, admin.SocketPath(dir))
 	if err != nil {
 		return err
 	}
 	defer stopControl()
-	go admin.RunGCLoop(ctx, st, c.Duration("gc-interval"), store.GCOptions{}, log)
-	go admin.RunUploadExpiry(ctx, st, c.Duration("upload-ttl"), log)
+	go admin.RunGCLoop(ctx, st, durationOf(c, "gc-interval"), store.GCOptions{}, log)
+	go admin.RunUploadExpiry(ctx, st, durationOf(c, "upload-ttl"), log)
 	if cfg.Auth != nil {
 		go cfg.Auth.RunRefreshCleanup(ctx, refreshCleanupInterval, log)
 	}
 
-	ln, err := net.Listen("tcp", c.String("addr"))
-	if err != nil {
-		return err
-	}
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -168,8 +181,8 @@ func runServe(c *cli.Context) error {
 	}
 	// A second SIGINT or SIGTERM now ends the process at once.
 	stop()
-	log.Info("shutting down", "timeout", c.Duration("shutdown-timeout"))
-	sctx, cancel := context.WithTimeout(context.Background(), c.Duration("shutdown-timeout"))
+	log.Info("shutting down", "timeout", durationOf(c, "shutdown-timeout"))
+	sctx, cancel := context.WithTimeout(context.Background(), durationOf(c, "shutdown-timeout"))
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
@@ -196,14 +209,14 @@ func checkServeLimits(c *cli.Context) error {
 		}
 	}
 	for _, name := range []string{"header-timeout", "idle-timeout", "body-timeout", "write-timeout"} {
-		if c.Duration(name) <= 0 {
-			return fmt.Errorf("--%s must be positive, not %s", name, c.Duration(name))
+		if durationOf(c, name) <= 0 {
+			return fmt.Errorf("--%s must be positive, not %s", name, durationOf(c, name))
 		}
 	}
 	if c.Int64("body-min-bytes") <= 0 {
 		return fmt.Errorf("--body-min-bytes must be positive")
 	}
-	if c.Duration("upload-ttl") < 0 {
+	if durationOf(c, "upload-ttl") < 0 {
 		return fmt.Errorf("--upload-ttl must not be negative")
 	}
 	return nil
@@ -236,7 +249,7 @@ func loadServeCertificate(c *cli.Context, dir string) (*server.Certificate, erro
 	case c.Bool("tls"):
 		certFile, keyFile = admin.TLSFiles(dir)
 		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("--tls: %s does not exist\nTry: berth tls init --host NAME[,NAME|IP...] (the names clients use)", certFile)
+			return nil, fmt.Errorf("--tls: %s does not exist\nTry: %s (the names clients use)", certFile, admin.DataCommand(dir, "tls init --host NAME[,NAME|IP...]"))
 		}
 	case certFile == "" && keyFile == "":
 		return nil, nil

@@ -11,6 +11,7 @@ func commands() []*cli.Command {
 		gcCommand(),
 		duCommand(),
 		repoCommand(),
+		tagCommand(),
 		backupCommand(),
 		restoreCommand(),
 		verifyCommand(),

@@ -4,12 +4,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/berth-registry/berth/admin"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -69,18 +73,47 @@ func withData(cmd *cli.Command) *cli.Command {
 func versionCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "version",
-		Usage: "print the version, commit and Go version",
+		Usage: "print the version, commit and Go version, and those of the server running on --data",
+		Description: "The server's version comes through DATA/control.sock, so it shows for the server's\n" +
+			"user and root; others see why it is missing.",
 		Action: func(c *cli.Context) error {
-			commit := "unknown"
-			if info, ok := debug.ReadBuildInfo(); ok {
-				for _, s := range info.Settings {
-					if s.Key == "vcs.revision" {
-						commit = s.Value
-					}
-				}
+			fmt.Fprintln(c.App.Writer, strings.ReplaceAll(versionInfo(), ", ", "\n"))
+			if !dataGiven(c) {
+				return nil
 			}
-			fmt.Fprintf(c.App.Writer, "berth %s\ncommit %s\n%s %s/%s\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			dir := dataDir(c)
+			switch v, err := admin.ServerVersion(c.Context, dir); {
+			case err == nil:
+				fmt.Fprintf(c.App.Writer, "server: %s (serving %s)\n", v, dir)
+			case errors.Is(err, admin.ErrNoServer):
+				fmt.Fprintf(c.App.Writer, "server: none answers on %s\n", admin.SocketPath(dir))
+			default:
+				return err
+			}
 			return nil
 		},
 	}
+}
+
+// versionInfo describes this binary: "berth 1.2.0, commit …, go1.26 linux/amd64".
+func versionInfo() string {
+	commit := "unknown"
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				commit = s.Value
+			}
+		}
+	}
+	return fmt.Sprintf("berth %s, commit %s, %s %s/%s", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// dataGiven reports whether --data or BERTH_DATA was given at any level.
+func dataGiven(c *cli.Context) bool {
+	for _, ctx := range c.Lineage() {
+		if ctx.IsSet("data") {
+			return true
+		}
+	}
+	return false
 }

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/berth-registry/berth/backup"
+	"github.com/berth-registry/berth/server/auth"
 )
 
 // Backup writes a backup of the store as a stream. Output and
@@ -143,7 +145,7 @@ func Restore(ctx context.Context, dir string, inputs []backup.Input, opts Restor
 			}}
 		}
 	}
-	res, err := backup.Restore(ctx, dir, inputs, backup.RestoreOptions{Force: opts.Force})
+	res, err := backup.Restore(ctx, dir, inputs, backup.RestoreOptions{Force: opts.Force, CheckRule: auth.ValidateRule})
 	bar.close()
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
@@ -162,6 +164,12 @@ func writeRestoreReport(w io.Writer, dir string, inputs []backup.Input, res back
 	}
 	if res.DroppedUploads > 0 {
 		fmt.Fprintf(w, "dropped %s in progress at the snapshot: clients start them again\n", plural(res.DroppedUploads, "upload session"))
+	}
+	if res.TLS {
+		fmt.Fprintln(w, "restored DATA/tls: the CA and server certificate of the backup")
+	}
+	if len(res.Kept) > 0 {
+		fmt.Fprintf(w, "kept from the replaced data directory, which no backup holds: %s\n", strings.Join(res.Kept, ", "))
 	}
 	if res.Leftover != "" {
 		fmt.Fprintf(w, "could not remove the replaced data directory, now at %s: remove it yourself\n", res.Leftover)

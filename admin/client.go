@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"strconv"
@@ -56,7 +57,13 @@ func dispatch[Req, Res any](ctx context.Context, dir string, op *Op[Req, Res], r
 	if c, err := dialControl(sock); err == nil {
 		return callRemote(ctx, c, op, req, stdio, bar)
 	}
-	s, err := store.Open(dir, store.Options{LockTimeout: lockWait})
+	s, err := store.Open(dir, store.Options{LockTimeout: lockWait, MustExist: !op.MakesDataDir})
+	if errors.Is(err, store.ErrNotDataDir) {
+		return nil, notDataDirError(dir)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, permissionError(dir, op.Name, err)
+	}
 	if errors.Is(err, store.ErrLocked) {
 		// A server may have opened the directory after our first try and be
 		// listening by now.

@@ -20,6 +20,8 @@ type DU struct {
 type Usage struct {
 	Repos []store.RepoUsage `json:"repos"`
 	JSON  bool              `json:"json,omitempty"` // render as JSON
+	// Total is the whole store's, when du named no repository.
+	Total *store.Stats `json:"total,omitempty"`
 }
 
 // repoUsageJSON is one element of `du --json`.
@@ -48,7 +50,15 @@ var DUOp = register(&Op[DU, Usage]{
 		if err != nil {
 			return nil, fmt.Errorf("du: %w", err)
 		}
-		return &Usage{Repos: usage, JSON: req.JSON}, nil
+		res := &Usage{Repos: usage, JSON: req.JSON}
+		if len(req.Repos) == 0 {
+			st, err := env.Store.Stats()
+			if err != nil {
+				return nil, fmt.Errorf("du: %w", err)
+			}
+			res.Total = &st
+		}
+		return res, nil
 	},
 	Render: func(w Output, res *Usage) error {
 		if res.JSON {
@@ -65,7 +75,22 @@ var DUOp = register(&Op[DU, Usage]{
 		for _, u := range res.Repos {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t\t%s\n", HumanBytes(u.Exclusive), HumanBytes(u.Shared), u.Blobs, u.Manifests, u.Repo)
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil || res.Total == nil {
+			return err
+		}
+		// Blobs shared between repositories are counted once here, so the
+		// total is what DATA/blobs holds, not the sum of the columns;
+		// manifests belong to one repository each.
+		st := res.Total
+		var manifestBytes int64
+		for _, u := range res.Repos {
+			manifestBytes += u.ManifestBytes
+		}
+		_, err := fmt.Fprintf(w.Out, "total: %s: %s of %s (each counted once), %s of %s, in %s; uploads in progress: %s\n",
+			HumanBytes(st.BlobBytes+manifestBytes), HumanBytes(st.BlobBytes), plural(st.Blobs, "blob"),
+			HumanBytes(manifestBytes), plural(st.Manifests, "manifest"),
+			plural(st.Repositories, "repository"), HumanBytes(st.UploadBytes))
+		return err
 	},
 })
 

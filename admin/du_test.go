@@ -65,6 +65,12 @@ func duRepos(t *testing.T, out string, asJSON bool) []string {
 		t.Fatalf("header %q", lines[0])
 	}
 	for _, l := range lines[1:] {
+		if strings.HasPrefix(l, "total: ") {
+			if !strings.Contains(l, " (each counted once), ") {
+				t.Errorf("total line %q", l)
+			}
+			continue
+		}
 		f := strings.Fields(l)
 		repos = append(repos, f[len(f)-1])
 	}

@@ -92,6 +92,11 @@ func WriteGCReport(w io.Writer, r store.GCReport) error {
 	if r.Kept > 0 {
 		fmt.Fprintf(&b, "kept %s that changed while gc ran\n", plural(r.Kept, "item"))
 	}
+	if g := r.Graced; g.Manifests+g.Links+g.Blobs > 0 {
+		fmt.Fprintf(&b, "kept for the grace period (%s): %s, %s, %s (%s) nothing references but that are too recent to remove; a gc from %s on frees them\n",
+			ShortDuration(g.Grace), plural(g.Manifests, "manifest"), plural(g.Links, "link"), plural(g.Blobs, "blob"),
+			HumanBytes(g.Bytes), g.FreeAfter.UTC().Format(time.RFC3339))
+	}
 	freed := "freed"
 	if r.DryRun {
 		freed = "to free"
@@ -102,6 +107,19 @@ func WriteGCReport(w io.Writer, r store.GCReport) error {
 		plural(len(r.Repositories), "empty repository"), HumanBytes(r.Bytes()), freed)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// ShortDuration formats d without the zero units time.Duration.String
+// leaves at its end: "1h", "1h30m", "90s".
+func ShortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func plural(n int, noun string) string {
@@ -124,6 +142,7 @@ func logGC(logger *slog.Logger, msg string, r store.GCReport, took time.Duration
 		"dry_run", r.DryRun, "manifests", len(r.Manifests), "links", len(r.Links),
 		"blobs", len(r.Blobs), "uploads", len(r.Uploads), "files", len(r.Files),
 		"repositories", len(r.Repositories), "kept", r.Kept, "bytes", r.Bytes(),
+		"grace", r.Graced.Grace, "graced_blobs", r.Graced.Blobs, "graced_bytes", r.Graced.Bytes,
 		"duration", took.Round(time.Millisecond),
 	}
 	if err != nil {
@@ -141,7 +160,7 @@ func RunGCLoop(ctx context.Context, s *store.Store, interval time.Duration, opts
 	if interval <= 0 {
 		return
 	}
-	logger.Info("scheduled gc", "interval", interval, "grace", opts.Grace, "keep_untagged", opts.KeepUntagged)
+	logger.Info("scheduled gc", "interval", interval, "grace", opts.GracePeriod(), "keep_untagged", opts.KeepUntagged)
 	every(ctx, interval, func() {
 		start := time.Now()
 		report, err := s.CollectGarbage(ctx, opts)

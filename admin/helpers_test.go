@@ -3,6 +3,10 @@ package admin
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -27,13 +31,27 @@ type result struct {
 	err         string // "" on success
 }
 
+// in returns r with the data directory dir written as DATA.
+func (r result) in(dir string) result {
+	rp := strings.NewReplacer(dir, "DATA")
+	return result{out: rp.Replace(r.out), errOut: rp.Replace(r.errOut), err: rp.Replace(r.err)}
+}
+
 func (r result) String() string {
 	return "stdout:\n" + r.out + "stderr:\n" + r.errOut + "error: " + r.err
 }
 
-// call runs op through Call, the CLI's entry point, on dir.
+// call runs op through Call, the CLI's entry point, on dir, which becomes
+// a data directory first if it is not one (Call refuses those).
 func call[Req, Res any](t *testing.T, dir string, op *Op[Req, Res], req Req, stdin string) result {
 	t.Helper()
+	if _, err := os.Stat(store.MetaPath(dir)); errors.Is(err, fs.ErrNotExist) {
+		s, err := store.Open(dir, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
 	var out, errOut bytes.Buffer
 	stdio := Stdio{Out: &out, Err: &errOut, In: strings.NewReader(stdin)}
 	var r result
@@ -55,6 +73,7 @@ type twin struct {
 func newTwin(t *testing.T) *twin {
 	t.Helper()
 	local := t.TempDir()
+	storetest.CheckClose(t, storetest.Open(t, local)) // a data directory, as Call requires
 	t.Cleanup(func() {
 		s, err := store.Open(local, store.Options{})
 		if err != nil {
@@ -72,10 +91,37 @@ func newTwin(t *testing.T) *twin {
 // differ, and returns the result.
 func both[Req, Res any](t *testing.T, tw *twin, op *Op[Req, Res], req Req, stdin string) result {
 	t.Helper()
-	local := call(t, tw.local, op, req, stdin)
-	remote := call(t, tw.remote.Dir(), op, req, stdin)
+	// The two data directories differ only in their paths, which hints
+	// (`berth --data DIR ...`) name: compare with each path as DATA.
+	local := call(t, tw.local, op, req, stdin).in(tw.local)
+	remote := call(t, tw.remote.Dir(), op, req, stdin).in(tw.remote.Dir())
 	if local != remote {
 		t.Fatalf("%s %+v: output differs\nlocal:\n%s\nthrough the socket:\n%s", op.Name, req, local, remote)
 	}
 	return local
+}
+
+// TestRun_NotDataDir: a maintenance command on a directory that is not a
+// data directory (a wrong --data) fails and creates nothing there.
+func TestCall_NotDataDir(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dir  func(t *testing.T) string
+		want string
+	}{
+		{"empty", func(t *testing.T) string { return t.TempDir() }, "it holds no meta.db"},
+		{"absent", func(t *testing.T) string { return filepath.Join(t.TempDir(), "data") }, "it does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tc.dir(t)
+			err := Call(context.Background(), dir, UserListOp, UserList{}, Stdio{})
+			if err == nil || !errors.Is(err, err) || !strings.Contains(err.Error(), "is not a berth data directory: "+tc.want) {
+				t.Fatalf("user list on %s: %v", dir, err)
+			}
+			entries, _ := os.ReadDir(dir)
+			if len(entries) != 0 {
+				t.Errorf("%s holds %d entries after the refusal, want none", dir, len(entries))
+			}
+		})
+	}
 }

@@ -63,7 +63,10 @@ var ImportRegistry2Op = register(&Op[ImportRegistry2, ImportResult]{
 	Name:     "import registry2",
 	Defaults: ImportRegistry2{ImportOptions: defaultImport},
 	Progress: "import",
-	Prepare:  func(req *ImportRegistry2, _ Client) error { return absolute(&req.Dir) },
+	// Moving another registry's content in may be a new registry's first
+	// step, like tls init.
+	MakesDataDir: true,
+	Prepare:      func(req *ImportRegistry2, _ Client) error { return absolute(&req.Dir) },
 	Do: func(ctx context.Context, env *Env, task *Task, req ImportRegistry2) (*ImportResult, error) {
 		src, err := importer.OpenRegistry2(req.Dir)
 		return runImport(ctx, env, task, src, err, req.ImportOptions)
@@ -75,7 +78,10 @@ var ImportOCIOp = register(&Op[ImportOCI, ImportResult]{
 	Name:     "import oci",
 	Defaults: ImportOCI{ImportOptions: defaultImport},
 	Progress: "import",
-	Prepare:  func(req *ImportOCI, _ Client) error { return absolute(&req.Dir) },
+	// Moving another registry's content in may be a new registry's first
+	// step, like tls init.
+	MakesDataDir: true,
+	Prepare:      func(req *ImportOCI, _ Client) error { return absolute(&req.Dir) },
 	Do: func(ctx context.Context, env *Env, task *Task, req ImportOCI) (*ImportResult, error) {
 		src, err := importer.OpenOCILayout(req.Dir, req.Repo)
 		return runImport(ctx, env, task, src, err, req.ImportOptions)
@@ -87,6 +93,9 @@ var ImportRemoteOp = register(&Op[ImportRemote, ImportResult]{
 	Name:     "import remote",
 	Defaults: ImportRemote{ImportOptions: defaultImport},
 	Progress: "import",
+	// Moving another registry's content in may be a new registry's first
+	// step, like tls init.
+	MakesDataDir: true,
 	Prepare: func(req *ImportRemote, c Client) error {
 		if !req.PasswordStdin || req.Password != "" {
 			return nil

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 
 	"github.com/berth-registry/berth/store"
 )
@@ -17,16 +20,28 @@ const (
 	base62              = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
 
+// initialMu serialises EnsureInitialAdmin within the process (only one
+// process can have the store open): two calls must not write the password
+// file in turn and leave it holding the loser's password.
+var initialMu sync.Mutex
+
 // EnsureInitialAdmin gives a data directory without users its first account,
 // so a fresh `berth serve` can be logged into: it creates the admin user
-// "admin" with a random password, writes the password to
-// DATA/initial-admin-password (mode 0600) and prints it once to out. When
-// any user exists it does nothing. If another process creates a user at the
-// same moment, the first one wins and the other does nothing.
+// "admin" with a random password and writes the password to
+// DATA/initial-admin-password (mode 0600). When any user exists it does
+// nothing.
 //
-// The password is printed before the file is written, so a failing write
-// (reported as the error) cannot leave an admin nobody knows the password of.
-func EnsureInitialAdmin(s *store.Store, out io.Writer) error {
+// The file is written and synced before the user is created, and removed
+// when the user cannot be: a full disk leaves neither an admin whose
+// password nobody knows nor a file that claims to hold it.
+//
+// The password goes to out only when showPassword (out is a terminal):
+// anything else — the journal, `docker logs` — would keep it. Otherwise out
+// gets the path of the file. Either way the message ends with the command
+// that changes the password, with the --data it needs.
+func EnsureInitialAdmin(s *store.Store, out io.Writer, showPassword bool) error {
+	initialMu.Lock()
+	defer initialMu.Unlock()
 	n, err := s.UserCount()
 	if err != nil {
 		return fmt.Errorf("count users: %w", err)
@@ -39,17 +54,49 @@ func EnsureInitialAdmin(s *store.Store, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	err = s.AddUser(store.User{Name: initialAdminName, PasswordHash: hash, Admin: true})
-	if errors.Is(err, store.ErrUserExists) {
-		return nil
+	path := store.InitialPasswordPath(s.Dir())
+	if err := writeSecretFile(path, []byte(password+"\n")); err != nil {
+		return fmt.Errorf("no user created: %w", err)
 	}
+	err = s.AddUser(store.User{Name: initialAdminName, PasswordHash: hash, Admin: true})
 	if err != nil {
+		os.Remove(path)
+		if errors.Is(err, store.ErrUserExists) {
+			return nil
+		}
 		return fmt.Errorf("create the initial admin: %w", err)
 	}
-	path := store.InitialPasswordPath(s.Dir())
-	fmt.Fprintf(out, "created user %s with password %s\n", initialAdminName, password)
-	fmt.Fprintf(out, "(also in %s; change it with: berth user passwd %s)\n", path, initialAdminName)
-	return writeSecretFile(path, []byte(password+"\n"))
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	change := DataCommand(s.Dir(), "user passwd "+initialAdminName)
+	if showPassword {
+		fmt.Fprintf(out, "created user %s with password %s\n", initialAdminName, password)
+		fmt.Fprintf(out, "(also in %s; change it with: %s)\n", path, change)
+		return nil
+	}
+	fmt.Fprintf(out, "created user %s; its password is in %s (readable by this user only)\n", initialAdminName, path)
+	fmt.Fprintf(out, "change it with: %s\n", change)
+	return nil
+}
+
+// DataCommand returns the command line of berth subcommand cmd on the data
+// directory dir, for hints: "berth --data /var/lib/berth user passwd admin".
+// dir is made absolute, so the hint works from any directory.
+func DataCommand(dir, cmd string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return "berth --data " + shellQuote(dir) + " " + cmd
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but the
+// characters paths usually have.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:@,=") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // randomPassword returns initialPasswordLen characters from base62, drawn
@@ -76,8 +123,9 @@ func randomString(n int, alphabet string) string {
 }
 
 // writeSecretFile writes data to path readable by the owner only, also when
-// path exists with wider permissions from an earlier run.
-func writeSecretFile(path string, data []byte) error {
+// path exists with wider permissions from an earlier run, and syncs it. On
+// error no file is left at path.
+func writeSecretFile(path string, data []byte) (err error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("replace %s: %w", path, err)
 	}
@@ -85,6 +133,11 @@ func writeSecretFile(path string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	defer func() {
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
@@ -93,5 +146,8 @@ func writeSecretFile(path string, data []byte) error {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return store.SyncDir(filepath.Dir(path))
 }

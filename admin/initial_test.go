@@ -18,16 +18,16 @@ import (
 func TestEnsureInitialAdmin(t *testing.T) {
 	s := storetest.Open(t, t.TempDir())
 	var out bytes.Buffer
-	if err := EnsureInitialAdmin(s, &out); err != nil {
+	if err := EnsureInitialAdmin(s, &out, true); err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`^created user admin with password ([0-9A-Za-z]{24})\n\(also in (.+); change it with: berth user passwd admin\)\n$`).FindStringSubmatch(out.String())
+	m := regexp.MustCompile(`^created user admin with password ([0-9A-Za-z]{24})\n\(also in (.+); change it with: berth --data (.+) user passwd admin\)\n$`).FindStringSubmatch(out.String())
 	if m == nil {
 		t.Fatalf("printed %q", out.String())
 	}
 	password, path := m[1], m[2]
-	if path != filepath.Join(s.Dir(), initialPasswordFile) {
-		t.Errorf("printed path %s", path)
+	if path != filepath.Join(s.Dir(), initialPasswordFile) || m[3] != s.Dir() {
+		t.Errorf("printed path %s, data %s", path, m[3])
 	}
 	data, err := os.ReadFile(path)
 	if err != nil || string(data) != password+"\n" {
@@ -45,7 +45,7 @@ func TestEnsureInitialAdmin(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := EnsureInitialAdmin(s, &out); err != nil || out.Len() != 0 {
+	if err := EnsureInitialAdmin(s, &out, true); err != nil || out.Len() != 0 {
 		t.Errorf("second call: %v, printed %q; want nothing", err, out.String())
 	}
 }
@@ -56,7 +56,7 @@ func TestEnsureInitialAdmin_UsersExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := EnsureInitialAdmin(s, &out); err != nil || out.Len() != 0 {
+	if err := EnsureInitialAdmin(s, &out, true); err != nil || out.Len() != 0 {
 		t.Errorf("EnsureInitialAdmin = %v, printed %q; want nothing done", err, out.String())
 	}
 	if _, err := os.Stat(filepath.Join(s.Dir(), initialPasswordFile)); !os.IsNotExist(err) {
@@ -72,7 +72,7 @@ func TestEnsureInitialAdmin_ReplacesOpenFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureInitialAdmin(s, &bytes.Buffer{}); err != nil {
+	if err := EnsureInitialAdmin(s, &bytes.Buffer{}, true); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)
@@ -90,7 +90,7 @@ func TestEnsureInitialAdmin_Concurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = EnsureInitialAdmin(s, &outs[i])
+			errs[i] = EnsureInitialAdmin(s, &outs[i], true)
 		}()
 	}
 	wg.Wait()
@@ -127,5 +127,45 @@ func TestRandomString(t *testing.T) {
 		if counts[r] == 0 || counts[r] > 3*4800/62 {
 			t.Errorf("letter %q drawn %d times in 4800", r, counts[r])
 		}
+	}
+}
+
+// TestEnsureInitialAdmin_NotATerminal: the password stays out of output
+// that is not a terminal (a journal, docker logs); the message says where
+// it is.
+func TestEnsureInitialAdmin_NotATerminal(t *testing.T) {
+	s := storetest.Open(t, t.TempDir())
+	var out bytes.Buffer
+	if err := EnsureInitialAdmin(s, &out, false); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(s.Dir(), initialPasswordFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := strings.TrimSpace(string(data))
+	want := "created user admin; its password is in " + path + " (readable by this user only)\nchange it with: berth --data " + s.Dir() + " user passwd admin\n"
+	if out.String() != want || strings.Contains(out.String(), password) {
+		t.Errorf("printed %q, want %q", out.String(), want)
+	}
+}
+
+// TestEnsureInitialAdmin_FileUnwritable: when the password file cannot be
+// written, no admin is created and no file claims to hold a password.
+func TestEnsureInitialAdmin_FileUnwritable(t *testing.T) {
+	s := storetest.Open(t, t.TempDir())
+	path := filepath.Join(s.Dir(), initialPasswordFile)
+	// A non-empty directory in its place: the write fails as on a full disk.
+	if err := os.MkdirAll(filepath.Join(path, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := EnsureInitialAdmin(s, &out, true)
+	if err == nil || !strings.Contains(err.Error(), "no user created") {
+		t.Fatalf("EnsureInitialAdmin = %v, want a failure saying no user was created", err)
+	}
+	if n, _ := s.UserCount(); n != 0 || out.Len() != 0 {
+		t.Errorf("%d users, printed %q; want none and nothing", n, out.String())
 	}
 }

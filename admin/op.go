@@ -45,6 +45,11 @@ type Op[Req, Res any] struct {
 	// Progress names the bar the CLI draws on a terminal ("gc", "verify");
 	// empty for an operation that reports none.
 	Progress string
+	// MakesDataDir lets the operation run on a directory that is not yet a
+	// data directory, making it one (tls init: HTTPS may be set up before
+	// the first start). Every other operation refuses such a directory, so
+	// a wrong --data cannot pass for an empty registry.
+	MakesDataDir bool
 }
 
 // Env is what an operation runs against: the open data directory.
@@ -54,6 +59,9 @@ type Env struct {
 	// record; nil when the operation runs in the CLI process, whose output
 	// already says it all.
 	Logger *slog.Logger
+	// Version describes the running server's binary ("berth 1.2.0, commit
+	// …"); empty when the operation runs in the CLI process.
+	Version string
 }
 
 // Task is one run of an operation: where it reports progress and, for a

@@ -17,6 +17,11 @@ import (
 // bytes after the 72nd, so a longer password would not be what it seems.
 const maxPasswordLen = 72
 
+// minPasswordLen is the shortest password berth sets (README "Users and
+// access rules"). Eight characters keep a one-letter slip from becoming an
+// account anyone guesses; the lockout (five tries a minute) does the rest.
+const minPasswordLen = 8
+
 // maxPasswordInput bounds what --password-stdin reads.
 const maxPasswordInput = 4096
 
@@ -25,6 +30,8 @@ func checkPassword(pw []byte) error {
 	switch {
 	case len(pw) == 0:
 		return errors.New("the password is empty")
+	case len(pw) < minPasswordLen:
+		return fmt.Errorf("the password is %d characters long; berth needs at least %d", len(pw), minPasswordLen)
 	case len(pw) > maxPasswordLen:
 		return fmt.Errorf("the password is %d bytes long, more than bcrypt's limit of %d", len(pw), maxPasswordLen)
 	}

@@ -16,11 +16,14 @@ func TestNewPasswordHash_Stdin(t *testing.T) {
 		want    string // the password the hash must check against
 		wantErr string
 	}{
-		{"newline dropped", "s3cret\n", "s3cret", ""},
-		{"crlf dropped", "s3cret\r\n", "s3cret", ""},
-		{"no newline", "s3cret", "s3cret", ""},
-		{"only one newline dropped", "s3cret\n\n", "s3cret\n", ""},
-		{"spaces kept", " s3 cret ", " s3 cret ", ""},
+		{"newline dropped", "s3cret-pw\n", "s3cret-pw", ""},
+		{"crlf dropped", "s3cret-pw\r\n", "s3cret-pw", ""},
+		{"no newline", "s3cret-pw", "s3cret-pw", ""},
+		{"only one newline dropped", "s3cret-pw\n\n", "s3cret-pw\n", ""},
+		{"spaces kept", " s3 cret pw ", " s3 cret pw ", ""},
+		{"8 characters", "12345678", "12345678", ""},
+		{"1 character", "x\n", "", "the password is 1 characters long; berth needs at least 8"},
+		{"7 characters", "1234567", "", "the password is 7 characters long; berth needs at least 8"},
 		{"72 bytes", strings.Repeat("p", 72) + "\n", strings.Repeat("p", 72), ""},
 		{"73 bytes", strings.Repeat("p", 73), "", "the password is 73 bytes long, more than bcrypt's limit of 72"},
 		{"empty", "", "", "the password is empty"},

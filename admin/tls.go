@@ -48,8 +48,9 @@ type TLSResult struct {
 }
 
 var TLSInitOp = register(&Op[TLSInit, TLSResult]{
-	Name:     "tls init",
-	Defaults: TLSInit{Key: "ecdsa", Port: "5000"},
+	Name:         "tls init",
+	MakesDataDir: true,
+	Defaults:     TLSInit{Key: "ecdsa", Port: "5000"},
 	Do: func(_ context.Context, env *Env, _ *Task, req TLSInit) (*TLSResult, error) {
 		opts, err := tlsInitOptionsOf(req)
 		if err != nil {
@@ -62,6 +63,11 @@ var TLSInitOp = register(&Op[TLSInit, TLSResult]{
 		res, err := initTLS(dir, opts, time.Now())
 		if err != nil {
 			return nil, fmt.Errorf("tls init: %w", err)
+		}
+		// Run as root while the service is stopped, the files take the owner
+		// of DATA, so the service's user can read its keys.
+		if err := store.OwnLike(env.Store.Dir(), dir); err != nil {
+			return nil, fmt.Errorf("tls init: give %s the owner of the data directory: %w", dir, err)
 		}
 		if env.Logger != nil {
 			env.Logger.Info("tls init", "dir", dir, "hosts", strings.Join(opts.hosts, ","), "new_ca", res.newCA)

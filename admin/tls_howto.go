@@ -30,6 +30,7 @@ func writeTLSHowTo(w io.Writer, res *TLSResult) error {
 	}
 	return tlsHowTo.Execute(w, map[string]any{
 		"Dir":        res.Dir,
+		"Serve":      DataCommand(filepath.Dir(res.Dir), "serve --tls"),
 		"CAName":     res.CAName,
 		"CAState":    caState,
 		"CAUntil":    day(res.CANotAfter),
@@ -49,7 +50,7 @@ var tlsHowTo = template.Must(template.New("howto").Parse(`Wrote {{.Dir}}:
   server.crt, server.key  for {{.Names}}, valid until {{.Until}}
 ca.key and server.key are private (mode 0600); only ca.crt goes to clients.
 
-Serve with them:  berth serve --tls
+Serve with them:  {{.Serve}}
 A server already running with --tls loads them on SIGHUP (kill -HUP <pid>,
 or systemctl reload berth), without dropping connections.
 

@@ -46,7 +46,10 @@ func TestUserCommands_SameBothWays(t *testing.T) {
 		}, "", "user bob already exists"},
 		{"add bad name", func() result {
 			return both(t, tw, UserAddOp, UserAdd{Name: "a:b", NewPassword: NewPassword{PasswordHash: bob}}, "")
-		}, "", `invalid user name: "a:b" contains ':'`},
+		}, "", `invalid user name: "a:b": character ":" at offset 1 is not allowed (only a-z, 0-9, '.', '_', '-')`},
+		{"add a name inside another's namespace", func() result {
+			return both(t, tw, UserAddOp, UserAdd{Name: "alice/team", NewPassword: NewPassword{PasswordHash: bob}}, "")
+		}, "", `invalid user name: "alice/team" contains '/': an account's name cannot reach into another's namespace`},
 		{"add with md5 hash", func() result {
 			return both(t, tw, UserAddOp, UserAdd{Name: "carol", NewPassword: NewPassword{PasswordHash: "$apr1$abc$def"}}, "")
 		}, "", "password hash: MD5 ($apr1$), not bcrypt"},
@@ -153,7 +156,7 @@ func seedInitialAdmin(t *testing.T, dir string, served *store.Store) {
 		}
 		defer s.Close()
 	}
-	if err := EnsureInitialAdmin(s, &strings.Builder{}); err != nil {
+	if err := EnsureInitialAdmin(s, &strings.Builder{}, false); err != nil {
 		t.Fatal(err)
 	}
 }

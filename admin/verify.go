@@ -44,7 +44,7 @@ var VerifyOp = register(&Op[Verify, VerifyResult]{
 			return res, fmt.Errorf("verify: %w", err)
 		}
 		if n := len(report.Faults); n > 0 {
-			hint := "run `berth verify --repair`, then re-push the images listed"
+			hint := "run `" + DataCommand(env.Store.Dir(), "verify --repair") + "`, then re-push the images listed"
 			if req.Repair {
 				hint = "re-push the images listed, then verify again"
 			}

@@ -9,6 +9,8 @@
 //	header.json                 the Header: format and version, who wrote it and when, its id,
 //	                            the id of its base when incremental, and the blob lists
 //	meta.db                     meta.db as one read transaction saw it (bbolt Tx.WriteTo)
+//	tls/<file>                  the files of DATA/tls there are (ca.crt, server.crt, ca.key,
+//	                            server.key): the CA key cannot be made again
 //	blobs/<alg>/<ab>/<hex>      the blobs this archive holds, named as in DATA
 //
 // Nothing else is allowed: a restore refuses any other name, absolute paths,
@@ -42,5 +44,8 @@
 // is written; only when every input has been read and the result checked
 // (meta.db pages, records against files) does the directory take DATA's
 // place. On any failure the temporary directory is removed and DATA is as
-// it was.
+// it was. With --force, what no backup holds (DATA/quarantine, an old
+// DATA/tls the archive does not replace, files of the operator's) moves
+// into the restored directory; an old DATA/tls that differs from the
+// archive's is kept beside it as tls.replaced-<time>.
 package backup

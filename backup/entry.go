@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/berth-registry/berth/store"
@@ -14,6 +15,7 @@ const (
 	headerName = "header.json"
 	metaName   = "meta.db"
 	blobsDir   = "blobs"
+	tlsDir     = store.TLSDirName
 )
 
 // EntryKind says what an archive entry holds.
@@ -24,12 +26,14 @@ const (
 	EntryHeader EntryKind = iota + 1 // header.json
 	EntryMeta                        // meta.db
 	EntryBlob                        // blobs/<alg>/<ab>/<hex>
+	EntryTLS                         // tls/<file>, a file of DATA/tls
 )
 
 // Entry is an archive entry that fits the backup layout.
 type Entry struct {
 	Kind   EntryKind
 	Digest store.Digest // set for EntryBlob
+	File   string       // set for EntryTLS: one of store.TLSFileNames
 }
 
 // Name returns the entry's name in the archive.
@@ -42,6 +46,8 @@ func (e Entry) Name() string {
 	case EntryBlob:
 		h := e.Digest.Hex()
 		return path.Join(blobsDir, e.Digest.Algorithm(), h[:2], h)
+	case EntryTLS:
+		return path.Join(tlsDir, e.File)
 	}
 	return ""
 }
@@ -59,7 +65,8 @@ func (e *EntryError) Error() string {
 
 // ParseEntryName returns the entry that name stands for, or an *EntryError
 // when name is not exactly one of the layout's names: header.json, meta.db,
-// or blobs/<alg>/<first 2 hex>/<hex> of a digest berth stores. Accepted
+// tls/<one of store.TLSFileNames>, or blobs/<alg>/<first 2 hex>/<hex> of a
+// digest berth stores. Accepted
 // names are relative, clean, and round-trip: Entry.Name returns name.
 func ParseEntryName(name string) (Entry, error) {
 	refuse := func(reason string) (Entry, error) { return Entry{}, &EntryError{Name: name, Reason: reason} }
@@ -76,8 +83,14 @@ func ParseEntryName(name string) (Entry, error) {
 		return Entry{Kind: EntryMeta}, nil
 	}
 	parts := strings.Split(name, "/")
+	if len(parts) == 2 && parts[0] == tlsDir {
+		if !slices.Contains(store.TLSFileNames, parts[1]) {
+			return refuse(fmt.Sprintf("is not one of the files of DATA/tls (%s)", strings.Join(store.TLSFileNames, ", ")))
+		}
+		return Entry{Kind: EntryTLS, File: parts[1]}, nil
+	}
 	if len(parts) != 4 || parts[0] != blobsDir {
-		return refuse("is not part of a berth backup (header.json, meta.db, blobs/<alg>/<ab>/<hex>)")
+		return refuse("is not part of a berth backup (header.json, meta.db, tls/<file>, blobs/<alg>/<ab>/<hex>)")
 	}
 	alg, shard, hex := parts[1], parts[2], parts[3]
 	d, err := store.ParseDigest(alg + ":" + hex)

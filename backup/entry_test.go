@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"errors"
 	"path"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,6 +26,11 @@ func TestParseEntryName(t *testing.T) {
 		{name: "Meta", input: "meta.db", want: Entry{Kind: EntryMeta}},
 		{name: "SHA256Blob", input: "blobs/sha256/01/" + hex64, want: Entry{Kind: EntryBlob, Digest: store.Digest("sha256:" + hex64)}},
 		{name: "SHA512Blob", input: "blobs/sha512/01/" + hex128, want: Entry{Kind: EntryBlob, Digest: store.Digest("sha512:" + hex128)}},
+		{name: "TLSCAKey", input: "tls/ca.key", want: Entry{Kind: EntryTLS, File: "ca.key"}},
+		{name: "TLSServerCert", input: "tls/server.crt", want: Entry{Kind: EntryTLS, File: "server.crt"}},
+		{name: "TLSOtherFile", input: "tls/notes.txt", reason: "not one of the files of DATA/tls"},
+		{name: "TLSDeeper", input: "tls/x/ca.key", reason: "not part of a berth backup"},
+		{name: "TLSDotDot", input: "tls/../meta.db", reason: `".."`},
 		{name: "Empty", input: "", reason: "empty name"},
 		{name: "Absolute", input: "/etc/passwd", reason: "absolute path"},
 		{name: "AbsoluteBlob", input: "/blobs/sha256/01/" + hex64, reason: "absolute path"},
@@ -95,10 +101,12 @@ func TestCheckEntry(t *testing.T) {
 // FuzzEntryName checks the properties of the layout grammar: no panic; an
 // accepted name is relative, free of "..", one of the three shapes, and
 // round-trips through Name; a refused one yields an *EntryError naming it.
+// (The shapes: header.json and meta.db, a blob, a file of DATA/tls.)
 func FuzzEntryName(f *testing.F) {
 	for _, seed := range []string{
 		"header.json", "meta.db", "blobs/sha256/01/" + hex64, "blobs/sha512/01/" + hex128,
 		"../etc/passwd", "/abs", "blobs/sha256/01/../../x", "blobs/", "", "blobs/sha256/ff/" + hex64,
+		"tls/ca.key", "tls/../ca.key", "tls/ca.key/",
 	} {
 		f.Add(seed)
 	}
@@ -122,6 +130,10 @@ func FuzzEntryName(f *testing.F) {
 		case EntryBlob:
 			if _, err := store.ParseDigest(string(e.Digest)); err != nil {
 				t.Fatalf("accepted %q as blob %q: %v", name, e.Digest, err)
+			}
+		case EntryTLS:
+			if !slices.Contains(store.TLSFileNames, e.File) {
+				t.Fatalf("accepted %q as the TLS file %q", name, e.File)
 			}
 		default:
 			t.Fatalf("accepted %q with kind %d", name, e.Kind)

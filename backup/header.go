@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,15 @@ type Header struct {
 	// Inherited are the other blobs the snapshot records: the backups
 	// before this one in its chain hold them. Sorted by digest.
 	Inherited []Blob `json:"inherited,omitempty"`
+	// TLS are the files of DATA/tls this archive holds (every backup holds
+	// all there are, incrementals too), in store.TLSFileNames order.
+	TLS []TLSFile `json:"tls,omitempty"`
+}
+
+// TLSFile is a file of DATA/tls a header lists.
+type TLSFile struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
 }
 
 // Blob is a blob a header lists.
@@ -123,6 +133,18 @@ func (h *Header) validate() error {
 	}
 	if h.MetaSize <= 0 {
 		return fmt.Errorf("header.json: meta.db size %d", h.MetaSize)
+	}
+	files := map[string]bool{}
+	for _, f := range h.TLS {
+		switch {
+		case !slices.Contains(store.TLSFileNames, f.Name):
+			return fmt.Errorf("header.json: %q is not a file of DATA/tls", f.Name)
+		case f.Size < 0 || f.Size > store.MaxTLSFileSize:
+			return fmt.Errorf("header.json: tls/%s has size %d", f.Name, f.Size)
+		case files[f.Name]:
+			return fmt.Errorf("header.json: tls/%s is listed twice", f.Name)
+		}
+		files[f.Name] = true
 	}
 	seen := make(map[store.Digest]bool, len(h.Blobs)+len(h.Inherited))
 	for _, b := range append(append([]Blob(nil), h.Blobs...), h.Inherited...) {

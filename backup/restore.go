@@ -22,6 +22,10 @@ type RestoreOptions struct {
 	// Force replaces a data directory that is not empty. The old one is
 	// moved aside and removed only once the restored one is in its place.
 	Force bool
+	// CheckRule, when not nil, checks each access rule of the restored
+	// meta.db (server/auth's ValidateRule): a rule the server cannot compile
+	// would make it refuse every request.
+	CheckRule func(store.Rule) error
 }
 
 // RestoreResult says what Restore did.
@@ -34,6 +38,12 @@ type RestoreResult struct {
 	// Leftover is where the old data directory is when it could not be
 	// removed after the restore; empty normally.
 	Leftover string
+	// Kept are the names in the data directory that Force kept from the
+	// replaced one, because no backup holds them (DATA/quarantine, an old
+	// DATA/tls the archive did not replace, files of the operator's).
+	Kept []string
+	// TLS reports whether the restored DATA/tls came from the archive.
+	TLS bool
 }
 
 // ErrChain is wrapped by the errors for inputs that are not one backup
@@ -68,7 +78,7 @@ func Restore(ctx context.Context, dir string, inputs []Input, opts RestoreOption
 			os.RemoveAll(tmp)
 		}
 	}()
-	r := &restorer{ctx: ctx, dir: tmp, have: map[store.Digest]int64{}, dirs: map[string]bool{}, buf: make([]byte, copyBufferSize)}
+	r := &restorer{ctx: ctx, dir: tmp, checkRule: opts.CheckRule, have: map[store.Digest]int64{}, dirs: map[string]bool{}, buf: make([]byte, copyBufferSize)}
 	if err := os.MkdirAll(store.UploadsDir(tmp), 0o755); err != nil {
 		return res, err
 	}
@@ -84,9 +94,23 @@ func Restore(ctx context.Context, dir string, inputs []Input, opts RestoreOption
 	if res.Blobs, res.Bytes, res.DroppedUploads, err = r.finish(inputs[len(inputs)-1].Name, *prev); err != nil {
 		return res, err
 	}
+	if t.exists {
+		// A restore run as root must leave files the service's user can
+		// open: they take the owner of the data directory they replace.
+		if err := store.OwnLike(t.path, tmp); err != nil {
+			return res, fmt.Errorf("give the restored files the owner of %s: %w", t.path, err)
+		}
+	}
 	res.Replaced = t.full
+	res.TLS = len(prev.TLS) > 0 || dirExists(filepath.Join(tmp, tlsDir))
 	res.Leftover, err = t.replaceWith(tmp)
+	res.Kept = t.kept
 	return res, err
+}
+
+func dirExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
 
 // checkChain checks that h may follow prev (nil: h is the first input).
@@ -110,6 +134,8 @@ type restorer struct {
 	have map[store.Digest]int64 // blobs written so far, with their sizes
 	dirs map[string]bool        // directories to sync before the swap
 	buf  []byte
+
+	checkRule func(store.Rule) error // see RestoreOptions.CheckRule
 }
 
 // restoreArchive reads one input into the directory: its meta.db replaces
@@ -147,6 +173,16 @@ func (r *restorer) readEntries(a *archive, h Header) error {
 	}
 	got := make(map[store.Digest]bool, len(h.Blobs))
 	meta := false
+	tlsWant := map[string]int64{}
+	for _, f := range h.TLS {
+		tlsWant[f.Name] = f.Size
+	}
+	if len(h.TLS) > 0 {
+		// This archive's DATA/tls replaces an earlier input's, whole.
+		if err := os.RemoveAll(filepath.Join(r.dir, tlsDir)); err != nil {
+			return err
+		}
+	}
 	for {
 		e, th, err := a.next()
 		if err == io.EOF {
@@ -169,6 +205,18 @@ func (r *restorer) readEntries(a *archive, h Header) error {
 				return err
 			}
 			meta = true
+		case EntryTLS:
+			size, listed := tlsWant[e.File]
+			switch {
+			case !listed:
+				return fmt.Errorf("%s: entry %q is a file its header does not list (or it comes twice)", a.name, th.Name)
+			case th.Size != size:
+				return fmt.Errorf("%s: entry %q has %d bytes, the header says %d", a.name, th.Name, th.Size, size)
+			}
+			if err := r.writeTLS(a, e.File, size); err != nil {
+				return err
+			}
+			delete(tlsWant, e.File)
 		case EntryBlob:
 			size, listed := want[e.Digest]
 			switch {
@@ -187,6 +235,11 @@ func (r *restorer) readEntries(a *archive, h Header) error {
 	}
 	if !meta {
 		return fmt.Errorf("%s is truncated: it ends before meta.db", a.name)
+	}
+	for _, f := range h.TLS {
+		if _, missing := tlsWant[f.Name]; missing {
+			return fmt.Errorf("%s is truncated: tls/%s, which its header lists, is missing", a.name, f.Name)
+		}
 	}
 	if len(got) < len(want) {
 		for _, b := range h.Blobs {
@@ -211,6 +264,36 @@ func (r *restorer) writeMeta(a *archive) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync meta.db: %w", err)
 	}
+	return f.Close()
+}
+
+// writeTLS writes the current entry as DATA/tls/name, a key readable by
+// its owner only.
+func (r *restorer) writeTLS(a *archive, name string, size int64) error {
+	dir := store.TLSDir(r.dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := io.ReadAll(io.LimitReader(a.read(), size+1))
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) != size {
+		return fmt.Errorf("%s: tls/%s has %d bytes, the header says %d", a.name, name, len(data), size)
+	}
+	path := filepath.Join(dir, name)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, os.FileMode(store.TLSFileMode(name)))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	r.dirs[dir] = true
 	return f.Close()
 }
 

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,13 +11,17 @@ import (
 )
 
 // finish checks the filled directory and prepares it to serve: meta.db
-// passes bbolt's page check, records exactly the blobs the last header
+// passes bbolt's page check, every record is one berth could have written
+// (store.ValidateRecords), it records exactly the blobs the last header
 // lists (name is that input), and agrees with the blob files; blobs only
 // earlier snapshots had are removed, upload sessions dropped, and every
 // directory synced. It returns the blobs and bytes the store holds and how
 // many upload sessions it dropped.
 func (r *restorer) finish(name string, last Header) (blobs int, bytes int64, dropped int, err error) {
 	s, err := store.Open(r.dir, store.Options{})
+	if errors.Is(err, store.ErrRecordInvalid) {
+		return 0, 0, 0, fmt.Errorf("%s is refused: %w", name, err)
+	}
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("open the restored meta.db of %s: %w", name, err)
 	}
@@ -27,6 +32,9 @@ func (r *restorer) finish(name string, last Header) (blobs int, bytes int64, dro
 	}()
 	if err := s.CheckPages(); err != nil {
 		return 0, 0, 0, fmt.Errorf("the meta.db of %s is damaged: %w", name, err)
+	}
+	if err := s.ValidateRecords(r.checkRule); err != nil {
+		return 0, 0, 0, fmt.Errorf("%s is refused: %w", name, err)
 	}
 	recorded, err := s.Blobs()
 	if err != nil {

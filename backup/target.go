@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/berth-registry/berth/store"
 )
@@ -20,9 +22,11 @@ var (
 // against a server starting on it while the restore runs.
 type target struct {
 	path   string      // absolute, symlinks resolved
+	exists bool        // it exists
 	full   bool        // it exists and holds something
 	mode   fs.FileMode // its permissions, or those store.Open gives a new one
 	unlock func()      // releases the shared lock on its meta.db; nil when not taken
+	kept   []string    // what replaceWith kept of the old directory
 }
 
 // openTarget checks the data directory dir: it must be absent or empty
@@ -53,6 +57,7 @@ func openTarget(dir string, force bool) (*target, error) {
 	case !fi.IsDir():
 		return nil, fmt.Errorf("%s is not a directory", abs)
 	}
+	t.exists = true
 	t.mode = fi.Mode().Perm()
 	entries, err := os.ReadDir(abs)
 	if err != nil {
@@ -140,10 +145,79 @@ func (t *target) replaceWith(tmp string) (leftover string, err error) {
 		return "", err
 	}
 	t.release()
+	if t.kept, err = keepFromOld(aside, t.path); err != nil {
+		// The old directory stays where it is, with what it still holds.
+		return aside, err
+	}
 	if err := os.RemoveAll(aside); err != nil {
 		return aside, nil
 	}
 	return "", nil
+}
+
+// replacedByRestore are the names of DATA that a restore brings back from
+// the archive, or that mean nothing for the restored registry: the old
+// ones go. initial-admin-password holds a password of the replaced users.
+var replacedByRestore = map[string]bool{
+	"meta.db": true, "blobs": true, "uploads": true, "control.sock": true, "initial-admin-password": true,
+}
+
+// keepFromOld moves from the replaced data directory old into the restored
+// one, data, whatever a backup does not hold, so that --force destroys
+// nothing an archive cannot give back: DATA/quarantine, files of the
+// operator's, and DATA/tls when the archive brought none. When the archive
+// brought its own DATA/tls and the old one differs, the old one is kept as
+// tls.replaced-<time>. It returns what it kept, as names in data.
+func keepFromOld(old, data string) ([]string, error) {
+	entries, err := os.ReadDir(old)
+	if err != nil {
+		return nil, fmt.Errorf("read the replaced data directory: %w", err)
+	}
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	var kept []string
+	for _, e := range entries {
+		name := e.Name()
+		if replacedByRestore[name] {
+			continue
+		}
+		dst := name
+		if _, err := os.Lstat(filepath.Join(data, name)); err == nil {
+			if name == tlsDir && sameFiles(filepath.Join(old, name), filepath.Join(data, name)) {
+				continue
+			}
+			dst = name + ".replaced-" + stamp
+		}
+		if err := os.Rename(filepath.Join(old, name), filepath.Join(data, dst)); err != nil {
+			return kept, fmt.Errorf("keep %s of the replaced data directory: %w", name, err)
+		}
+		kept = append(kept, dst)
+	}
+	if len(kept) > 0 {
+		return kept, store.SyncDir(data)
+	}
+	return kept, nil
+}
+
+// sameFiles reports whether directories a and b hold the same files of
+// DATA/tls with the same bytes.
+func sameFiles(a, b string) bool {
+	for _, name := range store.TLSFileNames {
+		x, errA := os.ReadFile(filepath.Join(a, name))
+		y, errB := os.ReadFile(filepath.Join(b, name))
+		if errors.Is(errA, fs.ErrNotExist) != errors.Is(errB, fs.ErrNotExist) || string(x) != string(y) {
+			return false
+		}
+	}
+	extra := func(dir string) bool {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if !slices.Contains(store.TLSFileNames, e.Name()) {
+				return true
+			}
+		}
+		return false
+	}
+	return !extra(a) && !extra(b)
 }
 
 // freeName returns a path in dir, starting with prefix, that nothing uses.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -54,9 +55,16 @@ func Write(ctx context.Context, s *store.Store, w io.Writer, opts Options) (Head
 	defer zw.Close() // releases the encoder's goroutines; a second Close is harmless
 	pw := &progressWriter{report: opts.Progress}
 	tw := tar.NewWriter(zw)
+	tlsFiles, err := readTLS(s.Dir())
+	if err != nil {
+		return Header{}, err
+	}
 	var hdr Header
 	unpin, err := s.Snapshot(func(sn *store.Snapshot) error {
 		hdr = newHeader(id, opts, sn.MetaSize(), sn.Blobs)
+		for _, f := range tlsFiles {
+			hdr.TLS = append(hdr.TLS, TLSFile{Name: f.name, Size: int64(len(f.data))})
+		}
 		pw.total = hdr.Bytes()
 		pw.add(0)
 		if err := writeHeader(tw, hdr); err != nil {
@@ -68,6 +76,11 @@ func Write(ctx context.Context, s *store.Store, w io.Writer, opts Options) (Head
 		return hdr, err
 	}
 	defer unpin()
+	for _, f := range tlsFiles {
+		if err := writeTLSFile(tw, f, hdr.Created); err != nil {
+			return hdr, err
+		}
+	}
 	buf := make([]byte, copyBufferSize)
 	for _, b := range hdr.Blobs {
 		if err := copyBlob(ctx, tw, pw, s, b, buf); err != nil {
@@ -159,6 +172,49 @@ func copyBlob(ctx context.Context, tw *tar.Writer, pw *progressWriter, s *store.
 	}
 	if got := store.Digest(fmt.Sprintf("%s:%x", b.Digest.Algorithm(), h.Sum(nil))); n != b.Size || got != b.Digest {
 		return fmt.Errorf("blob %s is corrupt on disk (%d bytes hashing to %s): run `berth verify --repair`, then back up again", b.Digest, n, got)
+	}
+	return nil
+}
+
+// tlsFile is a file of DATA/tls, read whole: it is a few kilobytes.
+type tlsFile struct {
+	name string
+	data []byte
+}
+
+// readTLS reads the files of DATA/tls there are. A backup carries them:
+// without the CA key, a restored registry would need a new CA that every
+// client must trust again.
+func readTLS(dataDir string) ([]tlsFile, error) {
+	var out []tlsFile
+	for _, name := range store.TLSFileNames {
+		path := filepath.Join(dataDir, store.TLSDirName, name)
+		fi, err := os.Stat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		if !fi.Mode().IsRegular() || fi.Size() > store.MaxTLSFileSize {
+			return nil, fmt.Errorf("%s is not a certificate or key file (a regular file of at most %d bytes)", path, store.MaxTLSFileSize)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		out = append(out, tlsFile{name: name, data: data})
+	}
+	return out, nil
+}
+
+func writeTLSFile(tw *tar.Writer, f tlsFile, at time.Time) error {
+	name := Entry{Kind: EntryTLS, File: f.name}.Name()
+	if err := tw.WriteHeader(fileHeader(name, int64(len(f.data)), at)); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if _, err := tw.Write(f.data); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
 }

@@ -78,6 +78,13 @@ func startTLSServer(t *testing.T, args ...string) (*server, *x509.CertPool) {
 	if err != nil || !roots.AppendCertsFromPEM(pem) {
 		t.Fatalf("read the CA: %v", err)
 	}
+	return serveTLS(t, data, roots, args...), roots
+}
+
+// serveTLS serves data with --tls and args, and waits until a client that
+// trusts roots gets /healthz.
+func serveTLS(t *testing.T, data string, roots *x509.CertPool, args ...string) *server {
+	t.Helper()
 	var client *http.Client
 	s := launch(t, data, nil, func(s *server) bool {
 		if client == nil {
@@ -91,7 +98,7 @@ func startTLSServer(t *testing.T, args ...string) (*server, *x509.CertPool) {
 		return resp.StatusCode == http.StatusOK
 	}, append([]string{"--tls"}, args...)...)
 	t.Cleanup(client.CloseIdleConnections)
-	return s, roots
+	return s
 }
 
 // TestTLS_GGCR pushes and pulls over HTTPS with token auth, trusting the CA

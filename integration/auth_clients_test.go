@@ -441,7 +441,7 @@ func TestAuth_ForgedTokens(t *testing.T) {
 func TestAuth_Throttle(t *testing.T) {
 	s, _ := startAuthServer(t, "")
 	for _, name := range []string{"alice", "bob", "carol"} {
-		s.addUser(t, name, name+"-pw")
+		s.addUser(t, name, name+"-password")
 	}
 	viaToken := func(user, password string) reply {
 		return s.getToken(t, user, password, url.Values{"service": {"berth"}})
@@ -469,7 +469,7 @@ func TestAuth_Throttle(t *testing.T) {
 				}
 			}
 			for _, try := range append([]func(string, string) reply{tc.fail}, tc.others...) {
-				for _, password := range []string{"wrong", tc.user + "-pw"} {
+				for _, password := range []string{"wrong", tc.user + "-password"} {
 					r := try(tc.user, password)
 					wantError(t, r, http.StatusTooManyRequests, "TOOMANYREQUESTS")
 					if after, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || after < 1 || after > 60 {
@@ -479,6 +479,6 @@ func TestAuth_Throttle(t *testing.T) {
 			}
 		})
 	}
-	wantStatus(t, viaBasic("carol", "carol-pw"), http.StatusOK)
-	wantToken(t, viaToken("carol", "carol-pw"))
+	wantStatus(t, viaBasic("carol", "carol-password"), http.StatusOK)
+	wantToken(t, viaToken("carol", "carol-password"))
 }

@@ -30,8 +30,8 @@ import (
 // credential the server had cached.
 func TestAuth_TokensDieWithPasswordChange(t *testing.T) {
 	s, _ := startAuthServer(t, "")
-	s.addUser(t, "alice", "old-pw")
-	s.addUser(t, "bob", "bob-pw")
+	s.addUser(t, "alice", "old-password")
+	s.addUser(t, "bob", "bob-password")
 	token := func(user, password string) string {
 		t.Helper()
 		answer, _ := wantToken(t, s.getToken(t, user, password, url.Values{"service": {"berth"}}))
@@ -40,21 +40,21 @@ func TestAuth_TokensDieWithPasswordChange(t *testing.T) {
 	}
 	get := func(auth string) reply { return s.do(t, http.MethodGet, "/v2/", nil, "Authorization", auth) }
 
-	old, bobs := token("alice", "old-pw"), token("bob", "bob-pw")
-	wantStatus(t, get(basicAuth("alice", "old-pw")), http.StatusOK) // now cached
-	s.berth(t, "new-pw\n", "user", "passwd", "alice", "--password-stdin")
+	old, bobs := token("alice", "old-password"), token("bob", "bob-password")
+	wantStatus(t, get(basicAuth("alice", "old-password")), http.StatusOK) // now cached
+	s.berth(t, "new-password\n", "user", "passwd", "alice", "--password-stdin")
 	wantError(t, get(bearer(old)), http.StatusUnauthorized, "UNAUTHORIZED")
-	wantError(t, get(basicAuth("alice", "old-pw")), http.StatusUnauthorized, "UNAUTHORIZED")
+	wantError(t, get(basicAuth("alice", "old-password")), http.StatusUnauthorized, "UNAUTHORIZED")
 	wantStatus(t, get(bearer(bobs)), http.StatusOK)
 
-	fresh := token("alice", "new-pw")
-	wantStatus(t, get(basicAuth("alice", "new-pw")), http.StatusOK)
+	fresh := token("alice", "new-password")
+	wantStatus(t, get(basicAuth("alice", "new-password")), http.StatusOK)
 	s.berth(t, "", "user", "del", "alice")
 	wantError(t, get(bearer(fresh)), http.StatusUnauthorized, "UNAUTHORIZED")
-	wantError(t, get(basicAuth("alice", "new-pw")), http.StatusUnauthorized, "UNAUTHORIZED")
+	wantError(t, get(basicAuth("alice", "new-password")), http.StatusUnauthorized, "UNAUTHORIZED")
 
 	// A new alice does not inherit the old one's tokens.
-	s.addUser(t, "alice", "new-pw")
+	s.addUser(t, "alice", "new-password")
 	wantError(t, get(bearer(fresh)), http.StatusUnauthorized, "UNAUTHORIZED")
 	wantStatus(t, get(bearer(bobs)), http.StatusOK)
 }

@@ -264,8 +264,8 @@ func TestAuth_RulesMatrix(t *testing.T) {
 		t.Fatalf("no control socket while serving: %v", err)
 	}
 	s.addUser(t, "alice", "alice-pw")
-	s.addUser(t, "bob", "bob-pw")
-	admin, alice, bob, anonymous := caller{"admin", adminPassword}, caller{"alice", "alice-pw"}, caller{"bob", "bob-pw"}, caller{}
+	s.addUser(t, "bob", "bob-password")
+	admin, alice, bob, anonymous := caller{"admin", adminPassword}, caller{"alice", "alice-pw"}, caller{"bob", "bob-password"}, caller{}
 	img, err := random.Image(512, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -102,8 +102,8 @@ func TestImport(t *testing.T) {
 		killed := waitAndKill(t, cmd, func() bool { return countFiles(t, filepath.Join(data, "blobs")) > 0 })
 		t.Logf("killed mid-import: %v (blob files placed then: %d)", killed, countFiles(t, filepath.Join(data, "blobs")))
 		importCmd(t, data, 0, "registry2", src.Root, "--copy")
-		if _, stderr, err := runBerth(t, t.Context(), nil, "verify", "--data", data); err != nil {
-			t.Errorf("verify after the re-run: %v\n%s", err, stderr)
+		if stdout, stderr, err := runBerth(t, t.Context(), nil, "verify", "--data", data); err != nil {
+			t.Errorf("verify after the re-run: %v\n%s%s", err, stdout, stderr)
 		}
 		b := startRegistry(t, data)
 		wantSameManifests(t, src.Addr, b.Addr, refs, skip)

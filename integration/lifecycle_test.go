@@ -133,7 +133,7 @@ func TestServe_RefusesBadFlags(t *testing.T) {
 	}{
 		{"trusted proxy", []string{"--trusted-proxy", "proxy.lan"}, `--trusted-proxy: trusted proxy "proxy.lan"`},
 		{"log format", []string{"--log-format", "xml"}, `--log-format: "xml" is not text or json`},
-		{"tls without init", []string{"--tls"}, "Try: berth tls init"},
+		{"tls without init", []string{"--tls"}, "tls init --host NAME"},
 		{"cert without key", []string{"--tls-cert", "x.crt"}, "--tls-cert and --tls-key go together"},
 		{"both", []string{"--tls", "--tls-cert", "x.crt", "--tls-key", "x.key"}, "give one or the other"},
 		{"negative connection cap", []string{"--max-connections", "-1"}, "--max-connections must not be negative"},

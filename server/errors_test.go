@@ -169,6 +169,8 @@ var sentinelTable = map[string]struct {
 // reaches the error handler.
 var notForClients = map[string]error{
 	"ErrLocked":            store.ErrLocked,            // Open, before the server starts
+	"ErrNotDataDir":        store.ErrNotDataDir,        // Open of a maintenance command
+	"ErrRecordInvalid":     store.ErrRecordInvalid,     // Open and restore refuse such a store
 	"ErrSigningKeyInvalid": store.ErrSigningKeyInvalid, // auth.NewService, at start
 	"ErrRuleUnknown":       store.ErrRuleUnknown,       // acl del
 	"ErrTokenUnknown":      store.ErrTokenUnknown,      // /token turns it into 401

@@ -14,6 +14,8 @@ import (
 // pushes, deletes and GC preserve whatever their interleaving, and that a
 // crash at any point leaves intact:
 //
+//   - every manifest body hashes to its digest, and its record lists what
+//     the body lists;
 //   - every blob a manifest lists is linked in its repository, every child
 //     it lists is stored there, and the refs index has an entry for each;
 //   - every refs, referrers and tags entry names a stored manifest;

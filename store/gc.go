@@ -46,8 +46,12 @@ type GCOptions struct {
 	Progress func(phase string, done, total int)
 }
 
-func (o GCOptions) grace() time.Duration     { return ageLimit(o.Grace, DefaultGrace) }
-func (o GCOptions) uploadTTL() time.Duration { return ageLimit(o.UploadTTL, DefaultUploadTTL) }
+func (o GCOptions) grace() time.Duration { return ageLimit(o.Grace, DefaultGrace) }
+
+// GracePeriod returns the grace period a collection with o uses: Grace, or
+// DefaultGrace when it is zero, or 0 for NoAge.
+func (o GCOptions) GracePeriod() time.Duration { return o.grace() }
+func (o GCOptions) uploadTTL() time.Duration   { return ageLimit(o.UploadTTL, DefaultUploadTTL) }
 
 func ageLimit(d, def time.Duration) time.Duration {
 	switch {
@@ -78,6 +82,21 @@ type GCReport struct {
 	// Kept counts things the plan chose that changed while the collection
 	// ran (re-pushed, tagged, linked again, pinned) and so were kept.
 	Kept int
+	// Graced is what nothing references but the grace period kept.
+	Graced GracedReport
+}
+
+// GracedReport is what a collection would have removed but for the grace
+// period: unreferenced, but pushed, linked or left unreferenced too
+// recently. A collection from FreeAfter on removes it, unless something
+// references it again.
+type GracedReport struct {
+	Grace     time.Duration // the grace period the collection used
+	Manifests int
+	Links     int
+	Blobs     int
+	Bytes     int64     // manifest bodies and blobs
+	FreeAfter time.Time // when the youngest of them leaves the grace period; zero when none
 }
 
 // RemovedManifest is a manifest removed from a repository; Size is the
@@ -172,6 +191,9 @@ func (s *Store) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport, e
 		return report, err
 	}
 	opts.progress("plan", 1, 1)
+	if report.Graced, err = s.graced(p, opts, now); err != nil {
+		return report, err
+	}
 	if opts.DryRun {
 		p.report(&report)
 		files, err := s.findOrphanFiles(now.Add(-opts.grace()), now.Add(-max(opts.grace(), opts.uploadTTL())))
@@ -274,4 +296,65 @@ func checkContext(ctx context.Context, phase string) error {
 		return fmt.Errorf("gc stopped during %s: %w", phase, err)
 	}
 	return nil
+}
+
+// graced finds what the grace period alone keeps from plan p: the
+// difference to a plan made without one. It costs a second plan, one more
+// read transaction over the records; without a grace period it costs
+// nothing.
+func (s *Store) graced(p *gcPlan, opts GCOptions, now time.Time) (GracedReport, error) {
+	g := GracedReport{Grace: opts.grace()}
+	if g.Grace <= 0 {
+		return g, nil
+	}
+	noGrace := opts
+	noGrace.Grace = NoAge
+	all, err := s.plan(noGrace, now)
+	if err != nil {
+		return g, err
+	}
+	youngest := time.Time{}
+	seen := func(t time.Time) {
+		if t.After(youngest) {
+			youngest = t
+		}
+	}
+	planned := map[string]bool{}
+	for _, batch := range p.manifests {
+		for _, m := range batch {
+			planned[m.repo+"@"+string(m.digest)] = true
+		}
+	}
+	for _, batch := range all.manifests {
+		for _, m := range batch {
+			if !planned[m.repo+"@"+string(m.digest)] {
+				g.Manifests++
+				g.Bytes += m.size
+				seen(time.Unix(0, m.rec.Created))
+			}
+		}
+	}
+	for _, l := range p.links {
+		planned[l.repo+">"+string(l.digest)] = true
+	}
+	for _, l := range all.links {
+		if !planned[l.repo+">"+string(l.digest)] {
+			g.Links++
+			seen(l.created)
+		}
+	}
+	for _, b := range p.blobs {
+		planned[string(b.digest)] = true
+	}
+	for _, b := range all.blobs {
+		if !planned[string(b.digest)] {
+			g.Blobs++
+			g.Bytes += b.size
+			seen(b.created)
+		}
+	}
+	if !youngest.IsZero() {
+		g.FreeAfter = youngest.Add(g.Grace)
+	}
+	return g, nil
 }

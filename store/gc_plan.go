@@ -30,15 +30,17 @@ type plannedManifest struct {
 }
 
 type plannedLink struct {
-	repo   string
-	digest Digest
-	value  []byte
+	repo    string
+	digest  Digest
+	value   []byte
+	created time.Time
 }
 
 type plannedBlob struct {
-	digest Digest
-	size   int64
-	value  []byte
+	digest  Digest
+	size    int64
+	value   []byte
+	created time.Time
 }
 
 type plannedUpload struct {
@@ -188,7 +190,7 @@ func (p *gcPlan) planLinks(tx *bolt.Tx, graphs map[string]*repoGraph, cutoff tim
 			}
 		}
 		doomed[string(k)] = true
-		p.links = append(p.links, plannedLink{repo: repo, digest: d, value: bytes.Clone(v)})
+		p.links = append(p.links, plannedLink{repo: repo, digest: d, value: bytes.Clone(v), created: parseTimeValue(v)})
 		return nil
 	})
 	return doomed, err
@@ -213,7 +215,7 @@ func (p *gcPlan) planBlobs(tx *bolt.Tx, doomedLinks map[string]bool, cutoff time
 				return nil
 			}
 		}
-		p.blobs = append(p.blobs, plannedBlob{digest: d, size: rec.Size, value: bytes.Clone(v)})
+		p.blobs = append(p.blobs, plannedBlob{digest: d, size: rec.Size, value: bytes.Clone(v), created: time.Unix(0, rec.Created)})
 		return nil
 	})
 }

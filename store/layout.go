@@ -19,19 +19,11 @@ const (
 	uploadsDir        = "uploads"
 	quarantineDir     = "quarantine"
 	controlSocketFile = "control.sock"
-	tlsDir            = "tls"
 )
 
-// File names inside the data directory that commands name in their output.
-const (
-	// InitialPasswordFile holds the first admin's password, in DATA.
-	InitialPasswordFile = "initial-admin-password"
-	// The files of DATA/tls: the CA and the server's certificate and key.
-	TLSCACert     = "ca.crt"
-	TLSCAKey      = "ca.key"
-	TLSServerCert = "server.crt"
-	TLSServerKey  = "server.key"
-)
+// InitialPasswordFile holds the first admin's password, in DATA; commands
+// name it in their output. The files of DATA/tls are in tlsfiles.go.
+const InitialPasswordFile = "initial-admin-password"
 
 // MetaPath returns the path of meta.db in the data directory dir.
 func MetaPath(dir string) string { return filepath.Join(dir, metaFile) }
@@ -45,7 +37,7 @@ func UploadsDir(dir string) string { return filepath.Join(dir, uploadsDir) }
 func ControlSocketPath(dir string) string { return filepath.Join(dir, controlSocketFile) }
 
 // TLSDir returns the directory of the certificates in dir.
-func TLSDir(dir string) string { return filepath.Join(dir, tlsDir) }
+func TLSDir(dir string) string { return filepath.Join(dir, TLSDirName) }
 
 // InitialPasswordPath returns the file that holds the first admin's
 // password in dir.

@@ -23,9 +23,11 @@ func (s *Store) Tags(repo, last string, n int) (tags []string, more bool, err er
 }
 
 // Repositories returns up to n repository names in lexical order after last
-// for which visible returns true (nil: all), and whether more follow.
+// for which visible returns true (nil: all), and whether more follow; n <= 0
+// means no limit. The list is never nil.
 // visible runs inside a read transaction and must not touch the store.
 func (s *Store) Repositories(last string, n int, visible func(string) bool) (repos []string, more bool, err error) {
+	repos = []string{} // an empty registry lists [], as the spec shows, not null
 	err = s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRepos).Cursor()
 		k, _ := c.First()

@@ -168,8 +168,9 @@ func checkSizes(tx *bolt.Tx, repo string, rec manifestRecord, sizes map[Digest]i
 // Manifest returns the manifest of repo that ref names: the tag's current
 // target, or the digest. It returns ErrManifestUnknown when there is none,
 // and also for a manifest that lists a blob or child repo no longer has
-// (verify --repair forgot a corrupt blob): to a client it is absent, so a
-// push sends it again, whole (see markBroken).
+// (verify --repair forgot a corrupt blob), or whose stored body does not
+// hash to its digest: to a client it is absent, so a push sends it again,
+// whole (see markBroken).
 func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
 	var out StoredManifest
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -188,6 +189,12 @@ func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
 		out.Body = append([]byte(nil), out.Body...)
 		if tx.Bucket(bucketBroken).Get(key(repo, string(d))) != nil {
 			return fmt.Errorf("%w: %s lists content that %s no longer has", ErrManifestUnknown, d, repo)
+		}
+		// bbolt does not checksum its pages: a body that rotted or was
+		// swapped in meta.db must not go out under d. A client sees it as
+		// absent, as after a repair, and a push stores it again.
+		if got := DigestOf(d.Algorithm(), out.Body); got != d {
+			return fmt.Errorf("%w: the stored body of %s hashes to %s (berth verify --repair sets it aside)", ErrManifestUnknown, d, got)
 		}
 		return nil
 	})
@@ -220,17 +227,37 @@ func storedManifest(tx *bolt.Tx, repo string, d Digest) (StoredManifest, error) 
 func (s *Store) DeleteManifest(repo string, ref Reference) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if ref.Tag != "" {
-			tk := key(repo, ref.Tag)
-			if tx.Bucket(bucketTags).Get(tk) == nil {
-				return ErrManifestUnknown
-			}
-			return tx.Bucket(bucketTags).Delete(tk)
+			_, err := deleteTag(tx, repo, ref.Tag)
+			return err
 		}
 		if hasPrefix(tx.Bucket(bucketRefs), prefix(repo, string(ref.Digest))) {
 			return ErrManifestInUse
 		}
 		return deleteManifest(tx, repo, ref.Digest)
 	})
+}
+
+// DeleteTag deletes tag of repo and returns the manifest it pointed at,
+// which stays until GC finds nothing else keeps it. It returns
+// ErrManifestUnknown when repo has no such tag.
+func (s *Store) DeleteTag(repo, tag string) (Digest, error) {
+	var d Digest
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		d, err = deleteTag(tx, repo, tag)
+		return err
+	})
+	return d, err
+}
+
+func deleteTag(tx *bolt.Tx, repo, tag string) (Digest, error) {
+	tk := key(repo, tag)
+	v := tx.Bucket(bucketTags).Get(tk)
+	if v == nil {
+		return "", ErrManifestUnknown
+	}
+	d := Digest(v)
+	return d, tx.Bucket(bucketTags).Delete(tk)
 }
 
 // deleteManifest removes manifest d of repo with its tags, references and

@@ -32,7 +32,7 @@ func ValidateRepository(name string) error {
 		if i < len(name) && name[i] != '/' {
 			continue
 		}
-		if problem := componentProblem(name[start:i], start); problem != "" {
+		if problem := componentProblem(name[start:i], start, "a-z, 0-9, '.', '_', '-', '/'"); problem != "" {
 			return fmt.Errorf("%w: %q: %s", ErrNameInvalid, name, problem)
 		}
 		start = i + 1
@@ -42,8 +42,9 @@ func ValidateRepository(name string) error {
 
 // componentProblem checks one path component against
 // [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)* and returns what is wrong with it, or ""
-// when nothing is. offset is where the component starts in the whole name.
-func componentProblem(c string, offset int) string {
+// when nothing is. offset is where the component starts in the whole name;
+// allowed lists the characters the whole name may have, for the message.
+func componentProblem(c string, offset int, allowed string) string {
 	if c == "" {
 		return fmt.Sprintf("empty path component at offset %d", offset)
 	}
@@ -57,7 +58,7 @@ func componentProblem(c string, offset int) string {
 			return fmt.Sprintf("upper-case letter %q at offset %d (names are lower-case)", c[i:i+1], offset+i)
 		}
 		if !isNameSeparator(c[i]) {
-			return fmt.Sprintf("character %q at offset %d is not allowed (only a-z, 0-9, '.', '_', '-', '/')", c[i:i+1], offset+i)
+			return fmt.Sprintf("character %q at offset %d is not allowed (only %s)", c[i:i+1], offset+i, allowed)
 		}
 		if i == 0 {
 			return fmt.Sprintf("path component at offset %d starts with separator %q", offset, c[i:i+1])

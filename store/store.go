@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,10 @@ const schemaVersion = 1
 
 // ErrLocked is returned by Open when another process holds meta.db.
 var ErrLocked = errors.New("data directory is in use by another berth process")
+
+// ErrNotDataDir is returned by Open with Options.MustExist for a directory
+// that holds no meta.db (or does not exist).
+var ErrNotDataDir = errors.New("not a berth data directory")
 
 // Store is the registry's state in one data directory. It is safe for
 // concurrent use by many goroutines; only one process may open a data
@@ -50,12 +55,22 @@ type Options struct {
 	// LockTimeout bounds the wait for another process's lock; zero means
 	// one second.
 	LockTimeout time.Duration
+	// MustExist refuses, with ErrNotDataDir, a directory without meta.db
+	// instead of making it a new, empty registry: what a maintenance
+	// command run with a wrong --data must not do.
+	MustExist bool
 }
 
-// Open opens (creating when needed) the data directory dir: DATA/meta.db,
-// DATA/blobs and DATA/uploads. It returns ErrLocked when another process has
-// the directory open.
+// Open opens (creating when needed, unless opts.MustExist) the data
+// directory dir: DATA/meta.db, DATA/blobs and DATA/uploads. It returns
+// ErrLocked when another process has the directory open, and ErrNotDataDir
+// (MustExist) when dir holds no meta.db.
 func Open(dir string, opts Options) (*Store, error) {
+	if opts.MustExist {
+		if _, err := os.Stat(MetaPath(dir)); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s has no meta.db", ErrNotDataDir, dir)
+		}
+	}
 	for _, d := range []string{dir, BlobsDir(dir), UploadsDir(dir)} {
 		if err := mkdirSynced(d); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
@@ -86,7 +101,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// init creates the buckets and checks the schema version.
+// init creates the buckets, checks the schema version, and refuses records
+// that would let one user sign in as another or name a repository outside
+// the grammar (validateAuth).
 func (s *Store) init() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
@@ -102,7 +119,7 @@ func (s *Store) init() error {
 		case len(v) != 1 || v[0] > schemaVersion:
 			return fmt.Errorf("meta.db has schema %v, newer than this berth understands (%d)", v, schemaVersion)
 		}
-		return nil
+		return validateAuth(tx)
 	})
 }
 

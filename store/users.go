@@ -3,9 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -35,26 +34,27 @@ type User struct {
 	Created time.Time
 }
 
-// ValidateUserName checks name against the account names berth accepts,
-// compatible with docker_auth and htpasswd files: non-empty, valid UTF-8, at
-// most 255 bytes, no ':' (Basic auth separates user and password with it) and
-// no control characters. It returns an error wrapping ErrUserInvalid.
+// ValidateUserName checks name against the one grammar of account names: a
+// single component of a repository name,
+//
+//	[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
+//
+// at most 255 bytes. A name therefore never contains '/', so no account can
+// push into another's namespace (`alice/team` inside `alice/`), and
+// `<account>/...` is always a valid repository name; nor ':' (Basic auth),
+// upper case, spaces or control characters. It returns an error wrapping
+// ErrUserInvalid that says what is wrong.
 func ValidateUserName(name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("%w: empty", ErrUserInvalid)
 	case len(name) > maxUserNameLength:
 		return fmt.Errorf("%w: longer than %d bytes", ErrUserInvalid, maxUserNameLength)
-	case !utf8.ValidString(name):
-		return fmt.Errorf("%w: not UTF-8", ErrUserInvalid)
+	case strings.IndexByte(name, '/') >= 0:
+		return fmt.Errorf("%w: %q contains '/': an account's name cannot reach into another's namespace", ErrUserInvalid, name)
 	}
-	for _, r := range name {
-		if r == ':' {
-			return fmt.Errorf("%w: %q contains ':'", ErrUserInvalid, name)
-		}
-		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: %q contains a control character", ErrUserInvalid, name)
-		}
+	if problem := componentProblem(name, 0, "a-z, 0-9, '.', '_', '-'"); problem != "" {
+		return fmt.Errorf("%w: %q: %s", ErrUserInvalid, name, problem)
 	}
 	return nil
 }

@@ -59,17 +59,18 @@ type FaultKind string
 
 // The kinds of fault, in the order a report lists them.
 const (
-	FaultMetaDB         FaultKind = "meta.db"         // bbolt's own page check failed
-	FaultCorruptBlob    FaultKind = "corrupt blob"    // the file's size or content does not match its digest
-	FaultMissingBlob    FaultKind = "missing blob"    // a record without its file, or a link without its record
-	FaultBrokenManifest FaultKind = "broken manifest" // lists a blob or child its repository does not have
-	FaultDanglingTag    FaultKind = "dangling tag"    // points at a manifest that is not stored
-	FaultIndex          FaultKind = "index"           // an index entry (refs, referrers, links, repos) disagrees with the records
-	FaultDebris         FaultKind = "debris"          // leftovers GC removes: orphan files, idle or dataless upload sessions
+	FaultMetaDB          FaultKind = "meta.db"          // bbolt's own page check failed
+	FaultCorruptBlob     FaultKind = "corrupt blob"     // the file's size or content does not match its digest
+	FaultCorruptManifest FaultKind = "corrupt manifest" // its body does not hash to its digest, or its record disagrees with its body
+	FaultMissingBlob     FaultKind = "missing blob"     // a record without its file, or a link without its record
+	FaultBrokenManifest  FaultKind = "broken manifest"  // lists a blob or child its repository does not have
+	FaultDanglingTag     FaultKind = "dangling tag"     // points at a manifest that is not stored
+	FaultIndex           FaultKind = "index"            // an index entry (refs, referrers, links, repos) disagrees with the records
+	FaultDebris          FaultKind = "debris"           // leftovers GC removes: orphan files, idle or dataless upload sessions
 )
 
 var faultOrder = []FaultKind{
-	FaultMetaDB, FaultCorruptBlob, FaultMissingBlob, FaultBrokenManifest,
+	FaultMetaDB, FaultCorruptBlob, FaultCorruptManifest, FaultMissingBlob, FaultBrokenManifest,
 	FaultDanglingTag, FaultIndex, FaultDebris,
 }
 
@@ -96,7 +97,8 @@ type Fault struct {
 }
 
 // Verify checks the whole store and reports every fault: each blob file
-// hashes to its digest and has the recorded size; every manifest's blobs are
+// hashes to its digest and has the recorded size; each manifest body hashes
+// to its digest and its record lists what the body does; every manifest's blobs are
 // linked and its children stored in its repository; every tag points at a
 // stored manifest; the index buckets agree with the records; meta.db passes
 // bbolt's page check; and no debris is older than the grace period. With

@@ -143,10 +143,13 @@ func verifyManifests(tx *bolt.Tx, add func(Fault)) int {
 			add(Fault{Kind: FaultBrokenManifest, Subject: repo + "@" + string(d), repo: repo, manifest: d,
 				Problem: fmt.Sprintf(format, args...)})
 		}
-		rec, _, err := decodeManifest(v)
+		rec, body, err := decodeManifest(v)
 		if err != nil {
 			broken("its record cannot be read: %v", err)
 			return nil
+		}
+		if problem, _ := manifestProblem(d, rec, body); problem != "" {
+			add(Fault{Kind: FaultCorruptManifest, Subject: repo + "@" + string(d), repo: repo, manifest: d, Problem: problem})
 		}
 		for _, b := range rec.Blobs {
 			if links.Get(key(repo, string(b))) == nil {
@@ -251,7 +254,7 @@ func (s *Store) attributeImages(faults []Fault) error {
 		for i := range faults {
 			f := &faults[i]
 			switch {
-			case f.Kind == FaultBrokenManifest:
+			case f.Kind == FaultBrokenManifest || f.Kind == FaultCorruptManifest:
 				f.Images = a.above(f.repo, []Digest{f.manifest})
 			case f.blob != "" && f.repo != "":
 				f.Images = a.above(f.repo, a.referencing(f.repo, f.blob))

@@ -21,6 +21,8 @@ func (s *Store) repair(faults []Fault) error {
 		switch {
 		case f.Kind == FaultCorruptBlob:
 			f.Repaired, err = s.quarantineBlob(f.blob, f.file)
+		case f.Kind == FaultCorruptManifest:
+			f.Repaired, err = s.repairManifest(f.repo, f.manifest)
 		case f.Kind == FaultMissingBlob && f.repo == "":
 			f.Repaired, err = s.forgetMissingBlob(f.blob)
 		case f.Kind == FaultMissingBlob:
@@ -57,6 +59,9 @@ func (s *Store) quarantineBlob(d Digest, seen os.FileInfo) (string, error) {
 	}
 	if err := os.Rename(path, dst); err != nil {
 		return "", fmt.Errorf("move to quarantine: %w", err)
+	}
+	if err := OwnLike(s.dir, filepath.Join(s.dir, "quarantine")); err != nil {
+		return "", err
 	}
 	for _, dir := range []string{filepath.Dir(path), filepath.Dir(dst)} {
 		if err := SyncDir(dir); err != nil {
