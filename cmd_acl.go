@@ -1,6 +1,10 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/berth-registry/berth/admin"
+)
 
 // aclCommand is `berth acl ...`: the ordered access rules, numbered from 1
 // as `acl list` prints them.
@@ -9,42 +13,22 @@ func aclCommand() *cli.Command {
 		Name:  "acl",
 		Usage: "manage the access rules (first match wins, default deny)",
 		Subcommands: []*cli.Command{
-			{
-				Name:   "list",
-				Usage:  "list the rules, numbered from 1",
-				Action: runAdmin("acl list", 0, nil),
-			},
-			{
+			adminCommand(admin.ACLListOp, &cli.Command{Name: "list", Usage: "list the rules, numbered from 1"}),
+			adminCommand(admin.ACLAddOp, &cli.Command{
 				Name:  "add",
 				Usage: "add a rule (at the end, or as number I with --at)",
 				Description: "--account and --name take an exact value, a glob (* and ? stop at '/'), or a\n" +
 					"/regular expression/; --name may contain ${account}. --account \"\" is the\n" +
 					"anonymous caller; an omitted --account or --name matches anything.",
-				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "account", Usage: "who the rule is for"},
-					&cli.StringFlag{Name: "name", Usage: "which repositories it covers"},
-					&cli.StringFlag{Name: "type", Usage: "resource type: repository (default), or registry for the catalog"},
-					&cli.StringFlag{Name: "actions", Usage: "what it grants: pull,push,delete or * (required)"},
-					&cli.StringFlag{Name: "comment", Usage: "a note shown by acl list"},
-					&cli.StringFlag{Name: "at", Usage: "the rule's number; later rules move down"},
-				},
-				Action: runAdmin("acl add", 0, []string{"account", "name", "type", "actions", "comment", "at"}),
-			},
-			{
-				Name:      "del",
-				Usage:     "delete rule number I",
-				ArgsUsage: "I",
-				Action:    runAdmin("acl del", 1, nil),
-			},
-			{
+			}),
+			adminCommand(admin.ACLDelOp, &cli.Command{Name: "del", Usage: "delete rule number I"}),
+			adminCommand(admin.ACLImportOp, &cli.Command{
 				Name:  "import",
 				Usage: "import users: and acl: of a docker_auth auth_config.yml (- for stdin)",
 				Description: "The file's acl replaces every rule at once; nothing is imported if any entry\n" +
 					"cannot keep its meaning. Bcrypt users are added or get the file's password;\n" +
 					"others are refused by name, and the command then exits non-zero.",
-				ArgsUsage: "FILE",
-				Action:    runAdminOnFile("acl import"),
-			},
+			}),
 		},
 	}
 }

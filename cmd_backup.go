@@ -6,14 +6,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strconv"
+	"reflect"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-registry/berth/admin"
 	"github.com/berth-registry/berth/backup"
+	"github.com/berth-registry/berth/store"
 )
 
 // backupCommand is `berth backup`. The archive is made where the data is
@@ -21,111 +21,57 @@ import (
 // writes the file: a relative path means the same with the server up or
 // down, and the temp-then-rename happens where the file lives.
 func backupCommand() *cli.Command {
-	return &cli.Command{
+	return adminCommand(admin.BackupOp, &cli.Command{
 		Name:  "backup",
 		Usage: "write a consistent backup of the registry (tar + zstd), while serving or stopped",
 		Description: "--output - writes to stdout, for a pipe to ssh or a disk. A file is written under a\n" +
 			"temporary name beside it and renamed when complete. --incremental-from writes only\n" +
 			"the blobs the given backup (full or incremental) does not hold; restore then needs\n" +
 			"the whole chain, in order. docs/backup.md tells the whole story.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the backup file, or - for stdout"},
-			&cli.StringFlag{Name: "incremental-from", Usage: "an earlier backup (full or incremental) to write only the changes since"},
-		},
 		Action: runBackupCommand,
-	}
+	})
 }
 
 func runBackupCommand(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return usageError(c)
+	req, err := requestFrom(c, admin.BackupOp.Defaults)
+	if err != nil {
+		return err
 	}
-	output := c.String("output")
-	if output == "" {
+	if req.Output == "" {
 		return errors.New("backup needs --output FILE, or --output - for stdout")
 	}
-	args := admin.Args{Flags: map[string]string{
-		"berth-version": version,
-		"progress":      strconv.FormatBool(isTerminal(c.App.ErrWriter)),
-	}}
-	stdio := adminStdio(c, nil)
-	if base := c.String("incremental-from"); base != "" {
-		f, err := os.Open(base)
-		if err != nil {
-			return fmt.Errorf("--incremental-from: %w", err)
-		}
-		defer f.Close()
-		stdio.In = f
-		args.Flags["incremental"] = "true"
-		args.Flags["base-name"] = base
-	}
+	req.BerthVersion = version
 	// On Ctrl-C the backup stops and the temporary file goes, instead of
 	// the process dying with it in place.
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stdio := adminStdio(c)
 	run := func(w io.Writer) error {
 		stdio.Out = w
-		return admin.Run(ctx, dataDir(c), "backup", args, stdio)
+		return admin.Call(ctx, dataDir(c), admin.BackupOp, req, stdio)
 	}
-	var err error
-	if output == "-" {
+	if req.Output == "-" {
 		if isTerminal(c.App.Writer) {
 			return errors.New("backup: stdout is a terminal: redirect it, or give --output FILE")
 		}
 		err = run(c.App.Writer)
 	} else {
-		err = writeFileAtomically(output, run)
+		// The file is readable by its owner only: a backup holds password
+		// hashes and keys.
+		err = store.WriteFileAtomic(req.Output, 0o600, run)
 	}
 	if err != nil && ctx.Err() != nil && c.Context.Err() == nil {
-		if output == "-" {
+		if req.Output == "-" {
 			return errors.New("backup: interrupted: what went to stdout is incomplete, and a restore refuses it")
 		}
-		return fmt.Errorf("backup: interrupted: %s was not written", output)
+		return fmt.Errorf("backup: interrupted: %s was not written", req.Output)
 	}
 	return err
-}
-
-// writeFileAtomically lets write fill a temporary file beside path, then
-// syncs it and renames it to path, so a half-written file never has the
-// final name. On any error the temporary file is removed. The file is
-// readable by its owner only: a backup holds password hashes and keys.
-func writeFileAtomically(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	// In the same directory, so the rename does not cross filesystems.
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("create a temporary file beside %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := write(f); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", f.Name(), err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("rename the finished backup to %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // restoreCommand is `berth restore`. It always runs in this process: the
 // server must be stopped.
 func restoreCommand() *cli.Command {
-	inputs := &fileList{}
 	return &cli.Command{
 		Name:  "restore",
 		Usage: "restore a backup (and its incrementals) into the data directory; the server must be stopped",
@@ -133,22 +79,19 @@ func restoreCommand() *cli.Command {
 			"  berth restore --input full.tar.zst --input monday.tar.zst --input tuesday.tar.zst\n" +
 			"--input - reads stdin. Every blob is verified. The data directory must be empty or\n" +
 			"absent unless --force; it is replaced only when the whole restore succeeded.",
-		Flags: []cli.Flag{
-			// No alias: urfave/cli copies a set flag's value to its aliases
-			// through Set, which would add every input twice.
-			&cli.GenericFlag{Name: "input", Value: inputs, Usage: "a backup file, or - for stdin; repeat for incrementals, in order"},
-			&cli.BoolFlag{Name: "force", Usage: "replace a data directory that is not empty"},
-		},
+		Flags: requestFlags(reflect.ValueOf(admin.RestoreRequest{})),
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 0 {
-				return usageError(c)
+			req, err := requestFrom(c, admin.RestoreRequest{})
+			if err != nil {
+				return err
 			}
-			return runRestore(c, inputs.names)
+			return runRestore(c, req)
 		},
 	}
 }
 
-func runRestore(c *cli.Context, names []string) error {
+func runRestore(c *cli.Context, req admin.RestoreRequest) error {
+	names := req.Inputs
 	if len(names) == 0 {
 		return errors.New("restore needs --input FILE (or - for stdin), once for each backup of the chain")
 	}
@@ -179,19 +122,6 @@ func runRestore(c *cli.Context, names []string) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := admin.RestoreOptions{Force: c.Bool("force"), Progress: isTerminal(c.App.ErrWriter), InputBytes: total}
-	return admin.Restore(ctx, dataDir(c), inputs, opts, adminStdio(c, nil))
+	opts := admin.RestoreOptions{Force: req.Force, Progress: isTerminal(c.App.ErrWriter), InputBytes: total}
+	return admin.Restore(ctx, dataDir(c), inputs, opts, adminStdio(c))
 }
-
-// fileList is a repeatable flag that keeps each value whole: urfave/cli's
-// string slices split at commas, which file names may contain.
-type fileList struct{ names []string }
-
-func (l *fileList) Set(v string) error {
-	l.names = append(l.names, v)
-	return nil
-}
-
-func (l *fileList) String() string { return fmt.Sprint(l.names) }
-
-var _ cli.Generic = (*fileList)(nil)

@@ -39,7 +39,7 @@ func newApp() *cli.App {
 }
 
 // dataFlag is given to the app and to every command, because urfave/cli v2
-// has no inherited flags and the contract accepts --data before or after the
+// has no inherited flags and --data is accepted before or after the
 // command name.
 func dataFlag() cli.Flag {
 	return &cli.StringFlag{

@@ -4,85 +4,109 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
 
 	"github.com/berth-registry/berth/backup"
 	"github.com/berth-registry/berth/server/auth"
 )
 
-// backupCommand writes a backup to stdout; the CLI puts it in a file or
-// passes it on. Its flags: incremental (boolean: stdin carries the backup to
-// follow, of which only the header is read), base-name (that backup's name,
-// for messages), progress (boolean: draw a bar on stderr; the CLI sets it
-// only on a terminal) and berth-version (recorded in the header). The
-// summary goes to stderr, since stdout is the archive.
-var backupCommand = Command{
-	Name:  "backup",
-	Usage: "--output FILE|- [--incremental-from FILE]",
-	Run:   runBackup,
+// Backup writes a backup of the store as a stream. Output and
+// IncrementalFrom are the CLI's business: it writes the stream to Output,
+// and Prepare reads the header of IncrementalFrom into Base.
+type Backup struct {
+	Output          string `flag:"output,o" usage:"the backup file, or - for stdout" json:"-"`
+	IncrementalFrom string `flag:"incremental-from" usage:"an earlier backup (full or incremental) to write only the changes since" json:"-"`
+	// Base is the header of the backup this one follows; nil for a full
+	// backup.
+	Base *backup.Header `json:"base,omitempty"`
+	// BerthVersion is recorded in the header.
+	BerthVersion string `json:"berth_version,omitempty"`
 }
 
-func runBackup(ctx context.Context, env *Env, args Args, stdio Stdio) error {
-	if len(args.Words) != 0 {
-		return errUsage
-	}
-	incremental, err := boolFlag(args, "incremental")
-	if err != nil {
-		return err
-	}
-	showProgress, err := boolFlag(args, "progress")
-	if err != nil {
-		return err
-	}
-	opts := backup.Options{}
-	opts.BerthVersion, _ = args.Flag("berth-version")
-	if incremental {
-		name, ok := args.Flag("base-name")
-		if !ok {
-			name = "the backup to follow"
+// BackupWritten is the result of backup: what the summary line says. It is
+// small on purpose: a streaming operation's result travels in an HTTP
+// trailer, which clients bound to a few KiB (the header's blob lists are in
+// the archive).
+type BackupWritten struct {
+	ID        string `json:"id"`
+	Base      string `json:"base,omitempty"` // the ID of the backup this one follows
+	MetaSize  int64  `json:"meta_size"`
+	Blobs     int    `json:"blobs"`
+	BlobBytes int64  `json:"blob_bytes"`
+	Inherited int    `json:"inherited,omitempty"`
+}
+
+var BackupOp = register(&Op[Backup, BackupWritten]{
+	Name:     "backup",
+	Streams:  true,
+	Progress: "backup",
+	Prepare: func(req *Backup, _ Client) error {
+		if req.IncrementalFrom == "" {
+			return nil
 		}
-		base, err := backup.ReadHeader(stdio.In, name)
+		f, err := os.Open(req.IncrementalFrom)
+		if err != nil {
+			return fmt.Errorf("--incremental-from: %w", err)
+		}
+		defer f.Close()
+		base, err := backup.ReadHeader(f, req.IncrementalFrom)
 		if err != nil {
 			return fmt.Errorf("backup: --incremental-from: %w", err)
 		}
-		opts.Base = &base
-	}
-	bar := &byteBar{w: stdio.Err, description: "backup"}
-	if showProgress {
-		opts.Progress = bar.update
-	}
-	start := time.Now()
-	h, err := backup.Write(ctx, env.Store, stdio.Out, opts)
-	bar.close()
-	if err != nil {
-		env.logger().Error("backup failed", "err", err)
-		return fmt.Errorf("backup: %w", err)
-	}
-	if env.Logger != nil {
-		env.Logger.Info("backup", "id", h.ID, "base", h.Base, "blobs", len(h.Blobs), "inherited", len(h.Inherited),
-			"bytes", h.Bytes(), "duration", time.Since(start).Round(time.Millisecond))
-	}
-	_, err = io.WriteString(stdio.Err, backupSummary(h)+"\n")
-	return err
-}
+		req.Base = &base
+		return nil
+	},
+	Do: func(ctx context.Context, env *Env, task *Task, req Backup) (*BackupWritten, error) {
+		opts := backup.Options{Base: req.Base, BerthVersion: req.BerthVersion}
+		if task.watched() {
+			opts.Progress = func(done, total int64) {
+				task.Report(Progress{Phase: "backup", Done: done, Total: total, Bytes: true})
+			}
+		}
+		start := time.Now()
+		h, err := backup.Write(ctx, env.Store, task.Out, opts)
+		if err != nil {
+			if env.Logger != nil {
+				env.Logger.Error("backup failed", "err", err)
+			}
+			return nil, fmt.Errorf("backup: %w", err)
+		}
+		if env.Logger != nil {
+			env.Logger.Info("backup", "id", h.ID, "base", h.Base, "blobs", len(h.Blobs), "inherited", len(h.Inherited),
+				"bytes", h.Bytes(), "duration", time.Since(start).Round(time.Millisecond))
+		}
+		res := &BackupWritten{ID: h.ID, Base: h.Base, MetaSize: h.MetaSize, Blobs: len(h.Blobs), Inherited: len(h.Inherited)}
+		for _, b := range h.Blobs {
+			res.BlobBytes += b.Size
+		}
+		return res, nil
+	},
+	Render: func(w Output, res *BackupWritten) error {
+		_, err := io.WriteString(w.Err, backupSummary(*res)+"\n")
+		return err
+	},
+})
 
 // backupSummary is the line that describes a backup just written.
-func backupSummary(h backup.Header) string {
-	var blobBytes int64
-	for _, b := range h.Blobs {
-		blobBytes += b.Size
-	}
+func backupSummary(b BackupWritten) string {
 	kind := "full"
 	held := ""
-	if h.Incremental() {
-		kind = "incremental after " + h.Base
-		held = fmt.Sprintf(", %s already in earlier backups", plural(len(h.Inherited), "blob"))
+	if b.Base != "" {
+		kind = "incremental after " + b.Base
+		held = fmt.Sprintf(", %s already in earlier backups", plural(b.Inherited, "blob"))
 	}
 	return fmt.Sprintf("backup %s (%s): meta.db (%s) and %s (%s)%s",
-		h.ID, kind, HumanBytes(h.MetaSize), plural(len(h.Blobs), "blob"), HumanBytes(blobBytes), held)
+		b.ID, kind, HumanBytes(b.MetaSize), plural(b.Blobs, "blob"), HumanBytes(b.BlobBytes), held)
+}
+
+// RestoreRequest is the command line of restore. It is no Op: a restore
+// always runs in the CLI process (the server must be stopped), reading the
+// files it names there.
+type RestoreRequest struct {
+	Inputs []string `flag:"input" usage:"a backup file, or - for stdin; repeat for incrementals, in order"`
+	Force  bool     `flag:"force" usage:"replace a data directory that is not empty"`
 }
 
 // RestoreOptions adjust Restore.
@@ -104,11 +128,10 @@ type RestoreOptions struct {
 func Restore(ctx context.Context, dir string, inputs []backup.Input, opts RestoreOptions, stdio Stdio) error {
 	stdio = stdio.orEmpty()
 	sock := SocketPath(dir)
-	if conn, err := dialControl(sock); err == nil {
-		conn.Close()
+	if _, err := dialControl(sock); err == nil {
 		return fmt.Errorf("restore: a server is serving %s (it answers on %s): stop it first", dir, sock)
 	}
-	bar := &byteBar{w: stdio.Err, description: "restore"}
+	bar := &progressBar{w: stdio.Err, description: "restore"}
 	if opts.Progress {
 		var done int64
 		total := opts.InputBytes
@@ -118,7 +141,7 @@ func Restore(ctx context.Context, dir string, inputs []backup.Input, opts Restor
 		for i := range inputs {
 			inputs[i].R = &countingReader{r: inputs[i].R, add: func(n int64) {
 				done += n
-				bar.update(done, total)
+				bar.update(Progress{Phase: "restore", Done: done, Total: total, Bytes: true})
 			}}
 		}
 	}
@@ -157,47 +180,4 @@ func writeRestoreReport(w io.Writer, dir string, inputs []backup.Input, res back
 	}
 	_, err := fmt.Fprintf(w, "restore: %s %s (%s) into %s\n", verb, plural(res.Blobs, "blob"), HumanBytes(res.Bytes), dir)
 	return err
-}
-
-// byteBar is a progress bar of bytes, made at the first update, when the
-// total is known; a negative total makes it a spinner with a rate.
-type byteBar struct {
-	w           io.Writer
-	description string
-	bar         *progressbar.ProgressBar
-}
-
-func (b *byteBar) update(done, total int64) {
-	if b.bar == nil {
-		b.bar = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(b.w),
-			progressbar.OptionSetDescription(b.description),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowTotalBytes(true),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-	}
-	b.bar.Set64(done)
-}
-
-func (b *byteBar) close() {
-	if b.bar != nil {
-		b.bar.Finish()
-		b.bar = nil
-	}
-}
-
-// countingReader reports the bytes read through it.
-type countingReader struct {
-	r   io.Reader
-	add func(int64)
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.add(int64(n))
-	return n, err
 }

@@ -3,12 +3,14 @@ package admin
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/berth-registry/berth/backup"
+	"github.com/berth-registry/berth/internal/storetest"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -30,10 +32,10 @@ func TestBackup_BothWays(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			pushImage(t, s, repo, tag, layers...)
+			storetest.PushImage(t, s, repo, tag, nil, layers...)
 		}},
 		{"Serving", tw.remote.Dir(), func(repo, tag string, layers ...string) {
-			pushImage(t, tw.remote, repo, tag, layers...)
+			storetest.PushImage(t, tw.remote, repo, tag, nil, layers...)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,7 +61,7 @@ func TestBackup_BothWays(t *testing.T) {
 					t.Errorf("restore report lacks %q:\n%s", want, out.String())
 				}
 			}
-			s := mustOpen(t, data)
+			s := storetest.Open(t, data)
 			if _, err := s.Manifest("app", store.Reference{Tag: "v2"}); err != nil {
 				t.Errorf("restored store lacks app:v2: %v", err)
 			}
@@ -67,18 +69,19 @@ func TestBackup_BothWays(t *testing.T) {
 	}
 }
 
-// backupOf runs the backup command on dir (after base, when not nil) and
-// returns the archive and the summary line.
+// backupOf runs the backup operation on dir (after base, when not nil)
+// and returns the archive and the summary line.
 func backupOf(t *testing.T, dir string, base []byte) ([]byte, string) {
 	t.Helper()
-	args := Args{Flags: map[string]string{"berth-version": "test"}}
-	var out, errOut bytes.Buffer
-	stdio := Stdio{Out: &out, Err: &errOut}
+	req := Backup{BerthVersion: "test"}
 	if base != nil {
-		args.Flags["incremental"] = "true"
-		stdio.In = bytes.NewReader(base)
+		req.IncrementalFrom = filepath.Join(t.TempDir(), "base.tar.zst")
+		if err := os.WriteFile(req.IncrementalFrom, base, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := Run(context.Background(), dir, "backup", args, stdio); err != nil {
+	var out, errOut bytes.Buffer
+	if err := Call(context.Background(), dir, BackupOp, req, Stdio{Out: &out, Err: &errOut}); err != nil {
 		t.Fatalf("backup: %v\nstderr: %s", err, errOut.String())
 	}
 	return out.Bytes(), errOut.String()
@@ -86,11 +89,12 @@ func backupOf(t *testing.T, dir string, base []byte) ([]byte, string) {
 
 func TestBackup_IncrementalFromNonsense(t *testing.T) {
 	dir := t.TempDir()
-	s := mustOpen(t, dir)
-	mustCheckClose(t, s)
-	args := Args{Flags: map[string]string{"incremental": "true", "base-name": "notes.txt"}}
+	notes := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(notes, []byte("not a backup"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var out bytes.Buffer
-	err := Run(context.Background(), dir, "backup", args, Stdio{In: strings.NewReader("not a backup"), Out: &out})
+	err := Call(context.Background(), dir, BackupOp, Backup{IncrementalFrom: notes}, Stdio{Out: &out})
 	if err == nil || !strings.Contains(err.Error(), "notes.txt: not a berth backup") {
 		t.Fatalf("backup --incremental-from a text file: %v", err)
 	}
@@ -99,8 +103,35 @@ func TestBackup_IncrementalFromNonsense(t *testing.T) {
 	}
 }
 
+// TestBackup_FailureSameBothWays: a backup that fails prints the same
+// thing with the server stopped and running (a stopped one used to log an
+// extra line on stderr).
+func TestBackup_FailureSameBothWays(t *testing.T) {
+	tw := newTwin(t)
+	fillTwin(t, tw)
+	layer := store.DigestOf(store.SHA256, []byte("app layer"))
+	for _, dir := range []string{tw.local, tw.remote.Dir()} {
+		if err := os.WriteFile(store.BlobPathIn(dir, layer), []byte("app lAyer"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var outs [2]bytes.Buffer
+	var errOuts [2]bytes.Buffer
+	var errs [2]string
+	for i, dir := range []string{tw.local, tw.remote.Dir()} {
+		err := Call(context.Background(), dir, BackupOp, Backup{}, Stdio{Out: &outs[i], Err: &errOuts[i]})
+		errs[i] = errorString(err)
+	}
+	if errs[0] == "" || errs[0] != errs[1] || errOuts[0].String() != errOuts[1].String() {
+		t.Fatalf("a failing backup differs:\nstopped: %q, stderr %q\nserving: %q, stderr %q", errs[0], errOuts[0].String(), errs[1], errOuts[1].String())
+	}
+	if !strings.Contains(errs[0], string(layer)) || errOuts[0].Len() != 0 {
+		t.Errorf("error %q, stderr %q; want the error to name the rotten blob and nothing on stderr", errs[0], errOuts[0].String())
+	}
+}
+
 func TestRestore_RefusesWhileServing(t *testing.T) {
-	s := mustOpen(t, t.TempDir())
+	s := storetest.Open(t, t.TempDir())
 	mustServe(t, s)
 	err := Restore(context.Background(), s.Dir(), []backup.Input{{Name: "x", R: strings.NewReader("")}}, RestoreOptions{Force: true}, Stdio{})
 	if err == nil || !strings.Contains(err.Error(), "a server is serving") {

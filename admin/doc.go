@@ -1,41 +1,59 @@
-// Package admin runs the maintenance commands on a data directory — users,
-// access rules, and later gc, du, backup — and carries them over the control
-// socket, both ends, so a command gives the same output whether the server is
-// stopped or serving.
+// Package admin runs the maintenance operations on a data directory —
+// users, access rules, gc, du, repo del, backup, verify, tls init — and
+// carries them over the control socket, both ends, so an operation gives the
+// same output whether the server is stopped or serving.
 //
-// # One command, two ways to reach it
+// # One typed API
 //
-// A Command is a name and a Run function over an Env (the open store) and
-// plain Args (words and flag values, as the CLI parsed them). Run, the entry
-// point the CLI calls, picks the way:
+// Each operation is an Op: a request type, a result type, one Do that runs
+// it on the open store, and one Render that prints a result. The request
+// type is also the command line: the CLI (cmd_admin.go) turns the struct
+// tags of its fields into flags and positional arguments —
+//
+//	type GC struct {
+//		DryRun bool          `flag:"dry-run" usage:"..." json:"dry_run,omitempty"`
+//		Grace  time.Duration `flag:"grace" usage:"..." json:"grace"`
+//	}
+//
+// so adding a flag is adding a field, and the compiler checks every use of
+// it. A field with json:"-" stays in the CLI process: Prepare reads the files
+// and passwords it names there (a relative path, a terminal prompt), so only
+// data crosses the socket, and passwords only as bcrypt hashes.
+//
+// Call, the CLI's entry point, picks the way:
 //
 //   - serve is running: it holds meta.db's lock and listens on
-//     DATA/control.sock (ServeControl). Run dials the socket and the server runs
-//     the same Command in its own process, streaming stdout and stderr back and
-//     pulling stdin on demand.
-//   - nobody is serving: Run opens the data directory itself and runs the
-//     Command in the CLI process.
+//     DATA/control.sock (ServeControl). Call sends the request there and the
+//     server runs Do in its own process.
+//   - nobody is serving: Call opens the data directory itself and runs Do in
+//     the CLI process.
 //
-// The Command writes the same bytes to the same writers either way, and its
-// error travels back as its message, so the output is identical by
+// Either way the result comes back as a value and Render prints it in the
+// CLI process, so the output — errors included — is the same by
 // construction.
 //
-// # The control protocol
+// # The control socket
 //
-// One connection carries one command. Every message is a frame: one type
-// byte, a 4-byte big-endian payload length, the payload (at most maxFrame
-// bytes). The client sends a request frame (JSON: protocol version, command,
-// args); the server answers with stdout and stderr frames, asks for stdin with
-// "want" frames that the client answers with at most that many bytes or an
-// end frame, and finishes with an exit frame carrying the error message, if
-// any. Stdin is pulled rather than pushed so that a command which never reads
-// it never touches the user's terminal, and so that a restore stream gets
-// back-pressure for free.
+// HTTP/1.1 over the unix socket (net/http both ends). Every operation is
+// POST /admin/v1/<its words joined by slashes> (Route: "user add" is
+// /admin/v1/user/add) with the JSON request as body, decoded onto the
+// operation's Defaults; unknown fields are refused, so a flag an older server
+// does not know is an error, not ignored. The answer is 200 with
+// application/x-ndjson: progress events when the query has progress=1, then
+// one event with done set, carrying the result, the error, or both. A
+// streaming operation (backup) answers with its bytes and puts the result
+// and error in trailers. A request refused before the operation runs gets
+// 4xx and one event. The header Berth-Admin-Protocol names the wire version.
+// Closing the connection (Ctrl-C in the CLI) cancels the operation.
+//
+// Handler serves these routes without authentication; the web UI's admin
+// pages are meant to mount the same handler on the main port behind a
+// signed-in admin session. Requests must be application/json, which a
+// cross-site form cannot send.
 //
 // # Security
 //
 // The socket is the only authentication for admin commands: it is created
 // with mode 0600 inside DATA, and on Linux the server also checks the peer's
-// uid (the server's own, or root) before reading a request. Passwords are
-// hashed in the CLI process, so plaintext never crosses the socket.
+// uid (the server's own, or root) before it reads a request.
 package admin

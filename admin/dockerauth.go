@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/berth-registry/berth/store"
 )
@@ -29,11 +28,41 @@ import (
 //     as admins) or get the file's password, others are refused by name, and
 //     the command fails at the end listing them. The entry "" (docker_auth's
 //     way of allowing anonymous access) is skipped: anonymous needs no user.
-var aclImportCommand = Command{
-	Name:  "acl import",
-	Usage: "FILE",
-	Run:   runACLImport,
+//
+// The CLI reads File (- for stdin) and sends its content as Data.
+type ACLImport struct {
+	File string `arg:"FILE" json:"-"`
+	Data []byte `json:"data"`
 }
+
+var ACLImportOp = register(&Op[ACLImport, Imported]{
+	Name: "acl import",
+	Prepare: func(req *ACLImport, c Client) error {
+		var err error
+		req.Data, err = readInputFile(req.File, c, "auth_config.yml")
+		return err
+	},
+	Do: func(_ context.Context, env *Env, _ *Task, req ACLImport) (*Imported, error) {
+		imp, err := parseDockerAuth(req.Data)
+		if err != nil {
+			return nil, err
+		}
+		res := &Imported{Lines: []string{}}
+		for _, u := range imp.users {
+			if err := importUser(env.Store, u.Name, []byte(u.Hash), res); err != nil {
+				return res, err
+			}
+		}
+		if imp.anonymous {
+			res.Lines = append(res.Lines, `skipped user "": anonymous access needs no user in berth (see serve --anonymous-pull and rules with account "")`)
+		}
+		if err := replaceRules(env.Store, imp, res); err != nil {
+			return res, err
+		}
+		return res, refusedError(len(imp.users), imp.refused)
+	},
+	Render: renderImported,
+})
 
 // maxConfigSize bounds the auth_config.yml read from stdin.
 const maxConfigSize = 16 << 20
@@ -169,38 +198,9 @@ func yamlError(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
-func runACLImport(_ context.Context, env *Env, args Args, stdio Stdio) error {
-	if len(args.Words) != 0 {
-		return errUsage
-	}
-	data, err := io.ReadAll(io.LimitReader(stdio.In, maxConfigSize+1))
-	if err != nil {
-		return fmt.Errorf("read auth_config.yml: %w", err)
-	}
-	if len(data) > maxConfigSize {
-		return fmt.Errorf("auth_config.yml is larger than %d MiB", maxConfigSize>>20)
-	}
-	imp, err := parseDockerAuth(data)
-	if err != nil {
-		return err
-	}
-	for _, u := range imp.users {
-		if err := importUser(env.Store, u.Name, []byte(u.Hash), stdio); err != nil {
-			return err
-		}
-	}
-	if imp.anonymous {
-		fmt.Fprintln(stdio.Out, `skipped user "": anonymous access needs no user in berth (see serve --anonymous-pull and rules with account "")`)
-	}
-	if err := replaceRules(env.Store, imp, stdio.Out); err != nil {
-		return err
-	}
-	return refusedError(len(imp.users), imp.refused)
-}
-
-func replaceRules(s *store.Store, imp dockerAuthImport, out io.Writer) error {
+func replaceRules(s *store.Store, imp dockerAuthImport, res *Imported) error {
 	if !imp.hasACL {
-		fmt.Fprintln(out, "the file has no acl: section: access rules left as they are")
+		res.Lines = append(res.Lines, "the file has no acl: section: access rules left as they are")
 		return nil
 	}
 	old, err := s.Rules()
@@ -210,6 +210,6 @@ func replaceRules(s *store.Store, imp dockerAuthImport, out io.Writer) error {
 	if err := s.ReplaceRules(imp.rules); err != nil {
 		return fmt.Errorf("replace access rules: %w", err)
 	}
-	fmt.Fprintf(out, "replaced %d access rules with the %d of the file\n", len(old), len(imp.rules))
+	res.Lines = append(res.Lines, fmt.Sprintf("replaced %d access rules with the %d of the file", len(old), len(imp.rules)))
 	return nil
 }

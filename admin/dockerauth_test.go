@@ -16,10 +16,10 @@ func TestACLImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	tw := newTwin(t)
-	tw.run(t, "acl add", Args{Flags: flags("account", "old", "name", "old/*", "actions", "pull")}, "")
-	tw.run(t, "user add", Args{Words: []string{"alice"}, Flags: flags("password-hash", testHash(t, "old"), "admin", "true")}, "")
+	both(t, tw, ACLAddOp, ACLAdd{Account: str("old"), Name: str("old/*"), Actions: "pull"}, "")
+	both(t, tw, UserAddOp, UserAdd{Name: "alice", NewPassword: NewPassword{PasswordHash: testHash(t, "old")}, Admin: true}, "")
 
-	got := tw.run(t, "acl import", Args{}, string(config))
+	got := both(t, tw, ACLImportOp, ACLImport{File: "-"}, string(config))
 	wantOut := "added user admin\n" +
 		"updated the password of alice\n" +
 		"added user ci\n" +
@@ -95,7 +95,7 @@ func TestACLImport_RefusesWholeFile(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tw := newTwin(t)
-			got := tw.run(t, "acl import", Args{}, tc.config)
+			got := both(t, tw, ACLImportOp, ACLImport{File: "-"}, tc.config)
 			if got.out != "" || !strings.HasPrefix(got.err, tc.wantErr) || strings.Contains(got.err, "\n") {
 				t.Errorf("import of\n%s\ngot\n%s\nwant one line starting %q, no output", tc.config, got, tc.wantErr)
 			}
@@ -108,8 +108,8 @@ func TestACLImport_RefusesWholeFile(t *testing.T) {
 
 func TestACLImport_UsersOnly(t *testing.T) {
 	tw := newTwin(t)
-	tw.run(t, "acl add", Args{Flags: flags("account", "keep", "name", "keep/*", "actions", "pull")}, "")
-	got := tw.run(t, "acl import", Args{}, "users:\n  dora:\n    password: \""+hash2a+"\"\n  eve: {}\n")
+	both(t, tw, ACLAddOp, ACLAdd{Account: str("keep"), Name: str("keep/*"), Actions: "pull"}, "")
+	got := both(t, tw, ACLImportOp, ACLImport{File: "-"}, "users:\n  dora:\n    password: \""+hash2a+"\"\n  eve: {}\n")
 	wantOut := "added user dora\nthe file has no acl: section: access rules left as they are\n"
 	if got.out != wantOut || got.err != "imported 1, refused 1: eve (no password)" {
 		t.Errorf("got\n%s", got)
@@ -121,7 +121,7 @@ func TestACLImport_UsersOnly(t *testing.T) {
 
 func TestACLImport_RefusesHighBcryptCost(t *testing.T) {
 	tw := newTwin(t)
-	got := tw.run(t, "acl import", Args{}, "users:\n  dora:\n    password: \""+hash2a+"\"\n  slow:\n    password: \"$2y$17$"+hash2y[7:]+"\"\n")
+	got := both(t, tw, ACLImportOp, ACLImport{File: "-"}, "users:\n  dora:\n    password: \""+hash2a+"\"\n  slow:\n    password: \"$2y$17$"+hash2y[7:]+"\"\n")
 	wantErr := "imported 1, refused 1: slow (bcrypt cost 17, above berth's maximum of 14: re-hash with htpasswd -B -C 10 or set it with berth user passwd)"
 	if got.out != "added user dora\nthe file has no acl: section: access rules left as they are\n" || got.err != wantErr {
 		t.Errorf("got\n%s\nwant the error %q", got, wantErr)

@@ -10,12 +10,18 @@ import (
 	"github.com/berth-registry/berth/store"
 )
 
-// duCommand prints the disk usage per repository: the named ones, or all.
-// Its flag json (boolean) prints JSON instead of a table.
-var duCommand = Command{
-	Name:  "du",
-	Usage: "[REPO...] [--json]",
-	Run:   runDU,
+// DU asks for the disk usage of the named repositories, or of all.
+type DU struct {
+	Repos []string `args:"REPO" json:"repos,omitempty"`
+	JSON  bool     `flag:"json" usage:"print JSON" json:"json,omitempty"`
+}
+
+// Usage is the result of du.
+type Usage struct {
+	Repos []store.RepoUsage `json:"repos"`
+	JSON  bool              `json:"json,omitempty"` // render as JSON
+	// Total is the whole store's, when du named no repository.
+	Total *store.Stats `json:"total,omitempty"`
 }
 
 // repoUsageJSON is one element of `du --json`.
@@ -29,59 +35,64 @@ type repoUsageJSON struct {
 	ManifestBytes int64  `json:"manifest_bytes"`
 }
 
-func runDU(_ context.Context, env *Env, args Args, stdio Stdio) error {
-	asJSON, err := boolFlag(args, "json")
-	if err != nil {
-		return err
-	}
-	for _, repo := range args.Words {
-		if err := store.ValidateRepository(repo); err != nil {
-			return err
+var DUOp = register(&Op[DU, Usage]{
+	Name: "du",
+	Do: func(_ context.Context, env *Env, _ *Task, req DU) (*Usage, error) {
+		for _, repo := range req.Repos {
+			if err := store.ValidateRepository(repo); err != nil {
+				return nil, err
+			}
 		}
-	}
-	usage, err := env.Store.Usage(args.Words...)
-	if errors.Is(err, store.ErrNameUnknown) {
-		return err // it names the repository
-	}
-	if err != nil {
-		return fmt.Errorf("du: %w", err)
-	}
-	if asJSON {
-		out := make([]repoUsageJSON, len(usage))
-		for i, u := range usage {
-			out[i] = repoUsageJSON{u.Repo, u.Exclusive, u.Shared, u.Blobs, u.SharedBlobs, u.Manifests, u.ManifestBytes}
+		usage, err := env.Store.Usage(req.Repos...)
+		if errors.Is(err, store.ErrNameUnknown) {
+			return nil, err // it names the repository
 		}
-		enc := json.NewEncoder(stdio.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	tw := tabwriter.NewWriter(stdio.Out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "EXCLUSIVE\tSHARED\tBLOBS\tMANIFESTS\t\tREPOSITORY")
-	for _, u := range usage {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t\t%s\n", HumanBytes(u.Exclusive), HumanBytes(u.Shared), u.Blobs, u.Manifests, u.Repo)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(args.Words) == 0 {
-		st, err := env.Store.Stats()
 		if err != nil {
-			return fmt.Errorf("du: %w", err)
+			return nil, fmt.Errorf("du: %w", err)
+		}
+		res := &Usage{Repos: usage, JSON: req.JSON}
+		if len(req.Repos) == 0 {
+			st, err := env.Store.Stats()
+			if err != nil {
+				return nil, fmt.Errorf("du: %w", err)
+			}
+			res.Total = &st
+		}
+		return res, nil
+	},
+	Render: func(w Output, res *Usage) error {
+		if res.JSON {
+			out := make([]repoUsageJSON, len(res.Repos))
+			for i, u := range res.Repos {
+				out[i] = repoUsageJSON{u.Repo, u.Exclusive, u.Shared, u.Blobs, u.SharedBlobs, u.Manifests, u.ManifestBytes}
+			}
+			enc := json.NewEncoder(w.Out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(out)
+		}
+		tw := tabwriter.NewWriter(w.Out, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "EXCLUSIVE\tSHARED\tBLOBS\tMANIFESTS\t\tREPOSITORY")
+		for _, u := range res.Repos {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t\t%s\n", HumanBytes(u.Exclusive), HumanBytes(u.Shared), u.Blobs, u.Manifests, u.Repo)
+		}
+		if err := tw.Flush(); err != nil || res.Total == nil {
+			return err
 		}
 		// Blobs shared between repositories are counted once here, so the
 		// total is what DATA/blobs holds, not the sum of the columns;
 		// manifests belong to one repository each.
+		st := res.Total
 		var manifestBytes int64
-		for _, u := range usage {
+		for _, u := range res.Repos {
 			manifestBytes += u.ManifestBytes
 		}
-		fmt.Fprintf(stdio.Out, "total: %s: %s of %s (each counted once), %s of %s, in %s; uploads in progress: %s\n",
+		_, err := fmt.Fprintf(w.Out, "total: %s: %s of %s (each counted once), %s of %s, in %s; uploads in progress: %s\n",
 			HumanBytes(st.BlobBytes+manifestBytes), HumanBytes(st.BlobBytes), plural(st.Blobs, "blob"),
 			HumanBytes(manifestBytes), plural(st.Manifests, "manifest"),
 			plural(st.Repositories, "repository"), HumanBytes(st.UploadBytes))
-	}
-	return nil
-}
+		return err
+	},
+})
 
 // HumanBytes formats n bytes in binary units with three significant
 // digits at most: "512 B", "1.5 KiB", "23.4 MiB", "118 GiB".

@@ -25,11 +25,7 @@ func TestDU_SameBothWays(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			flags := map[string]string{}
-			if tc.json {
-				flags["json"] = "true"
-			}
-			r := tw.run(t, "du", Args{Words: tc.words, Flags: flags}, "")
+			r := both(t, tw, DUOp, DU{Repos: tc.words, JSON: tc.json}, "")
 			if tc.wantErr != "" {
 				if !strings.Contains(r.err, tc.wantErr) {
 					t.Fatalf("du %q: error %q, want %q", tc.words, r.err, tc.wantErr)

@@ -8,80 +8,54 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"github.com/berth-registry/berth/store"
 )
 
-// gcCommand collects garbage. Its flags: dry-run, keep-untagged and
-// progress (booleans), grace and upload-ttl (Go durations; "0s" means no
-// age limit at all). progress draws a bar on stderr; the CLI sets it only
-// when it runs on a terminal.
-var gcCommand = Command{
-	Name:  "gc",
-	Usage: "[--dry-run] [--grace DURATION] [--upload-ttl DURATION] [--keep-untagged]",
-	Run:   runGC,
+// GC collects garbage. A zero Grace or UploadTTL means no age limit at
+// all; the defaults are the store's.
+type GC struct {
+	DryRun       bool          `flag:"dry-run" usage:"print what would be removed, change nothing" json:"dry_run,omitempty"`
+	Grace        time.Duration `flag:"grace" usage:"keep everything pushed or uploaded more recently than this" json:"grace"`
+	UploadTTL    time.Duration `flag:"upload-ttl" usage:"remove upload sessions idle for longer than this" json:"upload_ttl"`
+	KeepUntagged bool          `flag:"keep-untagged" usage:"keep untagged manifests; remove only what no manifest references" json:"keep_untagged,omitempty"`
 }
 
-func runGC(ctx context.Context, env *Env, args Args, stdio Stdio) error {
-	if len(args.Words) != 0 {
-		return errUsage
-	}
-	opts, err := gcOptions(args)
-	if err != nil {
-		return err
-	}
-	showProgress, err := boolFlag(args, "progress")
-	if err != nil {
-		return err
-	}
-	bar := newPhaseBar(stdio.Err)
-	if showProgress {
-		opts.Progress = bar.update
-	}
-	start := time.Now()
-	report, err := env.Store.CollectGarbage(ctx, opts)
-	logGC(env.Logger, "gc run", report, time.Since(start), err)
-	bar.close() // before the report, so the two do not interleave
-	if werr := WriteGCReport(stdio.Out, report); err == nil {
-		err = werr
-	}
-	if err != nil {
-		return fmt.Errorf("gc: %w", err)
-	}
-	return nil
-}
+var GCOp = register(&Op[GC, store.GCReport]{
+	Name:     "gc",
+	Defaults: GC{Grace: store.DefaultGrace, UploadTTL: store.DefaultUploadTTL},
+	Progress: "gc",
+	Do: func(ctx context.Context, env *Env, task *Task, req GC) (*store.GCReport, error) {
+		opts := store.GCOptions{DryRun: req.DryRun, KeepUntagged: req.KeepUntagged}
+		var err error
+		if opts.Grace, err = age("grace", req.Grace); err != nil {
+			return nil, err
+		}
+		if opts.UploadTTL, err = age("upload-ttl", req.UploadTTL); err != nil {
+			return nil, err
+		}
+		if task.watched() {
+			opts.Progress = func(phase string, done, total int) {
+				if phase != "" {
+					task.Report(Progress{Phase: phase, Done: int64(done), Total: int64(total)})
+				}
+			}
+		}
+		start := time.Now()
+		report, err := env.Store.CollectGarbage(ctx, opts)
+		logGC(env.Logger, "gc run", report, time.Since(start), err)
+		if err != nil {
+			err = fmt.Errorf("gc: %w", err)
+		}
+		return &report, err
+	},
+	Render: func(w Output, r *store.GCReport) error { return WriteGCReport(w.Out, *r) },
+})
 
-// gcOptions turns the command's flags into store options.
-func gcOptions(args Args) (store.GCOptions, error) {
-	var opts store.GCOptions
-	var err error
-	if opts.DryRun, err = boolFlag(args, "dry-run"); err != nil {
-		return opts, err
-	}
-	if opts.KeepUntagged, err = boolFlag(args, "keep-untagged"); err != nil {
-		return opts, err
-	}
-	if opts.Grace, err = ageFlag(args, "grace"); err != nil {
-		return opts, err
-	}
-	opts.UploadTTL, err = ageFlag(args, "upload-ttl")
-	return opts, err
-}
-
-// ageFlag returns a duration flag as a GCOptions age: absent is zero (the
-// store's default), an explicit zero is store.NoAge.
-func ageFlag(args Args, name string) (time.Duration, error) {
-	v, ok := args.Flag(name)
-	if !ok {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(v)
+// age turns a duration flag into a GCOptions age: zero is store.NoAge.
+func age(flag string, d time.Duration) (time.Duration, error) {
 	switch {
-	case err != nil:
-		return 0, fmt.Errorf("--%s: %q is not a duration such as 30m or 2h", name, v)
 	case d < 0:
-		return 0, fmt.Errorf("--%s: %s is negative", name, v)
+		return 0, fmt.Errorf("--%s: %s is negative", flag, d)
 	case d == 0:
 		return store.NoAge, nil
 	}
@@ -209,45 +183,6 @@ func every(ctx context.Context, interval time.Duration, run func()) {
 		case <-ticker.C:
 		}
 		run()
-	}
-}
-
-// phaseBar draws one progress bar per GC phase.
-type phaseBar struct {
-	w     io.Writer
-	phase string
-	bar   *progressbar.ProgressBar
-}
-
-func newPhaseBar(w io.Writer) *phaseBar { return &phaseBar{w: w} }
-
-// update moves the bar; an empty phase clears it.
-func (p *phaseBar) update(phase string, done, total int) {
-	if phase != p.phase {
-		p.close()
-		p.phase = phase
-		if phase == "" {
-			return
-		}
-		p.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(p.w),
-			progressbar.OptionSetDescription(fmt.Sprintf("gc %-9s", phase)),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-	}
-	if p.bar != nil {
-		p.bar.ChangeMax(total)
-		p.bar.Set(done)
-	}
-}
-
-func (p *phaseBar) close() {
-	if p.bar != nil {
-		p.bar.Finish()
-		p.bar = nil
 	}
 }
 

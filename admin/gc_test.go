@@ -3,69 +3,26 @@ package admin
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/storetest"
 	"github.com/berth-registry/berth/store"
 )
-
-// pushImage stores an image (config + layers) in repo through the store,
-// tagged when tag is not empty, and returns its manifest digest.
-func pushImage(t *testing.T, s *store.Store, repo, tag string, layers ...string) store.Digest {
-	t.Helper()
-	type desc struct {
-		MediaType string       `json:"mediaType"`
-		Digest    store.Digest `json:"digest"`
-		Size      int          `json:"size"`
-	}
-	put := func(content string) desc {
-		d := store.DigestOf(store.SHA256, []byte(content))
-		if _, err := s.PutBlob(repo, d, int64(len(content)), strings.NewReader(content)); err != nil {
-			t.Fatalf("PutBlob: %v", err)
-		}
-		return desc{"application/vnd.oci.image.layer.v1.tar", d, len(content)}
-	}
-	config := put(fmt.Sprintf(`{"repo":%q,"tag":%q}`, repo, tag))
-	config.MediaType = "application/vnd.oci.image.config.v1+json"
-	m := struct {
-		SchemaVersion int    `json:"schemaVersion"`
-		MediaType     string `json:"mediaType"`
-		Config        desc   `json:"config"`
-		Layers        []desc `json:"layers"`
-	}{2, store.MediaTypeOCIManifest, config, []desc{}}
-	for _, l := range layers {
-		m.Layers = append(m.Layers, put(l))
-	}
-	body, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := store.Reference{Tag: tag}
-	if tag == "" {
-		ref = store.Reference{Digest: store.DigestOf(store.SHA256, body)}
-	}
-	stored, _, err := s.PutManifest(repo, ref, nil, m.MediaType, body)
-	if err != nil {
-		t.Fatalf("PutManifest: %v", err)
-	}
-	return stored.Digest
-}
 
 // fillTwin gives both directories of tw the same content: two repositories
 // sharing a layer, an untagged image, a loose blob and an orphan file.
 func fillTwin(t *testing.T, tw *twin) {
 	t.Helper()
 	fill := func(s *store.Store) {
-		pushImage(t, s, "app", "v1", "shared layer", "app layer")
-		pushImage(t, s, "app", "", "shared layer", "old app layer")
-		pushImage(t, s, "tools", "latest", "shared layer")
+		storetest.PushImage(t, s, "app", "v1", nil, "shared layer", "app layer")
+		storetest.PushImage(t, s, "app", "", nil, "shared layer", "old app layer")
+		storetest.PushImage(t, s, "tools", "latest", nil, "shared layer")
 		d := store.DigestOf(store.SHA256, []byte("loose"))
 		if _, err := s.PutBlob("loose", d, 5, strings.NewReader("loose")); err != nil {
 			t.Fatal(err)
@@ -88,16 +45,15 @@ func fillTwin(t *testing.T, tw *twin) {
 func TestGC_SameBothWays(t *testing.T) {
 	tw := newTwin(t)
 	fillTwin(t, tw)
-	noGrace := map[string]string{"grace": "0s"}
-	dry := tw.run(t, "gc", Args{Flags: map[string]string{"grace": "0s", "dry-run": "true"}}, "")
+	dry := both(t, tw, GCOp, GC{DryRun: true}, "")
 	if dry.err != "" {
 		t.Fatal(dry)
 	}
-	again := tw.run(t, "gc", Args{Flags: map[string]string{"grace": "0s", "dry-run": "true"}}, "")
+	again := both(t, tw, GCOp, GC{DryRun: true}, "")
 	if again != dry {
 		t.Fatalf("a second dry run differs, so the first changed something:\n%s\n%s", dry, again)
 	}
-	done := tw.run(t, "gc", Args{Flags: noGrace}, "")
+	done := both(t, tw, GCOp, GC{}, "")
 	if done.err != "" {
 		t.Fatal(done)
 	}
@@ -113,7 +69,7 @@ func TestGC_SameBothWays(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", line, done.out)
 		}
 	}
-	if after := tw.run(t, "gc", Args{Flags: noGrace}, ""); lastLine(after.out) != "gc: removed 0 manifests, 0 links, 0 blobs, 0 uploads, 0 orphan files, 0 empty repositories; 0 B freed" {
+	if after := both(t, tw, GCOp, GC{}, ""); lastLine(after.out) != "gc: removed 0 manifests, 0 links, 0 blobs, 0 uploads, 0 orphan files, 0 empty repositories; 0 B freed" {
 		t.Fatalf("a second gc still found something:\n%s", after)
 	}
 }
@@ -123,34 +79,30 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
-func TestGC_Flags(t *testing.T) {
+// TestGC_Ages: the command line's zero is "no age limit", a negative age
+// is refused, and the defaults are the store's.
+func TestGC_Ages(t *testing.T) {
+	if d := GCOp.Defaults; d.Grace != store.DefaultGrace || d.UploadTTL != store.DefaultUploadTTL {
+		t.Errorf("defaults %+v, want the store's", d)
+	}
 	tests := []struct {
-		name  string
-		flags map[string]string
-		want  store.GCOptions
-		err   string
+		in   time.Duration
+		want time.Duration
+		err  string
 	}{
-		{"Defaults", nil, store.GCOptions{}, ""},
-		{"Everything", map[string]string{"dry-run": "true", "keep-untagged": "true", "grace": "90m", "upload-ttl": "2h"},
-			store.GCOptions{DryRun: true, KeepUntagged: true, Grace: 90 * time.Minute, UploadTTL: 2 * time.Hour}, ""},
-		{"ZeroIsNoAge", map[string]string{"grace": "0s", "upload-ttl": "0s"}, store.GCOptions{Grace: store.NoAge, UploadTTL: store.NoAge}, ""},
-		{"NegativeGrace", map[string]string{"grace": "-1h"}, store.GCOptions{}, "--grace: -1h is negative"},
-		{"BadDuration", map[string]string{"upload-ttl": "a day"}, store.GCOptions{}, `--upload-ttl: "a day" is not a duration`},
-		{"BadBool", map[string]string{"dry-run": "maybe"}, store.GCOptions{}, `--dry-run: "maybe" is not true or false`},
+		{0, store.NoAge, ""},
+		{90 * time.Minute, 90 * time.Minute, ""},
+		{-time.Hour, 0, "--grace: -1h0m0s is negative"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := gcOptions(Args{Flags: tc.flags})
-			if tc.err != "" {
-				if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
-					t.Fatalf("flags %v: error %v, want %q", tc.flags, err, tc.err)
-				}
-				return
-			}
-			if err != nil || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tc.want) {
-				t.Fatalf("flags %v: got %+v, %v; want %+v", tc.flags, got, err, tc.want)
-			}
-		})
+		got, err := age("grace", tc.in)
+		if got != tc.want || errorString(err) != tc.err {
+			t.Errorf("age(%s) = %s, %v; want %s, %q", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+	r := call(t, t.TempDir(), GCOp, GC{Grace: -time.Hour}, "")
+	if r.err != "--grace: -1h0m0s is negative" || r.out != "" {
+		t.Errorf("gc with a negative grace:\n%s", r)
 	}
 }
 
@@ -224,23 +176,24 @@ func TestHumanBytes(t *testing.T) {
 func TestGC_Progress(t *testing.T) {
 	tests := []struct {
 		name     string
-		progress string
+		progress bool
 		bar      bool
 	}{
-		{"Terminal", "true", true},
-		{"NotTerminal", "false", false},
+		{"Terminal", true, true},
+		{"NotTerminal", false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := mustOpen(t, t.TempDir())
-			pushImage(t, s, "app", "", "layer")
+			s := storetest.Open(t, t.TempDir())
+			storetest.PushImage(t, s, "app", "", nil, "layer")
+			s.Close()
 			var out, errOut bytes.Buffer
-			err := runGC(context.Background(), &Env{Store: s}, Args{Flags: map[string]string{"grace": "0s", "progress": tc.progress}}, Stdio{Out: &out, Err: &errOut})
+			err := Call(context.Background(), s.Dir(), GCOp, GC{}, Stdio{Out: &out, Err: &errOut, Progress: tc.progress})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if got := strings.Contains(errOut.String(), "gc plan"); got != tc.bar {
-				t.Fatalf("progress %s: stderr %q", tc.progress, errOut.String())
+				t.Fatalf("progress %v: stderr %q", tc.progress, errOut.String())
 			}
 			if !strings.HasPrefix(lastLine(out.String()), "gc: removed 1 manifest") {
 				t.Fatalf("stdout %q", out.String())
@@ -250,10 +203,10 @@ func TestGC_Progress(t *testing.T) {
 }
 
 func TestGC_LogsInServer(t *testing.T) {
-	s := mustOpen(t, t.TempDir())
-	var logs logBuffer
+	s := storetest.Open(t, t.TempDir())
+	var logs storetest.SyncBuffer
 	env := &Env{Store: s, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
-	if err := runGC(context.Background(), env, Args{}, Stdio{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}); err != nil {
+	if _, err := GCOp.run(context.Background(), env, &Task{}, GCOp.Defaults); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), "msg=\"gc run\"") {
@@ -262,9 +215,9 @@ func TestGC_LogsInServer(t *testing.T) {
 }
 
 func TestRunGCLoop(t *testing.T) {
-	s := mustOpen(t, t.TempDir())
-	pushImage(t, s, "app", "", "layer")
-	var logs logBuffer
+	s := storetest.Open(t, t.TempDir())
+	storetest.PushImage(t, s, "app", "", nil, "layer")
+	var logs storetest.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -286,22 +239,4 @@ func TestRunGCLoop(t *testing.T) {
 	t.Run("NonPositiveIntervalReturns", func(t *testing.T) {
 		RunGCLoop(context.Background(), s, 0, store.GCOptions{}, nil)
 	})
-}
-
-// logBuffer collects log lines from one goroutine while another reads.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

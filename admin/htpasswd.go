@@ -2,10 +2,12 @@ package admin
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/berth-registry/berth/store"
@@ -20,10 +22,70 @@ import (
 // name (its hash is never printed). The good entries are imported anyway, and
 // the command then fails with one line listing the refused ones, so that a
 // script notices that not everyone was migrated.
-var userImportHtpasswdCommand = Command{
-	Name:  "user import-htpasswd",
-	Usage: "FILE",
-	Run:   runUserImportHtpasswd,
+//
+// The CLI reads File (- for stdin) and sends its content as Data.
+type UserImportHtpasswd struct {
+	File string `arg:"FILE" json:"-"`
+	Data []byte `json:"data"`
+}
+
+// Imported is the result of an import: one line per user, in order.
+type Imported struct {
+	Lines []string `json:"lines"`
+}
+
+var UserImportHtpasswdOp = register(&Op[UserImportHtpasswd, Imported]{
+	Name: "user import-htpasswd",
+	Prepare: func(req *UserImportHtpasswd, c Client) error {
+		var err error
+		req.Data, err = readInputFile(req.File, c, "htpasswd file")
+		return err
+	},
+	Do: func(_ context.Context, env *Env, _ *Task, req UserImportHtpasswd) (*Imported, error) {
+		entries, refused, err := parseHtpasswd(bytes.NewReader(req.Data))
+		if err != nil {
+			return nil, err
+		}
+		res := &Imported{Lines: []string{}}
+		for _, e := range entries {
+			if err := importUser(env.Store, e.Name, []byte(e.Hash), res); err != nil {
+				return res, err
+			}
+		}
+		return res, refusedError(len(entries), refused)
+	},
+	Render: renderImported,
+})
+
+func renderImported(w Output, res *Imported) error {
+	for _, l := range res.Lines {
+		if _, err := fmt.Fprintln(w.Out, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readInputFile reads the file an import names, in the CLI process: a
+// relative path means the same with the server up or down. "-" is stdin.
+func readInputFile(path string, c Client, what string) ([]byte, error) {
+	r := c.In
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("%s is larger than %d MiB", what, maxConfigSize>>20)
+	}
+	return data, nil
 }
 
 // maxHtpasswdLine bounds one line of an htpasswd file.
@@ -96,36 +158,20 @@ func parseHtpasswd(r io.Reader) ([]importedUser, []refusal, error) {
 	return entries, refused, nil
 }
 
-func runUserImportHtpasswd(_ context.Context, env *Env, args Args, stdio Stdio) error {
-	if len(args.Words) != 0 {
-		return errUsage
-	}
-	entries, refused, err := parseHtpasswd(stdio.In)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := importUser(env.Store, e.Name, []byte(e.Hash), stdio); err != nil {
-			return err
-		}
-	}
-	return refusedError(len(entries), refused)
-}
-
 // importUser adds a user with hash, or sets an existing user's password to
 // it. An unchanged hash is left alone, so re-running an import does not log
 // everyone out (a password change revokes refresh tokens).
-func importUser(s *store.Store, name string, hash []byte, stdio Stdio) error {
+func importUser(s *store.Store, name string, hash []byte, res *Imported) error {
 	u, err := s.User(name)
 	switch {
 	case err == nil && string(u.PasswordHash) == string(hash):
-		fmt.Fprintf(stdio.Out, "unchanged %s\n", name)
+		res.Lines = append(res.Lines, "unchanged "+name)
 		return nil
 	case err == nil:
 		if err := s.SetPassword(name, hash); err != nil {
 			return fmt.Errorf("set the password of %s: %w", name, userError(name, err))
 		}
-		fmt.Fprintf(stdio.Out, "updated the password of %s\n", name)
+		res.Lines = append(res.Lines, "updated the password of "+name)
 		return nil
 	case !errors.Is(err, store.ErrUserUnknown):
 		return fmt.Errorf("look up %s: %w", name, err)
@@ -133,7 +179,7 @@ func importUser(s *store.Store, name string, hash []byte, stdio Stdio) error {
 	if err := s.AddUser(store.User{Name: name, PasswordHash: hash}); err != nil {
 		return fmt.Errorf("add %s: %w", name, userError(name, err))
 	}
-	fmt.Fprintf(stdio.Out, "added user %s\n", name)
+	res.Lines = append(res.Lines, "added user "+name)
 	return nil
 }
 

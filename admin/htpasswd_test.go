@@ -80,8 +80,7 @@ func TestParseHtpasswd_LineTooLong(t *testing.T) {
 func TestUserImportHtpasswd(t *testing.T) {
 	tw := newTwin(t)
 	bobOld := testHash(t, "old")
-	add := Args{Words: []string{"bob"}, Flags: map[string]string{"password-hash": bobOld}}
-	tw.run(t, "user add", add, "")
+	both(t, tw, UserAddOp, UserAdd{Name: "bob", NewPassword: NewPassword{PasswordHash: bobOld}}, "")
 	file := strings.Join([]string{
 		"# migrated from nginx",
 		"alice:" + hash2y,
@@ -92,7 +91,7 @@ func TestUserImportHtpasswd(t *testing.T) {
 		"garbage",
 	}, "\n") + "\n"
 
-	got := tw.run(t, "user import-htpasswd", Args{}, file)
+	got := both(t, tw, UserImportHtpasswdOp, UserImportHtpasswd{File: "-"}, file)
 	wantOut := "added user alice\nupdated the password of bob\nadded user erin\n"
 	wantErr := "imported 3, refused 3: carol (line 4: MD5 ($apr1$), not bcrypt), dave (line 5: SHA-1 ({SHA}), not bcrypt), line 7 (no ':' between name and hash)"
 	if got.out != wantOut || got.err != wantErr {
@@ -104,7 +103,7 @@ func TestUserImportHtpasswd(t *testing.T) {
 		}
 	}
 
-	again := tw.run(t, "user import-htpasswd", Args{}, "alice:"+hash2y+"\n")
+	again := both(t, tw, UserImportHtpasswdOp, UserImportHtpasswd{File: "-"}, "alice:"+hash2y+"\n")
 	if again.out != "unchanged alice\n" || again.err != "" {
 		t.Errorf("second import: got\n%s", again)
 	}

@@ -15,7 +15,7 @@ import (
 
 const (
 	initialAdminName    = "admin"
-	initialPasswordFile = "initial-admin-password"
+	initialPasswordFile = store.InitialPasswordFile
 	initialPasswordLen  = 24 // base62: about 143 bits
 	base62              = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
@@ -54,7 +54,7 @@ func EnsureInitialAdmin(s *store.Store, out io.Writer, showPassword bool) error 
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(s.Dir(), initialPasswordFile)
+	path := store.InitialPasswordPath(s.Dir())
 	if err := writeSecretFile(path, []byte(password+"\n")); err != nil {
 		return fmt.Errorf("no user created: %w", err)
 	}

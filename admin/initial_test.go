@@ -11,11 +11,12 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/berth-registry/berth/internal/storetest"
 	"github.com/berth-registry/berth/store"
 )
 
 func TestEnsureInitialAdmin(t *testing.T) {
-	s := mustOpen(t, t.TempDir())
+	s := storetest.Open(t, t.TempDir())
 	var out bytes.Buffer
 	if err := EnsureInitialAdmin(s, &out, true); err != nil {
 		t.Fatal(err)
@@ -50,7 +51,7 @@ func TestEnsureInitialAdmin(t *testing.T) {
 }
 
 func TestEnsureInitialAdmin_UsersExist(t *testing.T) {
-	s := mustOpen(t, t.TempDir())
+	s := storetest.Open(t, t.TempDir())
 	if err := s.AddUser(store.User{Name: "alice", PasswordHash: []byte(hash2a)}); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestEnsureInitialAdmin_UsersExist(t *testing.T) {
 // TestEnsureInitialAdmin_ReplacesOpenFile: a password file left from an
 // earlier admin (deleted since) with loose permissions is replaced, 0600.
 func TestEnsureInitialAdmin_ReplacesOpenFile(t *testing.T) {
-	s := mustOpen(t, t.TempDir())
+	s := storetest.Open(t, t.TempDir())
 	path := filepath.Join(s.Dir(), initialPasswordFile)
 	if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -81,7 +82,7 @@ func TestEnsureInitialAdmin_ReplacesOpenFile(t *testing.T) {
 }
 
 func TestEnsureInitialAdmin_Concurrent(t *testing.T) {
-	s := mustOpen(t, t.TempDir())
+	s := storetest.Open(t, t.TempDir())
 	var wg sync.WaitGroup
 	outs := make([]bytes.Buffer, 2)
 	errs := make([]error, 2)
@@ -133,7 +134,7 @@ func TestRandomString(t *testing.T) {
 // that is not a terminal (a journal, docker logs); the message says where
 // it is.
 func TestEnsureInitialAdmin_NotATerminal(t *testing.T) {
-	s := mustOpen(t, t.TempDir())
+	s := storetest.Open(t, t.TempDir())
 	var out bytes.Buffer
 	if err := EnsureInitialAdmin(s, &out, false); err != nil {
 		t.Fatal(err)
@@ -153,7 +154,7 @@ func TestEnsureInitialAdmin_NotATerminal(t *testing.T) {
 // TestEnsureInitialAdmin_FileUnwritable: when the password file cannot be
 // written, no admin is created and no file claims to hold a password.
 func TestEnsureInitialAdmin_FileUnwritable(t *testing.T) {
-	s := mustOpen(t, t.TempDir())
+	s := storetest.Open(t, t.TempDir())
 	path := filepath.Join(s.Dir(), initialPasswordFile)
 	// A non-empty directory in its place: the write fails as on a full disk.
 	if err := os.MkdirAll(filepath.Join(path, "x"), 0o755); err != nil {

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/berth-registry/berth/fixtures"
+	"github.com/berth-registry/berth/internal/storetest"
 )
 
 const peerHelperEnv = "BERTH_TEST_PEER_SOCKET"
@@ -16,10 +19,8 @@ const peerHelperEnv = "BERTH_TEST_PEER_SOCKET"
 // TestCheckPeer_OtherUser runs a client as user nobody against a socket
 // whose mode would let it in: the uid check must refuse it anyway.
 func TestCheckPeer_OtherUser(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("running a client as another user needs root")
-	}
-	s := mustOpen(t, openTempDir(t))
+	fixtures.RequireRoot(t, "running a client as another user")
+	s := storetest.Open(t, openTempDir(t))
 	mustServe(t, s)
 	sock := SocketPath(s.Dir())
 	if err := os.Chmod(sock, 0o666); err != nil {
@@ -44,7 +45,7 @@ func TestPeerHelperProcess(t *testing.T) {
 		return
 	}
 	var out strings.Builder
-	err := Run(context.Background(), filepath.Dir(sock), "user list", Args{}, Stdio{Out: &out, Err: &out})
+	err := Call(context.Background(), filepath.Dir(sock), UserListOp, UserList{}, Stdio{Out: &out, Err: &out})
 	t.Logf("exit: %v", err)
 }
 

@@ -8,31 +8,37 @@ import (
 	"github.com/berth-registry/berth/store"
 )
 
-// repoDelCommand deletes a repository: its tags, manifests and blob links
-// at once. The blobs stay until gc finds no repository links them.
-var repoDelCommand = Command{
-	Name:  "repo del",
-	Usage: "NAME",
-	Run:   runRepoDel,
+// RepoDel deletes a repository: its tags, manifests and blob links at
+// once. The blobs stay until gc finds no repository links them.
+type RepoDel struct {
+	Name string `arg:"NAME" json:"name"`
 }
 
-func runRepoDel(_ context.Context, env *Env, args Args, stdio Stdio) error {
-	name, err := oneWord(args)
-	if err != nil {
-		return err
-	}
-	if err := store.ValidateRepository(name); err != nil {
-		return err
-	}
-	del, err := env.Store.DeleteRepository(name)
-	if errors.Is(err, store.ErrNameUnknown) {
-		return fmt.Errorf("no repository %s", name)
-	}
-	if err != nil {
-		return fmt.Errorf("delete repository %s: %w", name, err)
-	}
-	fmt.Fprintf(stdio.Out, "deleted repository %s: %s, %s, %s\n", name,
-		plural(del.Tags, "tag"), plural(del.Manifests, "manifest"), plural(del.Links, "blob link"))
-	fmt.Fprintln(stdio.Out, "berth gc frees the blobs no other repository links, once they are older than its grace period")
-	return nil
+// RepoDeleted is the result of repo del.
+type RepoDeleted struct {
+	Name string `json:"name"`
+	store.RepoDeletion
 }
+
+var RepoDelOp = register(&Op[RepoDel, RepoDeleted]{
+	Name: "repo del",
+	Do: func(_ context.Context, env *Env, _ *Task, req RepoDel) (*RepoDeleted, error) {
+		if err := store.ValidateRepository(req.Name); err != nil {
+			return nil, err
+		}
+		del, err := env.Store.DeleteRepository(req.Name)
+		if errors.Is(err, store.ErrNameUnknown) {
+			return nil, fmt.Errorf("no repository %s", req.Name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("delete repository %s: %w", req.Name, err)
+		}
+		return &RepoDeleted{Name: req.Name, RepoDeletion: del}, nil
+	},
+	Render: func(w Output, res *RepoDeleted) error {
+		fmt.Fprintf(w.Out, "deleted repository %s: %s, %s, %s\n", res.Name,
+			plural(res.Tags, "tag"), plural(res.Manifests, "manifest"), plural(res.Links, "blob link"))
+		_, err := fmt.Fprintln(w.Out, "berth gc frees the blobs no other repository links, once they are older than its grace period")
+		return err
+	},
+})

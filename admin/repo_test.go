@@ -19,7 +19,7 @@ func TestRepoDel_SameBothWays(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := tw.run(t, "repo del", Args{Words: []string{tc.repo}}, "")
+			r := both(t, tw, RepoDelOp, RepoDel{Name: tc.repo}, "")
 			got := strings.SplitN(r.out, "\n", 2)[0]
 			if tc.isErr {
 				got = r.err
@@ -29,20 +29,14 @@ func TestRepoDel_SameBothWays(t *testing.T) {
 			}
 		})
 	}
-	t.Run("Usage", func(t *testing.T) {
-		r := tw.run(t, "repo del", Args{}, "")
-		if r.err != "usage: berth repo del NAME" {
-			t.Fatalf("got %q", r.err)
-		}
-	})
 	t.Run("GoneFromDU", func(t *testing.T) {
-		r := tw.run(t, "du", Args{}, "")
+		r := both(t, tw, DUOp, DU{}, "")
 		if got := duRepos(t, r.out, false); strings.Join(got, " ") != "tools loose" {
 			t.Fatalf("du after repo del lists %q", got)
 		}
 	})
 	t.Run("GCFreesItsBlobs", func(t *testing.T) {
-		r := tw.run(t, "gc", Args{Flags: map[string]string{"grace": "0s"}}, "")
+		r := both(t, tw, GCOp, GC{}, "")
 		// app's own: two configs, "app layer", "old app layer"; and loose.
 		if !strings.Contains(r.out, "gc: removed 0 manifests, 1 link, 5 blobs,") {
 			t.Fatalf("gc after repo del:\n%s", r)

@@ -18,43 +18,113 @@ import (
 // --at I` makes the new rule number I, and `acl del I` deletes number I.
 // (The store counts from 0; the conversion happens only here.)
 
-var aclListCommand = Command{
-	Name:  "acl list",
-	Usage: "",
-	Run:   runACLList,
+// ACLList lists the access rules.
+type ACLList struct{}
+
+// Rules is the result of acl list.
+type Rules struct {
+	Rules []store.Rule `json:"rules"`
 }
 
-var aclAddCommand = Command{
-	Name:  "acl add",
-	Usage: "[--account A] [--name N] [--type T] --actions pull,push,delete|* [--comment C] [--at I]",
-	Run:   runACLAdd,
+// ACLAdd adds an access rule. An omitted Account or Name matches anything.
+type ACLAdd struct {
+	Account *string `flag:"account" usage:"who the rule is for" json:"account,omitempty"`
+	Name    *string `flag:"name" usage:"which repositories it covers" json:"name,omitempty"`
+	Type    string  `flag:"type" usage:"resource type: repository (default), or registry for the catalog" json:"type,omitempty"`
+	Actions string  `flag:"actions" usage:"what it grants: pull,push,delete or * (required)" json:"actions"`
+	Comment string  `flag:"comment" usage:"a note shown by acl list" json:"comment,omitempty"`
+	// At is the new rule's number; later rules move down. Nil appends.
+	At *string `flag:"at" usage:"the rule's number; later rules move down" json:"at,omitempty"`
 }
 
-var aclDelCommand = Command{
-	Name:  "acl del",
-	Usage: "I",
-	Run:   runACLDel,
+// ACLDel deletes the rule numbered Number (from 1), as acl list shows it.
+type ACLDel struct {
+	Number string `arg:"I" json:"number"`
+}
+
+// RuleChange is the result of acl add and acl del.
+type RuleChange struct {
+	Added   bool       `json:"added"`
+	Number  int        `json:"number"`
+	Deleted store.Rule `json:"deleted"` // for acl del
+}
+
+var ACLListOp = register(&Op[ACLList, Rules]{
+	Name: "acl list",
+	Do: func(_ context.Context, env *Env, _ *Task, _ ACLList) (*Rules, error) {
+		rules, err := env.Store.Rules()
+		if err != nil {
+			return nil, fmt.Errorf("list access rules: %w", err)
+		}
+		return &Rules{Rules: rules}, nil
+	},
+	Render: func(w Output, res *Rules) error {
+		if len(res.Rules) == 0 {
+			_, err := fmt.Fprintln(w.Out, "no access rules: the default policy applies (admins may do everything; signed-in users pull everything and push and delete under <account>/; anonymous nothing, unless serve --anonymous-pull)")
+			return err
+		}
+		return printRules(w.Out, res.Rules)
+	},
+})
+
+var ACLAddOp = register(&Op[ACLAdd, RuleChange]{
+	Name: "acl add",
+	Do: func(_ context.Context, env *Env, _ *Task, req ACLAdd) (*RuleChange, error) {
+		r, err := ruleFromRequest(req)
+		if err != nil {
+			return nil, err
+		}
+		rules, err := env.Store.Rules()
+		if err != nil {
+			return nil, fmt.Errorf("read access rules: %w", err)
+		}
+		at := len(rules) + 1
+		if req.At != nil {
+			if at, err = strconv.Atoi(*req.At); err != nil || at < 1 || at > len(rules)+1 {
+				return nil, fmt.Errorf("--at %s: want a position from 1 to %d", *req.At, len(rules)+1)
+			}
+		}
+		if err := env.Store.InsertRule(r, at-1); err != nil {
+			return nil, fmt.Errorf("add access rule: %w", err)
+		}
+		return &RuleChange{Added: true, Number: at}, nil
+	},
+	Render: renderRuleChange,
+})
+
+var ACLDelOp = register(&Op[ACLDel, RuleChange]{
+	Name: "acl del",
+	Do: func(_ context.Context, env *Env, _ *Task, req ACLDel) (*RuleChange, error) {
+		rules, err := env.Store.Rules()
+		if err != nil {
+			return nil, fmt.Errorf("read access rules: %w", err)
+		}
+		i, err := strconv.Atoi(req.Number)
+		if err != nil || i < 1 || i > len(rules) {
+			return nil, fmt.Errorf("no rule %s: there are %d (see berth acl list)", req.Number, len(rules))
+		}
+		if err := env.Store.DeleteRule(i - 1); err != nil {
+			return nil, fmt.Errorf("delete access rule %d: %w", i, err)
+		}
+		return &RuleChange{Number: i, Deleted: rules[i-1]}, nil
+	},
+	Render: renderRuleChange,
+})
+
+func renderRuleChange(w Output, res *RuleChange) error {
+	if res.Added {
+		_, err := fmt.Fprintf(w.Out, "added rule %d\n", res.Number)
+		return err
+	}
+	r := res.Deleted
+	_, err := fmt.Fprintf(w.Out, "deleted rule %d (account %s, name %s, actions %s)\n", res.Number, showPattern(r.Account), showPattern(r.Name), strings.Join(r.Actions, ","))
+	return err
 }
 
 // matchAny is the pattern an omitted --account or --name stands for, like
 // an absent match field in docker_auth: a regular expression matching every
 // value, including "" (anonymous). A glob "*" would not do: it stops at '/'.
 const matchAny = "/.*/"
-
-func runACLList(_ context.Context, env *Env, args Args, stdio Stdio) error {
-	if len(args.Words) != 0 {
-		return errUsage
-	}
-	rules, err := env.Store.Rules()
-	if err != nil {
-		return fmt.Errorf("list access rules: %w", err)
-	}
-	if len(rules) == 0 {
-		fmt.Fprintln(stdio.Out, "no access rules: the default policy applies (admins may do everything; signed-in users pull everything and push and delete under <account>/; anonymous nothing, unless serve --anonymous-pull)")
-		return nil
-	}
-	return printRules(stdio.Out, rules)
-}
 
 func printRules(w io.Writer, rules []store.Rule) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -81,46 +151,18 @@ func showType(t string) string {
 	return t
 }
 
-func runACLAdd(_ context.Context, env *Env, args Args, stdio Stdio) error {
-	if len(args.Words) != 0 {
-		return errUsage
-	}
-	r, err := ruleFromFlags(args)
-	if err != nil {
-		return err
-	}
-	rules, err := env.Store.Rules()
-	if err != nil {
-		return fmt.Errorf("read access rules: %w", err)
-	}
-	at := len(rules) + 1
-	if v, ok := args.Flag("at"); ok {
-		if at, err = strconv.Atoi(v); err != nil || at < 1 || at > len(rules)+1 {
-			return fmt.Errorf("--at %s: want a position from 1 to %d", v, len(rules)+1)
-		}
-	}
-	if err := env.Store.InsertRule(r, at-1); err != nil {
-		return fmt.Errorf("add access rule: %w", err)
-	}
-	fmt.Fprintf(stdio.Out, "added rule %d\n", at)
-	return nil
-}
-
-// ruleFromFlags builds and checks the rule of `acl add`.
-func ruleFromFlags(args Args) (store.Rule, error) {
-	actions, ok := args.Flag("actions")
-	if !ok {
+// ruleFromRequest builds and checks the rule of acl add.
+func ruleFromRequest(req ACLAdd) (store.Rule, error) {
+	if req.Actions == "" {
 		return store.Rule{}, errors.New("--actions is required: pull, push, delete or *, comma-separated")
 	}
-	r := store.Rule{Account: matchAny, Name: matchAny, Actions: splitActions(actions)}
-	if v, ok := args.Flag("account"); ok {
-		r.Account = v
+	r := store.Rule{Account: matchAny, Name: matchAny, Actions: splitActions(req.Actions), Type: req.Type, Comment: req.Comment}
+	if req.Account != nil {
+		r.Account = *req.Account
 	}
-	if v, ok := args.Flag("name"); ok {
-		r.Name = v
+	if req.Name != nil {
+		r.Name = *req.Name
 	}
-	r.Type, _ = args.Flag("type")
-	r.Comment, _ = args.Flag("comment")
 	if err := checkRule(r); err != nil {
 		return store.Rule{}, err
 	}
@@ -151,25 +193,4 @@ func checkRule(r store.Rule) error {
 		}
 	}
 	return auth.ValidateRule(r)
-}
-
-func runACLDel(_ context.Context, env *Env, args Args, stdio Stdio) error {
-	word, err := oneWord(args)
-	if err != nil {
-		return err
-	}
-	rules, err := env.Store.Rules()
-	if err != nil {
-		return fmt.Errorf("read access rules: %w", err)
-	}
-	i, err := strconv.Atoi(word)
-	if err != nil || i < 1 || i > len(rules) {
-		return fmt.Errorf("no rule %s: there are %d (see berth acl list)", word, len(rules))
-	}
-	if err := env.Store.DeleteRule(i - 1); err != nil {
-		return fmt.Errorf("delete access rule %d: %w", i, err)
-	}
-	r := rules[i-1]
-	fmt.Fprintf(stdio.Out, "deleted rule %d (account %s, name %s, actions %s)\n", i, showPattern(r.Account), showPattern(r.Name), strings.Join(r.Actions, ","))
-	return nil
 }

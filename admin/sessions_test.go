@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/storetest"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -35,41 +36,46 @@ func seedSessions(t *testing.T, s *store.Store) {
 
 func TestUserSessions_SameBothWays(t *testing.T) {
 	tw := newTwin(t)
-	local := mustOpen(t, tw.local)
+	local := storetest.Open(t, tw.local)
 	seedSessions(t, local)
-	mustCheckClose(t, local)
+	storetest.CheckClose(t, local)
 	seedSessions(t, tw.remote)
 	first := hex.EncodeToString([]byte{1, 0xab, 0, 0, 0, 0, 0, 0})
 	second := hex.EncodeToString([]byte{2, 0xab, 0, 0, 0, 0, 0, 0})
 	header := "ID                CREATED               LAST USED             EXPIRES               CLIENT\n"
 
+	list := func(name string) func() result {
+		return func() result { return both(t, tw, UserSessionsOp, UserSessions{Name: name}, "") }
+	}
+	revoke := func(r UserRevoke) func() result {
+		return func() result { return both(t, tw, UserRevokeOp, r, "") }
+	}
 	steps := []struct {
-		name, command string
-		args          Args
-		wantOut       string
-		wantErr       string
+		name    string
+		run     func() result
+		wantOut string
+		wantErr string
 	}{
-		{"list", "user sessions", Args{Words: []string{"alice"}},
+		{"list", list("alice"),
 			header +
 				first + "  2026-03-01T10:00:00Z  2026-03-01T11:00:00Z  2126-03-01T10:00:00Z  docker\n" +
 				second + "  2026-03-01T10:01:00Z  never                 2126-03-01T10:00:00Z  -\n", ""},
-		{"list unknown user", "user sessions", Args{Words: []string{"bob"}}, "", "no user bob"},
-		{"list usage", "user sessions", Args{}, "", "usage: berth user sessions NAME"},
-		{"revoke one", "user revoke", Args{Words: []string{"alice", first}}, "revoked 1 session of alice\n", ""},
-		{"revoke it again", "user revoke", Args{Words: []string{"alice", first}}, "",
+		{"list unknown user", list("bob"), "", "no user bob"},
+		{"revoke one", revoke(UserRevoke{Name: "alice", ID: first}), "revoked 1 session of alice\n", ""},
+		{"revoke it again", revoke(UserRevoke{Name: "alice", ID: first}), "",
 			"alice has no session " + first + " (see berth user sessions alice)"},
-		{"list after revoke", "user sessions", Args{Words: []string{"alice"}},
+		{"list after revoke", list("alice"),
 			"ID                CREATED               LAST USED  EXPIRES               CLIENT\n" +
 				second + "  2026-03-01T10:01:00Z  never      2126-03-01T10:00:00Z  -\n", ""},
-		{"revoke unknown user", "user revoke", Args{Words: []string{"bob"}, Flags: map[string]string{"all": "true"}}, "", "no user bob"},
-		{"revoke id and all", "user revoke", Args{Words: []string{"alice", second}, Flags: map[string]string{"all": "true"}}, "", "usage: berth user revoke NAME ID|--all"},
-		{"revoke neither", "user revoke", Args{Words: []string{"alice"}}, "", "usage: berth user revoke NAME ID|--all"},
-		{"revoke all", "user revoke", Args{Words: []string{"alice"}, Flags: map[string]string{"all": "true"}}, "revoked 1 session of alice\n", ""},
-		{"revoke all of none", "user revoke", Args{Words: []string{"alice"}, Flags: map[string]string{"all": "true"}}, "revoked 0 sessions of alice\n", ""},
-		{"list none", "user sessions", Args{Words: []string{"alice"}}, "ID  CREATED  LAST USED  EXPIRES  CLIENT\n", ""},
+		{"revoke unknown user", revoke(UserRevoke{Name: "bob", All: true}), "", "no user bob"},
+		{"revoke id and all", revoke(UserRevoke{Name: "alice", ID: second, All: true}), "", "usage: berth user revoke NAME ID|--all"},
+		{"revoke neither", revoke(UserRevoke{Name: "alice"}), "", "usage: berth user revoke NAME ID|--all"},
+		{"revoke all", revoke(UserRevoke{Name: "alice", All: true}), "revoked 1 session of alice\n", ""},
+		{"revoke all of none", revoke(UserRevoke{Name: "alice", All: true}), "revoked 0 sessions of alice\n", ""},
+		{"list none", list("alice"), "ID  CREATED  LAST USED  EXPIRES  CLIENT\n", ""},
 	}
 	for _, st := range steps {
-		got := tw.run(t, st.command, st.args, "")
+		got := st.run()
 		if got.out != st.wantOut || got.err != st.wantErr {
 			t.Errorf("%s: got\n%s\nwant stdout\n%serror: %s", st.name, got, st.wantOut, st.wantErr)
 		}

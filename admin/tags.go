@@ -9,92 +9,99 @@ import (
 	"github.com/berth-registry/berth/store"
 )
 
-// repoListCommand lists every repository, one name a line, in lexical
-// order: what GET /v2/_catalog shows an admin.
-var repoListCommand = Command{
-	Name:  "repo list",
-	Usage: "",
-	Run:   runRepoList,
+// RepoList lists every repository, one name a line, in lexical order: what
+// GET /v2/_catalog shows an admin.
+type RepoList struct{}
+
+// TagList lists the tags of a repository, one a line, in lexical order:
+// what GET /v2/<name>/tags/list shows.
+type TagList struct {
+	Repo string `arg:"REPO" json:"repo"`
 }
 
-// tagListCommand lists the tags of a repository, one a line, in lexical
-// order: what GET /v2/<name>/tags/list shows.
-var tagListCommand = Command{
-	Name:  "tag list",
-	Usage: "REPO",
-	Run:   runTagList,
+// TagDel deletes one tag; the manifest it pointed at stays until gc finds
+// nothing else keeps it, as with DELETE /v2/<name>/manifests/<tag>.
+type TagDel struct {
+	Ref string `arg:"REPO:TAG" json:"ref"`
 }
 
-// tagDelCommand deletes one tag; the manifest it pointed at stays until gc
-// finds nothing else keeps it, as with DELETE /v2/<name>/manifests/<tag>.
-var tagDelCommand = Command{
-	Name:  "tag del",
-	Usage: "REPO:TAG",
-	Run:   runTagDel,
+// Lines is a list printed one a line.
+type Lines struct {
+	Names []string `json:"names"`
 }
 
-func runRepoList(_ context.Context, env *Env, args Args, stdio Stdio) error {
-	if len(args.Words) != 0 {
-		return errUsage
-	}
-	repos, _, err := env.Store.Repositories("", 0, nil)
-	if err != nil {
-		return fmt.Errorf("list repositories: %w", err)
-	}
-	return writeLines(stdio, repos)
+// TagDeleted is the result of tag del.
+type TagDeleted struct {
+	Repo   string       `json:"repo"`
+	Tag    string       `json:"tag"`
+	Digest store.Digest `json:"digest"`
 }
 
-func runTagList(_ context.Context, env *Env, args Args, stdio Stdio) error {
-	repo, err := oneWord(args)
-	if err != nil {
+var RepoListOp = register(&Op[RepoList, Lines]{
+	Name: "repo list",
+	Do: func(_ context.Context, env *Env, _ *Task, _ RepoList) (*Lines, error) {
+		repos, _, err := env.Store.Repositories("", 0, nil)
+		if err != nil {
+			return nil, fmt.Errorf("list repositories: %w", err)
+		}
+		return &Lines{Names: repos}, nil
+	},
+	Render: renderNames,
+})
+
+var TagListOp = register(&Op[TagList, Lines]{
+	Name: "tag list",
+	Do: func(_ context.Context, env *Env, _ *Task, req TagList) (*Lines, error) {
+		if err := store.ValidateRepository(req.Repo); err != nil {
+			return nil, err
+		}
+		tags, _, err := env.Store.Tags(req.Repo, "", 0)
+		if errors.Is(err, store.ErrNameUnknown) {
+			return nil, fmt.Errorf("no repository %s", req.Repo)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list the tags of %s: %w", req.Repo, err)
+		}
+		return &Lines{Names: tags}, nil
+	},
+	Render: renderNames,
+})
+
+var TagDelOp = register(&Op[TagDel, TagDeleted]{
+	Name: "tag del",
+	Do: func(_ context.Context, env *Env, _ *Task, req TagDel) (*TagDeleted, error) {
+		repo, tag, ok := strings.Cut(req.Ref, ":")
+		if !ok {
+			return nil, fmt.Errorf("%q is not REPO:TAG", req.Ref)
+		}
+		if err := store.ValidateRepository(repo); err != nil {
+			return nil, err
+		}
+		if err := store.ValidateTag(tag); err != nil {
+			return nil, err
+		}
+		d, err := env.Store.DeleteTag(repo, tag)
+		if errors.Is(err, store.ErrManifestUnknown) {
+			return nil, fmt.Errorf("no tag %s:%s", repo, tag)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("delete tag %s:%s: %w", repo, tag, err)
+		}
+		return &TagDeleted{Repo: repo, Tag: tag, Digest: d}, nil
+	},
+	Render: func(w Output, res *TagDeleted) error {
+		fmt.Fprintf(w.Out, "deleted tag %s:%s (it pointed at %s)\n", res.Repo, res.Tag, res.Digest)
+		_, err := fmt.Fprintln(w.Out, "berth gc frees the image once nothing else tags or lists it and it is older than gc's grace period")
 		return err
-	}
-	if err := store.ValidateRepository(repo); err != nil {
-		return err
-	}
-	tags, _, err := env.Store.Tags(repo, "", 0)
-	if errors.Is(err, store.ErrNameUnknown) {
-		return fmt.Errorf("no repository %s", repo)
-	}
-	if err != nil {
-		return fmt.Errorf("list the tags of %s: %w", repo, err)
-	}
-	return writeLines(stdio, tags)
-}
+	},
+})
 
-func runTagDel(_ context.Context, env *Env, args Args, stdio Stdio) error {
-	word, err := oneWord(args)
-	if err != nil {
-		return err
-	}
-	repo, tag, ok := strings.Cut(word, ":")
-	if !ok {
-		return fmt.Errorf("%q is not REPO:TAG", word)
-	}
-	if err := store.ValidateRepository(repo); err != nil {
-		return err
-	}
-	if err := store.ValidateTag(tag); err != nil {
-		return err
-	}
-	d, err := env.Store.DeleteTag(repo, tag)
-	if errors.Is(err, store.ErrManifestUnknown) {
-		return fmt.Errorf("no tag %s:%s", repo, tag)
-	}
-	if err != nil {
-		return fmt.Errorf("delete tag %s:%s: %w", repo, tag, err)
-	}
-	fmt.Fprintf(stdio.Out, "deleted tag %s:%s (it pointed at %s)\n", repo, tag, d)
-	fmt.Fprintln(stdio.Out, "berth gc frees the image once nothing else tags or lists it and it is older than gc's grace period")
-	return nil
-}
-
-func writeLines(stdio Stdio, lines []string) error {
+func renderNames(w Output, res *Lines) error {
 	var b strings.Builder
-	for _, l := range lines {
+	for _, l := range res.Names {
 		b.WriteString(l)
 		b.WriteByte('\n')
 	}
-	_, err := fmt.Fprint(stdio.Out, b.String())
+	_, err := fmt.Fprint(w.Out, b.String())
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/big"
 	"net"
@@ -24,22 +25,61 @@ import (
 	"github.com/berth-registry/berth/store"
 )
 
-// tlsInitCommand creates a CA and a server certificate in DATA/tls, for
-// `serve --tls`, and prints how to make clients trust the CA. Its flags:
-// host (required, comma-separated names and addresses), force and new-ca
-// (booleans), key (ecdsa or rsa) and port (only for the printed paths).
-// Run inside the server, it writes the files as the server's user; the
-// server picks them up on SIGHUP.
-var tlsInitCommand = Command{
-	Name:         "tls init",
-	MakesDataDir: true,
-	Usage:        "--host NAME[,NAME|IP...] [--force] [--new-ca] [--key ecdsa|rsa] [--port PORT]",
-	Run:          runTLSInit,
+// TLSInit creates a CA and a server certificate in DATA/tls, for `serve
+// --tls`. Run inside the server, it writes the files as the server's user;
+// the server picks them up on SIGHUP.
+type TLSInit struct {
+	Hosts []string `flag:"host" usage:"a name or IP address clients use (repeatable, or comma-separated)" json:"hosts"`
+	Force bool     `flag:"force" usage:"replace the server certificate (and with --new-ca the CA)" json:"force,omitempty"`
+	NewCA bool     `flag:"new-ca" usage:"make a new CA even when DATA/tls has one" json:"new_ca,omitempty"`
+	Key   string   `flag:"key" usage:"key type: ecdsa (P-256) or rsa (3072 bits, for old clients)" json:"key"`
+	Port  string   `flag:"port" usage:"the port clients use, for the trust instructions" json:"port"`
 }
 
-// The files of DATA/tls (CONTRACT.md).
+// TLSResult is what tls init made, for the instructions it prints.
+type TLSResult struct {
+	Dir        string    `json:"dir"`
+	CAName     string    `json:"ca_name"`
+	NewCA      bool      `json:"new_ca"`
+	CANotAfter time.Time `json:"ca_not_after"`
+	Hosts      []string  `json:"hosts"`
+	NotAfter   time.Time `json:"not_after"`
+	Port       string    `json:"port"`
+}
+
+var TLSInitOp = register(&Op[TLSInit, TLSResult]{
+	Name:         "tls init",
+	MakesDataDir: true,
+	Defaults:     TLSInit{Key: "ecdsa", Port: "5000"},
+	Do: func(_ context.Context, env *Env, _ *Task, req TLSInit) (*TLSResult, error) {
+		opts, err := tlsInitOptionsOf(req)
+		if err != nil {
+			return nil, err
+		}
+		dir, err := filepath.Abs(store.TLSDir(env.Store.Dir()))
+		if err != nil {
+			return nil, err
+		}
+		res, err := initTLS(dir, opts, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("tls init: %w", err)
+		}
+		// Run as root while the service is stopped, the files take the owner
+		// of DATA, so the service's user can read its keys.
+		if err := store.OwnLike(env.Store.Dir(), dir); err != nil {
+			return nil, fmt.Errorf("tls init: give %s the owner of the data directory: %w", dir, err)
+		}
+		if env.Logger != nil {
+			env.Logger.Info("tls init", "dir", dir, "hosts", strings.Join(opts.hosts, ","), "new_ca", res.newCA)
+		}
+		return &TLSResult{Dir: res.dir, CAName: res.ca.Subject.CommonName, NewCA: res.newCA, CANotAfter: res.ca.NotAfter.UTC(),
+			Hosts: opts.hosts, NotAfter: res.server.NotAfter.UTC(), Port: opts.port}, nil
+	},
+	Render: func(w Output, res *TLSResult) error { return writeTLSHowTo(w.Out, res) },
+})
+
+// The files of DATA/tls (store.TLSDir), by store's names.
 const (
-	tlsDirName     = store.TLSDirName
 	caCertFile     = store.TLSCACert
 	caKeyFile      = store.TLSCAKey
 	serverCertFile = store.TLSServerCert
@@ -62,7 +102,7 @@ const (
 // TLSFiles returns the paths of the server certificate and key that
 // `tls init` writes in the data directory dataDir and `serve --tls` loads.
 func TLSFiles(dataDir string) (cert, key string) {
-	dir := filepath.Join(dataDir, tlsDirName)
+	dir := store.TLSDir(dataDir)
 	return filepath.Join(dir, serverCertFile), filepath.Join(dir, serverKeyFile)
 }
 
@@ -75,57 +115,18 @@ type tlsInitOptions struct {
 	port    string   // the port clients use, for the printed paths
 }
 
-func runTLSInit(_ context.Context, env *Env, args Args, stdio Stdio) error {
-	if len(args.Words) != 0 {
-		return errUsage
-	}
-	opts, err := parseTLSInitArgs(args)
-	if err != nil {
-		return err
-	}
-	dir, err := filepath.Abs(filepath.Join(env.Store.Dir(), tlsDirName))
-	if err != nil {
-		return err
-	}
-	res, err := initTLS(dir, opts, time.Now())
-	if err != nil {
-		return fmt.Errorf("tls init: %w", err)
-	}
-	// Run as root while the service is stopped, the files take the owner of
-	// DATA, so the service's user can read its keys.
-	if err := store.OwnLike(env.Store.Dir(), dir); err != nil {
-		return fmt.Errorf("tls init: give %s the owner of the data directory: %w", dir, err)
-	}
-	if env.Logger != nil {
-		env.Logger.Info("tls init", "dir", dir, "hosts", strings.Join(opts.hosts, ","), "new_ca", res.newCA)
-	}
-	return writeTLSHowTo(stdio.Out, res, opts)
-}
-
-func parseTLSInitArgs(args Args) (tlsInitOptions, error) {
-	opts := tlsInitOptions{keyType: "ecdsa", port: "5000"}
-	hosts, _ := args.Flag("host")
+// tlsInitOptionsOf checks the request of tls init.
+func tlsInitOptionsOf(req TLSInit) (tlsInitOptions, error) {
+	opts := tlsInitOptions{force: req.Force, newCA: req.NewCA, keyType: req.Key, port: req.Port}
 	var err error
-	if opts.hosts, err = parseTLSHosts(hosts); err != nil {
+	if opts.hosts, err = parseTLSHosts(strings.Join(req.Hosts, ",")); err != nil {
 		return opts, err
 	}
-	if opts.force, err = boolFlag(args, "force"); err != nil {
-		return opts, err
+	if k := req.Key; k != "ecdsa" && k != "rsa" {
+		return opts, fmt.Errorf("--key: %q is not ecdsa or rsa", k)
 	}
-	if opts.newCA, err = boolFlag(args, "new-ca"); err != nil {
-		return opts, err
-	}
-	if k, ok := args.Flag("key"); ok {
-		if k != "ecdsa" && k != "rsa" {
-			return opts, fmt.Errorf("--key: %q is not ecdsa or rsa", k)
-		}
-		opts.keyType = k
-	}
-	if p, ok := args.Flag("port"); ok {
-		if n, err := net.LookupPort("tcp", p); err != nil || n == 0 || p != fmt.Sprint(n) {
-			return opts, fmt.Errorf("--port: %q is not a port number", p)
-		}
-		opts.port = p
+	if n, err := net.LookupPort("tcp", req.Port); err != nil || n == 0 || req.Port != fmt.Sprint(n) {
+		return opts, fmt.Errorf("--port: %q is not a port number", req.Port)
 	}
 	return opts, nil
 }
@@ -334,29 +335,13 @@ func writePEMFiles(keyPath, certPath string, key crypto.Signer, cert *x509.Certi
 	return writeFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644)
 }
 
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(f.Name())
+// writeFileAtomic writes data to path whole or not at all
+// (store.WriteFileAtomic).
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return store.WriteFileAtomic(path, mode, func(w io.Writer) error {
+		if _, err := w.Write(data); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
 		}
-	}()
-	if err = f.Chmod(mode); err == nil {
-		if _, err = f.Write(data); err == nil {
-			err = f.Sync()
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+		return nil
+	})
 }

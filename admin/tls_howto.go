@@ -13,32 +13,32 @@ import (
 // the port clients use, exactly where each kind of client looks for the
 // CA: Docker, the containers/image tools (Podman, Buildah, Skopeo, CRI-O),
 // containerd, and the operating system's store.
-func writeTLSHowTo(w io.Writer, res tlsResult, opts tlsInitOptions) error {
-	host := opts.hosts[0]
+func writeTLSHowTo(w io.Writer, res *TLSResult) error {
+	host := res.Hosts[0]
 	// Docker and containerd name the directory host:port, without the port
 	// when it is 443; an IPv6 address goes in brackets.
-	hostPort := net.JoinHostPort(host, opts.port)
-	if opts.port == "443" {
+	hostPort := net.JoinHostPort(host, res.Port)
+	if res.Port == "443" {
 		hostPort = host
 		if strings.Contains(host, ":") {
 			hostPort = "[" + host + "]"
 		}
 	}
 	caState := "new: every client must trust it, as shown below"
-	if !res.newCA {
+	if !res.NewCA {
 		caState = "kept: clients that trust it need nothing new"
 	}
 	return tlsHowTo.Execute(w, map[string]any{
-		"Dir":        res.dir,
-		"Serve":      DataCommand(filepath.Dir(res.dir), "serve --tls"),
-		"CAName":     res.ca.Subject.CommonName,
+		"Dir":        res.Dir,
+		"Serve":      DataCommand(filepath.Dir(res.Dir), "serve --tls"),
+		"CAName":     res.CAName,
 		"CAState":    caState,
-		"CAUntil":    day(res.ca.NotAfter),
-		"Names":      strings.Join(opts.hosts, ", "),
-		"Until":      day(res.server.NotAfter),
-		"CA":         filepath.Join(res.dir, caCertFile),
+		"CAUntil":    day(res.CANotAfter),
+		"Names":      strings.Join(res.Hosts, ", "),
+		"Until":      day(res.NotAfter),
+		"CA":         filepath.Join(res.Dir, caCertFile),
 		"HostPort":   hostPort,
-		"Port":       opts.port,
+		"Port":       res.Port,
 		"AnchorName": "berth-" + strings.NewReplacer(":", "-", "*", "wildcard").Replace(host) + ".crt",
 	})
 }

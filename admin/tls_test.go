@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/internal/storetest"
+	"github.com/berth-registry/berth/store"
 )
 
 func TestParseTLSHosts(t *testing.T) {
@@ -83,7 +86,7 @@ func tlsFiles(t *testing.T, dataDir string) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	for _, f := range []string{caCertFile, caKeyFile, serverCertFile, serverKeyFile} {
-		b, err := os.ReadFile(filepath.Join(dataDir, tlsDirName, f))
+		b, err := os.ReadFile(filepath.Join(store.TLSDir(dataDir), f))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +100,7 @@ func tlsFiles(t *testing.T, dataDir string) map[string][]byte {
 // keys that only the owner can read. It returns the CA and server key.
 func checkServerCert(t *testing.T, dataDir string, hosts ...string) (*x509.Certificate, any) {
 	t.Helper()
-	dir := filepath.Join(dataDir, tlsDirName)
+	dir := store.TLSDir(dataDir)
 	for _, f := range []string{caKeyFile, serverKeyFile} {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v, mode %v; want 0600", f, err, fi.Mode().Perm())
@@ -131,12 +134,17 @@ func checkServerCert(t *testing.T, dataDir string, hosts ...string) (*x509.Certi
 	return ca, pair.PrivateKey
 }
 
-func hostArgs(hosts string, flags ...string) Args {
-	a := Args{Flags: map[string]string{"host": hosts}}
-	for i := 0; i+1 < len(flags); i += 2 {
-		a.Flags[flags[i]] = flags[i+1]
-	}
-	return a
+// tlsReq is the request of tls init for hosts (comma-separated) with the
+// defaults of the command line.
+func tlsReq(hosts string) TLSInit {
+	req := TLSInitOp.Defaults
+	req.Hosts = []string{hosts}
+	return req
+}
+
+func withTLS(req TLSInit, change func(*TLSInit)) TLSInit {
+	change(&req)
+	return req
 }
 
 func TestTLSInit(t *testing.T) {
@@ -144,9 +152,9 @@ func TestTLSInit(t *testing.T) {
 		t.Run(way, func(t *testing.T) {
 			dir := t.TempDir()
 			if way == "serving" {
-				mustServe(t, mustOpen(t, dir))
+				mustServe(t, storetest.Open(t, dir))
 			}
-			r := run(t, dir, "tls init", hostArgs("registry.lan,192.168.1.10"), "")
+			r := call(t, dir, TLSInitOp, tlsReq("registry.lan,192.168.1.10"), "")
 			if r.err != "" {
 				t.Fatalf("tls init:\n%s", r)
 			}
@@ -157,7 +165,7 @@ func TestTLSInit(t *testing.T) {
 				`[host."https://registry.lan:5000"]`,
 				"update-ca-certificates",
 				"update-ca-trust",
-				filepath.Join(dir, tlsDirName, caCertFile),
+				filepath.Join(store.TLSDir(dir), caCertFile),
 			} {
 				if !strings.Contains(r.out, line) {
 					t.Errorf("the instructions lack %q:\n%s", line, r.out)
@@ -166,7 +174,7 @@ func TestTLSInit(t *testing.T) {
 			firstCA, _ := checkServerCert(t, dir, "registry.lan", "192.168.1.10")
 			before := tlsFiles(t, dir)
 
-			r = run(t, dir, "tls init", hostArgs("other.lan"), "")
+			r = call(t, dir, TLSInitOp, tlsReq("other.lan"), "")
 			if !strings.Contains(r.err, "--force") {
 				t.Errorf("a second tls init without --force: %q, want a refusal naming --force", r.err)
 			}
@@ -174,7 +182,7 @@ func TestTLSInit(t *testing.T) {
 				t.Errorf("a refused tls init changed the files")
 			}
 
-			r = run(t, dir, "tls init", hostArgs("other.lan", "force", "true", "port", "443"), "")
+			r = call(t, dir, TLSInitOp, withTLS(tlsReq("other.lan"), func(r *TLSInit) { r.Force, r.Port = true, "443" }), "")
 			if r.err != "" || !strings.Contains(r.out, "cp ca.crt /etc/docker/certs.d/other.lan/ca.crt") || !strings.Contains(r.out, "kept") {
 				t.Fatalf("tls init --force --port 443:\n%s", r)
 			}
@@ -182,7 +190,7 @@ func TestTLSInit(t *testing.T) {
 				t.Errorf("--force replaced the CA")
 			}
 
-			r = run(t, dir, "tls init", hostArgs("other.lan", "force", "true", "new-ca", "true", "key", "rsa"), "")
+			r = call(t, dir, TLSInitOp, withTLS(tlsReq("other.lan"), func(r *TLSInit) { r.Force, r.NewCA, r.Key = true, true, "rsa" }), "")
 			if r.err != "" {
 				t.Fatalf("tls init --force --new-ca --key rsa:\n%s", r)
 			}
@@ -209,23 +217,22 @@ func mapsEqual(a, b map[string][]byte) bool {
 func TestTLSInit_Errors(t *testing.T) {
 	tests := []struct {
 		name    string
-		args    Args
+		req     TLSInit
 		wantErr string
 	}{
-		{"no host", Args{}, "--host is required"},
-		{"host with port", hostArgs("registry.lan:5000"), "the port goes in --port"},
-		{"bad key", hostArgs("a.lan", "key", "dsa"), `--key: "dsa" is not ecdsa or rsa`},
-		{"bad port", hostArgs("a.lan", "port", "http"), `--port: "http" is not a port number`},
-		{"words", Args{Words: []string{"a.lan"}}, "usage: berth tls init --host"},
+		{"no host", TLSInitOp.Defaults, "--host is required"},
+		{"host with port", tlsReq("registry.lan:5000"), "the port goes in --port"},
+		{"bad key", withTLS(tlsReq("a.lan"), func(r *TLSInit) { r.Key = "dsa" }), `--key: "dsa" is not ecdsa or rsa`},
+		{"bad port", withTLS(tlsReq("a.lan"), func(r *TLSInit) { r.Port = "http" }), `--port: "http" is not a port number`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			r := run(t, dir, "tls init", tc.args, "")
+			r := call(t, dir, TLSInitOp, tc.req, "")
 			if !strings.Contains(r.err, tc.wantErr) {
-				t.Fatalf("tls init %+v: error %q, want %q", tc.args, r.err, tc.wantErr)
+				t.Fatalf("tls init %+v: error %q, want %q", tc.req, r.err, tc.wantErr)
 			}
-			if _, err := os.Stat(filepath.Join(dir, tlsDirName, caKeyFile)); err == nil {
+			if _, err := os.Stat(filepath.Join(store.TLSDir(dir), caKeyFile)); err == nil {
 				t.Errorf("a refused tls init wrote a CA")
 			}
 		})
@@ -236,7 +243,7 @@ func TestTLSInit_Errors(t *testing.T) {
 // certificates.
 func TestTLSInit_DefaultKeyIsECDSA(t *testing.T) {
 	dir := t.TempDir()
-	if r := run(t, dir, "tls init", hostArgs("a.lan"), ""); r.err != "" {
+	if r := call(t, dir, TLSInitOp, tlsReq("a.lan"), ""); r.err != "" {
 		t.Fatal(r)
 	}
 	ca, key := checkServerCert(t, dir, "a.lan")

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/berth-registry/berth/internal/storetest"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -27,32 +28,47 @@ func testHash(t *testing.T, pw string) string {
 func TestUserCommands_SameBothWays(t *testing.T) {
 	tw := newTwin(t)
 	alice, bob := testHash(t, "alice-pw"), testHash(t, "bob-pw")
-	steps := []struct {
+	type step struct {
 		name    string
-		command string
-		args    Args
+		run     func() result
 		wantOut string
 		wantErr string
-	}{
-		{"add admin", "user add", Args{Words: []string{"alice"}, Flags: map[string]string{"password-hash": alice, "admin": "true"}}, "added admin alice\n", ""},
-		{"add user", "user add", Args{Words: []string{"bob"}, Flags: map[string]string{"password-hash": bob}}, "added user bob\n", ""},
-		{"add again", "user add", Args{Words: []string{"bob"}, Flags: map[string]string{"password-hash": bob}}, "", "user bob already exists"},
-		{"add bad name", "user add", Args{Words: []string{"a:b"}, Flags: map[string]string{"password-hash": bob}}, "", `invalid user name: "a:b": character ":" at offset 1 is not allowed (only a-z, 0-9, '.', '_', '-')`},
-		{"add a name inside another's namespace", "user add", Args{Words: []string{"alice/team"}, Flags: map[string]string{"password-hash": bob}}, "", `invalid user name: "alice/team" contains '/': an account's name cannot reach into another's namespace`},
-		{"add without hash", "user add", Args{Words: []string{"carol"}}, "", "no password hash given"},
-		{"add with md5 hash", "user add", Args{Words: []string{"carol"}, Flags: map[string]string{"password-hash": "$apr1$abc$def"}}, "", "password hash: MD5 ($apr1$), not bcrypt"},
-		{"add bad admin flag", "user add", Args{Words: []string{"carol"}, Flags: map[string]string{"password-hash": bob, "admin": "maybe"}}, "", `--admin: "maybe" is not true or false`},
-		{"add two names", "user add", Args{Words: []string{"a", "b"}}, "", "usage: berth user add NAME [--admin] [--password-stdin]"},
-		{"passwd", "user passwd", Args{Words: []string{"bob"}, Flags: map[string]string{"password-hash": alice}}, "changed the password of bob\n", ""},
-		{"passwd unknown", "user passwd", Args{Words: []string{"nobody"}, Flags: map[string]string{"password-hash": alice}}, "", "no user nobody"},
-		{"del unknown", "user del", Args{Words: []string{"nobody"}}, "", "no user nobody"},
-		{"del", "user del", Args{Words: []string{"bob"}}, "deleted user bob\n", ""},
-		{"list with argument", "user list", Args{Words: []string{"x"}}, "", "usage: berth user list"},
+	}
+	steps := []step{
+		{"add admin", func() result {
+			return both(t, tw, UserAddOp, UserAdd{Name: "alice", NewPassword: NewPassword{PasswordHash: alice}, Admin: true}, "")
+		}, "added admin alice\n", ""},
+		{"add user", func() result {
+			return both(t, tw, UserAddOp, UserAdd{Name: "bob", NewPassword: NewPassword{PasswordHash: bob}}, "")
+		}, "added user bob\n", ""},
+		{"add again", func() result {
+			return both(t, tw, UserAddOp, UserAdd{Name: "bob", NewPassword: NewPassword{PasswordHash: bob}}, "")
+		}, "", "user bob already exists"},
+		{"add bad name", func() result {
+			return both(t, tw, UserAddOp, UserAdd{Name: "a:b", NewPassword: NewPassword{PasswordHash: bob}}, "")
+		}, "", `invalid user name: "a:b": character ":" at offset 1 is not allowed (only a-z, 0-9, '.', '_', '-')`},
+		{"add a name inside another's namespace", func() result {
+			return both(t, tw, UserAddOp, UserAdd{Name: "alice/team", NewPassword: NewPassword{PasswordHash: bob}}, "")
+		}, "", `invalid user name: "alice/team" contains '/': an account's name cannot reach into another's namespace`},
+		{"add with md5 hash", func() result {
+			return both(t, tw, UserAddOp, UserAdd{Name: "carol", NewPassword: NewPassword{PasswordHash: "$apr1$abc$def"}}, "")
+		}, "", "password hash: MD5 ($apr1$), not bcrypt"},
+		{"add with empty stdin", func() result {
+			return both(t, tw, UserAddOp, UserAdd{Name: "carol", NewPassword: NewPassword{PasswordStdin: true}}, "")
+		}, "", "the password is empty"},
+		{"passwd", func() result {
+			return both(t, tw, UserPasswdOp, UserPasswd{Name: "bob", NewPassword: NewPassword{PasswordHash: alice}}, "")
+		}, "changed the password of bob\n", ""},
+		{"passwd unknown", func() result {
+			return both(t, tw, UserPasswdOp, UserPasswd{Name: "nobody", NewPassword: NewPassword{PasswordHash: alice}}, "")
+		}, "", "no user nobody"},
+		{"del unknown", func() result { return both(t, tw, UserDelOp, UserDel{Name: "nobody"}, "") }, "", "no user nobody"},
+		{"del", func() result { return both(t, tw, UserDelOp, UserDel{Name: "bob"}, "") }, "deleted user bob\n", ""},
 	}
 	for _, st := range steps {
-		got := tw.run(t, st.command, st.args, "")
+		got := st.run()
 		if got.out != st.wantOut || got.err != st.wantErr {
-			t.Errorf("%s: %s %q: got\n%s\nwant stdout %q, error %q", st.name, st.command, st.args.Words, got, st.wantOut, st.wantErr)
+			t.Errorf("%s: got\n%s\nwant stdout %q, error %q", st.name, got, st.wantOut, st.wantErr)
 		}
 	}
 
@@ -73,7 +89,7 @@ func TestUserCommands_SameBothWays(t *testing.T) {
 // then with the server stopped: created times included, the bytes match.
 func TestUserList_SameBothWays(t *testing.T) {
 	dir := t.TempDir()
-	s := mustOpen(t, dir)
+	s := storetest.Open(t, dir)
 	for _, u := range []store.User{{Name: "zed"}, {Name: "admin", Admin: true}, {Name: "mia"}} {
 		u.PasswordHash = []byte(testHash(t, "pw"))
 		if err := s.AddUser(u); err != nil {
@@ -81,10 +97,10 @@ func TestUserList_SameBothWays(t *testing.T) {
 		}
 	}
 	stop := mustServe(t, s)
-	remote := run(t, dir, "user list", Args{}, "")
+	remote := call(t, dir, UserListOp, UserList{}, "")
 	stop()
-	mustCheckClose(t, s)
-	local := run(t, dir, "user list", Args{}, "")
+	storetest.CheckClose(t, s)
+	local := call(t, dir, UserListOp, UserList{}, "")
 	if local != remote {
 		t.Fatalf("output differs\nlocal:\n%s\nthrough the socket:\n%s", local, remote)
 	}
@@ -100,26 +116,24 @@ $`)
 
 func TestUserPasswd_ForgetsInitialPassword(t *testing.T) {
 	tests := []struct {
-		name    string
-		command string
-		args    Args
+		name string
+		run  func(tw *twin, hash string) result
 	}{
-		{"passwd", "user passwd", Args{Words: []string{"admin"}, Flags: map[string]string{"password-hash": "HASH"}}},
-		{"del", "user del", Args{Words: []string{"admin"}}},
+		{"passwd", func(tw *twin, hash string) result {
+			return both(t, tw, UserPasswdOp, UserPasswd{Name: "admin", NewPassword: NewPassword{PasswordHash: hash}}, "")
+		}},
+		{"del", func(tw *twin, _ string) result { return both(t, tw, UserDelOp, UserDel{Name: "admin"}, "") }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tw := newTwin(t)
 			hash := testHash(t, "new")
-			if v, ok := tc.args.Flag("password-hash"); ok && v == "HASH" {
-				tc.args.Flags = map[string]string{"password-hash": hash}
-			}
 			for _, dir := range []string{tw.local, tw.remote.Dir()} {
 				seedInitialAdmin(t, dir, tw.remote)
 			}
-			got := tw.run(t, tc.command, tc.args, "")
+			got := tc.run(tw, hash)
 			if got.err != "" || !strings.Contains(got.out, "removed initial-admin-password") {
-				t.Errorf("%s admin:\n%s", tc.command, got)
+				t.Errorf("%s admin:\n%s", tc.name, got)
 			}
 			for _, dir := range []string{tw.local, tw.remote.Dir()} {
 				if _, err := os.Stat(filepath.Join(dir, initialPasswordFile)); !errors.Is(err, os.ErrNotExist) {

@@ -10,55 +10,50 @@ import (
 	"github.com/berth-registry/berth/store"
 )
 
-// verifyCommand checks the whole store. Its flags: repair and progress
-// (booleans; progress draws a bar on stderr, the CLI sets it only on a
-// terminal). It fails when it finds any fault, repaired or not.
-var verifyCommand = Command{
-	Name:  "verify",
-	Usage: "[--repair]",
-	Run:   runVerify,
+// Verify checks the whole store. It fails when it finds any fault,
+// repaired or not.
+type Verify struct {
+	Repair bool `flag:"repair" usage:"quarantine corrupt blobs and forget missing ones, so a re-push heals" json:"repair,omitempty"`
 }
 
-func runVerify(ctx context.Context, env *Env, args Args, stdio Stdio) error {
-	if len(args.Words) != 0 {
-		return errUsage
-	}
-	repair, err := boolFlag(args, "repair")
-	if err != nil {
-		return err
-	}
-	showProgress, err := boolFlag(args, "progress")
-	if err != nil {
-		return err
-	}
-	opts := store.VerifyOptions{Repair: repair}
-	bar := &byteBar{w: stdio.Err, description: "verify"}
-	if showProgress {
-		opts.Progress = bar.update
-	}
-	start := time.Now()
-	report, err := env.Store.Verify(ctx, opts)
-	bar.close()
-	if env.Logger != nil {
-		env.Logger.Info("verify", "repair", repair, "blobs", report.Blobs, "bytes", report.Bytes,
-			"faults", len(report.Faults), "repaired", report.Repaired(), "err", err,
-			"duration", time.Since(start).Round(time.Millisecond))
-	}
-	if werr := WriteVerifyReport(stdio.Out, report); err == nil {
-		err = werr
-	}
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
-	if n := len(report.Faults); n > 0 {
-		hint := "run `" + DataCommand(env.Store.Dir(), "verify --repair") + "`, then re-push the images listed"
-		if repair {
-			hint = "re-push the images listed, then verify again"
-		}
-		return fmt.Errorf("verify: %s found: %s", plural(n, "fault"), hint)
-	}
-	return nil
+// VerifyResult is the result of verify.
+type VerifyResult struct {
+	store.VerifyReport
+	Repair bool `json:"repair,omitempty"`
 }
+
+var VerifyOp = register(&Op[Verify, VerifyResult]{
+	Name:     "verify",
+	Progress: "verify",
+	Do: func(ctx context.Context, env *Env, task *Task, req Verify) (*VerifyResult, error) {
+		opts := store.VerifyOptions{Repair: req.Repair}
+		if task.watched() {
+			opts.Progress = func(done, total int64) {
+				task.Report(Progress{Phase: "verify", Done: done, Total: total, Bytes: true})
+			}
+		}
+		start := time.Now()
+		report, err := env.Store.Verify(ctx, opts)
+		if env.Logger != nil {
+			env.Logger.Info("verify", "repair", req.Repair, "blobs", report.Blobs, "bytes", report.Bytes,
+				"faults", len(report.Faults), "repaired", report.Repaired(), "err", err,
+				"duration", time.Since(start).Round(time.Millisecond))
+		}
+		res := &VerifyResult{VerifyReport: report, Repair: req.Repair}
+		if err != nil {
+			return res, fmt.Errorf("verify: %w", err)
+		}
+		if n := len(report.Faults); n > 0 {
+			hint := "run `" + DataCommand(env.Store.Dir(), "verify --repair") + "`, then re-push the images listed"
+			if req.Repair {
+				hint = "re-push the images listed, then verify again"
+			}
+			return res, fmt.Errorf("verify: %s found: %s", plural(n, "fault"), hint)
+		}
+		return res, nil
+	},
+	Render: func(w Output, res *VerifyResult) error { return WriteVerifyReport(w.Out, res.VerifyReport) },
+})
 
 // WriteVerifyReport prints each fault: a line naming it and what is wrong,
 // then, indented, the images it breaks and what --repair did. A summary

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-registry/berth/internal/storetest"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -14,7 +15,7 @@ import (
 func TestVerify_SameBothWays(t *testing.T) {
 	tw := newTwin(t)
 	fillTwin(t, tw)
-	clean := tw.run(t, "verify", Args{}, "")
+	clean := both(t, tw, VerifyOp, Verify{}, "")
 	if clean.err != "" || !strings.HasSuffix(clean.out, ": no faults\n") {
 		t.Fatalf("verify of a whole store:\n%s", clean)
 	}
@@ -26,7 +27,7 @@ func TestVerify_SameBothWays(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	found := tw.run(t, "verify", Args{}, "")
+	found := both(t, tw, VerifyOp, Verify{}, "")
 	for _, want := range []string{
 		"corrupt blob " + string(layer) + ": its content hashes to ",
 		"  images: app:v1\n",
@@ -40,11 +41,11 @@ func TestVerify_SameBothWays(t *testing.T) {
 		t.Errorf("verify error %q, want it to count the fault", found.err)
 	}
 
-	repaired := tw.run(t, "verify", Args{Flags: map[string]string{"repair": "true"}}, "")
+	repaired := both(t, tw, VerifyOp, Verify{Repair: true}, "")
 	if !strings.Contains(repaired.out, "  repaired: moved to quarantine/sha256/"+layer.Hex()) || repaired.err == "" {
 		t.Fatalf("verify --repair:\n%s", repaired)
 	}
-	broken := tw.run(t, "verify", Args{}, "")
+	broken := both(t, tw, VerifyOp, Verify{}, "")
 	if !strings.Contains(broken.out, "broken manifest app@") || !strings.Contains(broken.out, "  images: app:v1\n") {
 		t.Fatalf("verify after repair should ask for a re-push of app:v1:\n%s", broken)
 	}
@@ -53,17 +54,10 @@ func TestVerify_SameBothWays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pushImage(t, local, "app", "v1", "shared layer", "app layer")
+	storetest.PushImage(t, local, "app", "v1", nil, "shared layer", "app layer")
 	local.Close()
-	pushImage(t, tw.remote, "app", "v1", "shared layer", "app layer")
-	if healed := tw.run(t, "verify", Args{}, ""); healed.err != "" {
+	storetest.PushImage(t, tw.remote, "app", "v1", nil, "shared layer", "app layer")
+	if healed := both(t, tw, VerifyOp, Verify{}, ""); healed.err != "" {
 		t.Fatalf("verify after the re-push:\n%s", healed)
-	}
-}
-
-func TestVerify_Usage(t *testing.T) {
-	r := run(t, t.TempDir(), "verify", Args{Words: []string{"extra"}}, "")
-	if !strings.Contains(r.err, "usage: berth verify [--repair]") {
-		t.Fatalf("verify with a word: %s", r)
 	}
 }

@@ -4,24 +4,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
-// serverVersionCommand prints the running server's version. It means
+// ServerVersionReq asks the running server for its version. It means
 // something only inside the server; ServerVersion sends it there.
-var serverVersionCommand = Command{
+type ServerVersionReq struct{}
+
+// VersionInfo is the result of server version.
+type VersionInfo struct {
+	Version string `json:"version"`
+}
+
+var serverVersionOp = register(&Op[ServerVersionReq, VersionInfo]{
 	Name: "server version",
-	Run: func(_ context.Context, env *Env, args Args, stdio Stdio) error {
-		if len(args.Words) != 0 {
-			return errUsage
-		}
+	Do: func(_ context.Context, env *Env, _ *Task, _ ServerVersionReq) (*VersionInfo, error) {
 		if env.Version == "" {
-			return errors.New("no server runs this command")
+			return nil, errors.New("no server runs this command")
 		}
-		_, err := fmt.Fprintln(stdio.Out, env.Version)
+		return &VersionInfo{Version: env.Version}, nil
+	},
+	Render: func(w Output, res *VersionInfo) error {
+		_, err := fmt.Fprintln(w.Out, res.Version)
 		return err
 	},
-}
+})
 
 // ErrNoServer is returned by ServerVersion when no server answers on the
 // data directory's control socket.
@@ -31,13 +39,13 @@ var ErrNoServer = errors.New("no server answers")
 // its control socket, for its version. It returns an error wrapping
 // ErrNoServer when none answers (none runs, or this user may not reach it).
 func ServerVersion(ctx context.Context, dir string) (string, error) {
-	conn, err := dialControl(SocketPath(dir))
+	c, err := dialControl(SocketPath(dir))
 	if err != nil {
 		return "", fmt.Errorf("%w on %s: %v", ErrNoServer, SocketPath(dir), err)
 	}
-	var out strings.Builder
-	if err := runRemote(ctx, conn, serverVersionCommand.Name, Args{}, Stdio{Out: &out}.orEmpty()); err != nil {
+	res, err := callRemote(ctx, c, serverVersionOp, ServerVersionReq{}, Stdio{}.orEmpty(), &progressBar{w: io.Discard})
+	if err != nil {
 		return "", err
 	}
-	return strings.TrimSpace(out.String()), nil
+	return strings.TrimSpace(res.Version), nil
 }

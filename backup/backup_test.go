@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/berth-registry/berth/internal/storetest"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -17,7 +18,7 @@ import (
 // and every blob file, comes back the same.
 func TestWriteRestore_Full(t *testing.T) {
 	live := t.TempDir()
-	s := openStore(t, live)
+	s := storetest.Open(t, live)
 	fillStore(t, s)
 	if _, err := s.StartUpload("app", "", 0); err != nil {
 		t.Fatal(err)
@@ -62,14 +63,14 @@ func compareDigest(a, b store.Digest) int {
 // chain to the state its last snapshot saw.
 func TestWriteRestore_IncrementalChain(t *testing.T) {
 	live := t.TempDir()
-	s := openStore(t, live)
+	s := storetest.Open(t, live)
 	fillStore(t, s)
 	full, fullHdr := writeBackup(t, s, nil)
 	states := []string{snapshotOf(t, s)}
 
 	// Between the full backup and the first incremental: a new image that
 	// reuses a layer, and the tools image deleted and collected.
-	pushImage(t, s, "app", "v2", nil, "base layer", "v2 layer")
+	storetest.PushImage(t, s, "app", "v2", nil, "base layer", "v2 layer")
 	cli, _ := s.Manifest("tools/cli", store.Reference{Tag: "latest"})
 	if err := s.DeleteManifest("tools/cli", store.Reference{Digest: cli.Digest}); err != nil {
 		t.Fatal(err)
@@ -85,7 +86,7 @@ func TestWriteRestore_IncrementalChain(t *testing.T) {
 
 	// The collected layer comes back, which the first incremental does not
 	// list: the second must hold it again.
-	pushImage(t, s, "tools/cli", "latest", nil, "base layer", "cli layer")
+	storetest.PushImage(t, s, "tools/cli", "latest", nil, "base layer", "cli layer")
 	inc2, inc2Hdr := writeBackup(t, s, &inc1Hdr)
 	states = append(states, snapshotOf(t, s))
 	if inc2Hdr.Base != inc1Hdr.ID || len(inc2Hdr.Blobs) != 2 {
@@ -122,7 +123,7 @@ func snapshotOf(t *testing.T, s *store.Store) string {
 // of a backup's blob copy: the pinned blobs survive until the backup is
 // done, it restores whole, and the next collection frees them.
 func TestWrite_WhileGC(t *testing.T) {
-	s := openStore(t, t.TempDir())
+	s := storetest.Open(t, t.TempDir())
 	fillStore(t, s)
 	want := snapshotOf(t, s)
 	_, before := writeBackup(t, s, nil)
@@ -179,7 +180,7 @@ func deleteEverything(s *store.Store) error {
 
 // TestRestore_Target checks the rules about the data directory.
 func TestRestore_Target(t *testing.T) {
-	src := openStore(t, t.TempDir())
+	src := storetest.Open(t, t.TempDir())
 	fillStore(t, src)
 	archive, _ := writeBackup(t, src, nil)
 
@@ -202,8 +203,8 @@ func TestRestore_Target(t *testing.T) {
 	})
 	t.Run("Force", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "data")
-		old := openStore(t, dir)
-		pushImage(t, old, "old", "v1", nil, "old layer")
+		old := storetest.Open(t, dir)
+		storetest.PushImage(t, old, "old", "v1", nil, "old layer")
 		old.Close()
 		res, err := restore(dir, true, archive)
 		if err != nil || !res.Replaced || res.Leftover != "" {
@@ -218,7 +219,7 @@ func TestRestore_Target(t *testing.T) {
 	})
 	t.Run("InUse", func(t *testing.T) {
 		dir := t.TempDir()
-		openStore(t, dir) // stays open: the lock a server holds
+		storetest.Open(t, dir) // stays open: the lock a server holds
 		before := treeOf(t, dir)
 		if _, err := restore(dir, true, archive); !errors.Is(err, ErrInUse) {
 			t.Fatalf("Restore into an open store: %v, want ErrInUse", err)
@@ -242,7 +243,7 @@ func mapsEqual(a, b map[string]string) bool {
 }
 
 func TestReadHeader(t *testing.T) {
-	s := openStore(t, t.TempDir())
+	s := storetest.Open(t, t.TempDir())
 	fillStore(t, s)
 	archive, want := writeBackup(t, s, nil)
 	got, err := ReadHeader(bytes.NewReader(archive), "full")

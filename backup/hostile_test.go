@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-registry/berth/internal/storetest"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -19,12 +20,12 @@ import (
 // was, and leave nothing beside it: the restore wrote only inside its
 // temporary directory, which is gone.
 func TestRestore_HostileArchives(t *testing.T) {
-	src := openStore(t, t.TempDir())
+	src := storetest.Open(t, t.TempDir())
 	fillStore(t, src)
 	full, fullHdr := writeBackup(t, src, nil)
-	pushImage(t, src, "app", "v2", nil, "v2 layer")
+	storetest.PushImage(t, src, "app", "v2", nil, "v2 layer")
 	inc1, inc1Hdr := writeBackup(t, src, &fullHdr)
-	pushImage(t, src, "app", "v3", nil, "v3 layer")
+	storetest.PushImage(t, src, "app", "v3", nil, "v3 layer")
 	inc2, _ := writeBackup(t, src, &inc1Hdr)
 	blob := fullHdr.Blobs[0]
 	blobName := Entry{Kind: EntryBlob, Digest: blob.Digest}.Name()
@@ -112,8 +113,8 @@ func TestRestore_HostileArchives(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			parent := t.TempDir()
 			data := filepath.Join(parent, "data")
-			old := openStore(t, data)
-			pushImage(t, old, "precious", "v1", nil, "precious layer")
+			old := storetest.Open(t, data)
+			storetest.PushImage(t, old, "precious", "v1", nil, "precious layer")
 			old.Close()
 			before := treeOf(t, parent)
 

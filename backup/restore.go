@@ -79,7 +79,7 @@ func Restore(ctx context.Context, dir string, inputs []Input, opts RestoreOption
 		}
 	}()
 	r := &restorer{ctx: ctx, dir: tmp, checkRule: opts.CheckRule, have: map[store.Digest]int64{}, dirs: map[string]bool{}, buf: make([]byte, copyBufferSize)}
-	if err := os.MkdirAll(filepath.Join(tmp, "uploads"), 0o755); err != nil {
+	if err := os.MkdirAll(store.UploadsDir(tmp), 0o755); err != nil {
 		return res, err
 	}
 	var prev *Header
@@ -252,7 +252,7 @@ func (r *restorer) readEntries(a *archive, h Header) error {
 }
 
 func (r *restorer) writeMeta(a *archive) error {
-	path := filepath.Join(r.dir, metaName)
+	path := store.MetaPath(r.dir)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("create meta.db: %w", err)
@@ -270,7 +270,7 @@ func (r *restorer) writeMeta(a *archive) error {
 // writeTLS writes the current entry as DATA/tls/name, a key readable by
 // its owner only.
 func (r *restorer) writeTLS(a *archive, name string, size int64) error {
-	dir := filepath.Join(r.dir, tlsDir)
+	dir := store.TLSDir(r.dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -297,37 +297,18 @@ func (r *restorer) writeTLS(a *archive, name string, size int64) error {
 	return f.Close()
 }
 
-// writeBlob writes the current entry as blob d, hashing it on the way, into
-// a temporary file that becomes the blob only when the digest matches.
+// writeBlob writes the current entry as blob d: store.WriteBlob hashes it
+// on the way and puts it in place only when the digest matches.
 func (r *restorer) writeBlob(a *archive, name string, d store.Digest, size int64) error {
-	part := filepath.Join(r.dir, "uploads", "restore.part")
-	f, err := os.OpenFile(part, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("create blob file: %w", err)
-	}
-	defer f.Close()
-	h := store.NewHash(d.Algorithm())
-	n, err := copyHashed(f, h, &ctxReader{r.ctx, a.read()}, r.buf)
-	if err != nil {
+	_, err := store.WriteBlob(r.dir, d, size, &ctxReader{r.ctx, a.read()})
+	switch {
+	case errors.Is(err, store.ErrDigestMismatch) || errors.Is(err, store.ErrSizeInvalid):
+		return fmt.Errorf("%s: entry %q does not match its name: %v; the backup is corrupt", a.name, name, err)
+	case err != nil:
 		return fmt.Errorf("write blob %s: %w", d, err)
 	}
-	if got := store.Digest(fmt.Sprintf("%s:%x", d.Algorithm(), h.Sum(nil))); n != size || got != d {
-		return fmt.Errorf("%s: entry %q does not match its name: its %d bytes hash to %s; the backup is corrupt", a.name, name, n, got)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync blob %s: %w", d, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close blob %s: %w", d, err)
-	}
-	final := store.BlobPathIn(r.dir, d)
-	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-		return err
-	}
-	if err := os.Rename(part, final); err != nil {
-		return fmt.Errorf("place blob %s: %w", d, err)
-	}
 	r.have[d] = size
+	final := store.BlobPathIn(r.dir, d)
 	for dir := filepath.Dir(final); dir != r.dir; dir = filepath.Dir(dir) {
 		r.dirs[dir] = true
 	}

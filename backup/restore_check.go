@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"sort"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/berth-registry/berth/store"
 )
 
@@ -32,15 +30,15 @@ func (r *restorer) finish(name string, last Header) (blobs int, bytes int64, dro
 			err = fmt.Errorf("close the restored store: %w", cerr)
 		}
 	}()
-	if err := checkPages(s); err != nil {
+	if err := s.CheckPages(); err != nil {
 		return 0, 0, 0, fmt.Errorf("the meta.db of %s is damaged: %w", name, err)
 	}
 	if err := s.ValidateRecords(r.checkRule); err != nil {
 		return 0, 0, 0, fmt.Errorf("%s is refused: %w", name, err)
 	}
-	recorded, err := recordedBlobs(s)
+	recorded, err := s.Blobs()
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, fmt.Errorf("list the restored blobs: %w", err)
 	}
 	want := last.Holds()
 	for _, b := range recorded {
@@ -66,32 +64,6 @@ func (r *restorer) finish(name string, last Header) (blobs int, bytes int64, dro
 		return 0, 0, 0, fmt.Errorf("the restored store is inconsistent (%d faults), the first: %s", len(faults), faults[0])
 	}
 	return len(recorded), bytes, dropped, r.syncDirs()
-}
-
-// checkPages runs bbolt's consistency check and returns its first error.
-func checkPages(s *store.Store) error {
-	return s.DB().View(func(tx *bolt.Tx) error {
-		var first error
-		for err := range tx.Check() { // drain: the checker uses tx until it closes
-			if first == nil {
-				first = err
-			}
-		}
-		return first
-	})
-}
-
-func recordedBlobs(s *store.Store) ([]store.BlobInfo, error) {
-	var out []store.BlobInfo
-	unpin, err := s.Snapshot(func(_ *bolt.Tx, blobs []store.BlobInfo) error {
-		out = blobs
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list the restored blobs: %w", err)
-	}
-	unpin()
-	return out, nil
 }
 
 // removeUnrecorded removes the blobs that earlier inputs brought and the
@@ -122,7 +94,7 @@ func (r *restorer) syncDirs() error {
 		dirs = append(dirs, d)
 	}
 	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
-	dirs = append(dirs, filepath.Join(r.dir, "uploads"), r.dir)
+	dirs = append(dirs, store.UploadsDir(r.dir), r.dir)
 	for _, d := range dirs {
 		if err := store.SyncDir(d); err != nil {
 			return err

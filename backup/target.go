@@ -9,9 +9,6 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
-
 	"github.com/berth-registry/berth/store"
 )
 
@@ -28,7 +25,7 @@ type target struct {
 	exists bool        // it exists
 	full   bool        // it exists and holds something
 	mode   fs.FileMode // its permissions, or those store.Open gives a new one
-	lock   *bolt.DB    // a shared lock on its meta.db; nil when it has none
+	unlock func()      // releases the shared lock on its meta.db; nil when not taken
 	kept   []string    // what replaceWith kept of the old directory
 }
 
@@ -77,26 +74,25 @@ func openTarget(dir string, force bool) (*target, error) {
 	return t, nil
 }
 
-// takeLock takes a shared lock on DATA/meta.db, which conflicts with the
-// exclusive one every berth process that opens DATA holds. A meta.db that
-// bbolt cannot open (damaged, or not bbolt) is held by nobody, and is left
-// unlocked: a server could not open it either.
+// takeLock takes a shared lock on DATA/meta.db (store.LockShared), which
+// conflicts with the exclusive one every berth process that opens DATA
+// holds.
 func (t *target) takeLock() error {
-	db, err := bolt.Open(filepath.Join(t.path, "meta.db"), 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
+	unlock, err := store.LockShared(t.path)
+	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("%w: %s; stop the server (or the other berth command) first", ErrInUse, t.path)
-	case err != nil:
-		return nil
 	}
-	t.lock = db
+	if err != nil {
+		return err
+	}
+	t.unlock = unlock
 	return nil
 }
 
 func (t *target) release() {
-	if t.lock != nil {
-		t.lock.Close()
-		t.lock = nil
+	if t.unlock != nil {
+		t.unlock()
+		t.unlock = nil
 	}
 }
 

@@ -3,6 +3,7 @@ package backup
 import (
 	"archive/tar"
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/berth-registry/berth/store"
 )
@@ -60,8 +60,8 @@ func Write(ctx context.Context, s *store.Store, w io.Writer, opts Options) (Head
 		return Header{}, err
 	}
 	var hdr Header
-	unpin, err := s.Snapshot(func(tx *bolt.Tx, blobs []store.BlobInfo) error {
-		hdr = newHeader(id, opts, tx.Size(), blobs)
+	unpin, err := s.Snapshot(func(sn *store.Snapshot) error {
+		hdr = newHeader(id, opts, sn.MetaSize(), sn.Blobs)
 		for _, f := range tlsFiles {
 			hdr.TLS = append(hdr.TLS, TLSFile{Name: f.name, Size: int64(len(f.data))})
 		}
@@ -70,7 +70,7 @@ func Write(ctx context.Context, s *store.Store, w io.Writer, opts Options) (Head
 		if err := writeHeader(tw, hdr); err != nil {
 			return err
 		}
-		return writeMeta(tw, pw, tx, hdr.Created)
+		return writeMeta(tw, pw, sn, hdr.Created)
 	})
 	if err != nil {
 		return hdr, err
@@ -136,13 +136,13 @@ func writeHeader(tw *tar.Writer, h Header) error {
 	return nil
 }
 
-// writeMeta copies meta.db as tx sees it.
-func writeMeta(tw *tar.Writer, pw *progressWriter, tx *bolt.Tx, at time.Time) error {
-	if err := tw.WriteHeader(fileHeader(metaName, tx.Size(), at)); err != nil {
+// writeMeta copies meta.db as the snapshot sees it.
+func writeMeta(tw *tar.Writer, pw *progressWriter, sn *store.Snapshot, at time.Time) error {
+	if err := tw.WriteHeader(fileHeader(metaName, sn.MetaSize(), at)); err != nil {
 		return fmt.Errorf("write meta.db: %w", err)
 	}
 	pw.w = tw
-	if _, err := tx.WriteTo(pw); err != nil {
+	if _, err := sn.WriteMeta(pw); err != nil {
 		return fmt.Errorf("copy meta.db: %w", err)
 	}
 	return nil
@@ -166,8 +166,8 @@ func copyBlob(ctx context.Context, tw *tar.Writer, pw *progressWriter, s *store.
 	}
 	h := store.NewHash(b.Digest.Algorithm())
 	pw.w = tw
-	n, err := copyHashed(pw, h, &ctxReader{ctx, f}, buf)
-	if err != nil {
+	n, readErr, writeErr := store.CopyHashed(pw, h, &ctxReader{ctx, f})
+	if err := cmp.Or(writeErr, readErr); err != nil {
 		return fmt.Errorf("copy blob %s: %w", b.Digest, err)
 	}
 	if got := store.Digest(fmt.Sprintf("%s:%x", b.Digest.Algorithm(), h.Sum(nil))); n != b.Size || got != b.Digest {

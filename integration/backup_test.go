@@ -22,6 +22,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/berth-registry/berth/fixtures"
+	"github.com/berth-registry/berth/internal/storetest"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -80,7 +81,7 @@ func TestBackup_RoundTrip(t *testing.T) {
 		t.Fatalf("restore full + incremental: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
 	}
 	checkStore(t, both)
-	if got, want := storeDump(t, both), storeDump(t, s.Data); got != want {
+	if got, want := storetest.Dump(t, both), storetest.Dump(t, s.Data); got != want {
 		t.Fatalf("full + incremental differs from the live store\nrestored:\n%s\nlive:\n%s", got, want)
 	}
 }
@@ -249,41 +250,6 @@ func allTags(t *testing.T, s *server) []string {
 		}
 	}
 	return out
-}
-
-// storeDump renders every record of the stopped store in data except the
-// upload sessions, which a restore drops, with the blob files the records
-// name.
-func storeDump(t *testing.T, data string) string {
-	t.Helper()
-	st, err := store.Open(data, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var b strings.Builder
-	err = st.DB().View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(bucket []byte, bk *bolt.Bucket) error {
-			if string(bucket) == "uploads" {
-				return nil
-			}
-			return bk.ForEach(func(k, v []byte) error {
-				fmt.Fprintf(&b, "%s %q %x\n", bucket, k, v)
-				if string(bucket) == "blobs" {
-					fi, err := os.Stat(st.BlobPath(store.Digest(k)))
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(&b, "  file of %d bytes\n", fi.Size())
-				}
-				return nil
-			})
-		})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
 }
 
 // TestVerify_RepairThenRepush breaks a stopped registry three ways — a

@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/storetest"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -301,7 +302,7 @@ func BenchmarkStartup(b *testing.B) {
 func launchServer(b *testing.B, data string, args ...string) *server {
 	b.Helper()
 	addr := freeAddr(b)
-	s := &server{Addr: addr, Data: data, log: &syncBuffer{}, done: make(chan struct{})}
+	s := &server{Addr: addr, Data: data, log: &storetest.SyncBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(berthBin, append([]string{"serve", "--data", data, "--addr", addr}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	poll := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}

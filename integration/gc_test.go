@@ -5,12 +5,15 @@ package integration
 // and a serving registry.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +31,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/berth-registry/berth/store"
 )
@@ -222,16 +224,7 @@ func checkStore(t *testing.T, data string) {
 		t.Fatalf("open %s: %v", data, err)
 	}
 	defer st.Close()
-	err = st.DB().View(func(tx *bolt.Tx) error {
-		var first error
-		for err := range tx.Check() {
-			if first == nil {
-				first = err
-			}
-		}
-		return first
-	})
-	if err != nil {
+	if err := st.CheckPages(); err != nil {
 		t.Fatalf("meta.db check: %v", err)
 	}
 	faults, err := st.CheckConsistency()
@@ -309,22 +302,26 @@ func fillStore(t *testing.T, data string, tagged, untagged int, batch string) {
 // job without touching the tagged images.
 func TestGC_KilledMidRun(t *testing.T) {
 	data := t.TempDir()
-	const tagged, untagged = 10, 100
+	// untagged is enough garbage for three batches of the blob sweep
+	// (store's gcBatch is 500): a kill after the first lands mid-sweep.
+	const tagged, untagged = 10, 550
 	fillStore(t, data, tagged, 0, "")
-	// Time one whole run, so the kills can land at fractions of it.
+	// Time one whole run, so the kills of a stopped registry's gc can land
+	// at fractions of it.
 	fillStore(t, data, 0, untagged, "timing")
 	start := time.Now()
 	if out, errOut, err := runBerth(t, t.Context(), nil, "gc", "--data", data, "--grace", "0s"); err != nil {
 		t.Fatalf("gc: %v\n%s%s", err, out, errOut)
 	}
 	whole := time.Since(start)
-	const kills = 8
-	interrupted := 0
+	const kills = 4
+	interrupted, mustInterrupt := 0, 0
 	for i := range kills {
-		delay := whole * time.Duration(i+1) / (kills + 1)
 		fillStore(t, data, 0, untagged, fmt.Sprint(i)) // fresh garbage for this run
 		before := len(blobFiles(t, data))
 		if i%2 == 0 {
+			// The gc process itself, killed at some moment of its run.
+			delay := whole * time.Duration(i+1) / (kills + 1)
 			cmd := exec.Command(berthBin, "gc", "--data", data, "--grace", "0s")
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -333,24 +330,23 @@ func TestGC_KilledMidRun(t *testing.T) {
 			cmd.Wait()
 			timer.Stop()
 		} else {
+			// The server, killed the moment its gc reports the first batch
+			// of blobs removed: certainly mid-sweep.
+			mustInterrupt++
 			s := startServer(t, data)
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan struct{})
-			go func() {
-				runBerth(t, ctx, nil, "gc", "--data", data, "--grace", "0s")
-				close(done)
-			}()
-			time.Sleep(delay) // the point of the test: kill at some moment of the run
-			s.kill()
-			cancel()
-			<-done
+			killOnProgress(t, data, "blobs", s.kill)
 		}
 		checkStore(t, data)
 		if after := len(blobFiles(t, data)); after < before && after > 2*tagged+1 {
 			interrupted++
+		} else if i%2 == 1 {
+			t.Errorf("kill %d: %d blob files before, %d after: the kill did not land mid-sweep", i, before, after)
 		}
 	}
-	t.Logf("a whole run took %v; %d of %d kills interrupted one that had removed some blobs and not all", whole, interrupted, kills)
+	t.Logf("a whole run took %v; %d of %d kills interrupted one that had removed some blobs and not all (%d had to)", whole, interrupted, kills, mustInterrupt)
+	if interrupted < mustInterrupt {
+		t.Fatalf("only %d kills interrupted a sweep, want at least %d: the test showed nothing", interrupted, mustInterrupt)
+	}
 	if out, errOut, err := runBerth(t, t.Context(), nil, "gc", "--data", data, "--grace", "0s"); err != nil {
 		t.Fatalf("gc after the kills: %v\n%s%s", err, out, errOut)
 	}
@@ -489,4 +485,49 @@ func copyDir(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// killOnProgress runs gc with no grace through the control socket of the
+// server serving data, asking for progress, and calls kill as soon as the
+// server reports progress in phase (after the first batch of it), before
+// the run can finish. It fails the test when the run ends first.
+func killOnProgress(t *testing.T, data, phase string, kill func()) {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", filepath.Join(data, "control.sock"))
+	}}}
+	defer client.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://berth/admin/v1/gc?progress=1", strings.NewReader(`{"grace":0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Berth-Admin-Protocol", "2")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var e struct {
+			Progress *struct {
+				Phase       string
+				Done, Total int64
+			}
+			Done bool
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("control socket event %q: %v", sc.Bytes(), err)
+		}
+		if e.Done {
+			t.Fatalf("gc finished before it reported %s progress", phase)
+		}
+		if p := e.Progress; p != nil && p.Phase == phase && p.Done > 0 && p.Done < p.Total {
+			kill()
+			return
+		}
+	}
+	t.Fatalf("the control connection ended before any %s progress: %v", phase, sc.Err())
 }

@@ -12,9 +12,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/internal/storetest"
 )
 
 // berthBin is the binary under test, built once by TestMain.
@@ -44,7 +45,7 @@ type server struct {
 	Addr string // host:port on 127.0.0.1
 	Data string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *storetest.SyncBuffer
 	done chan struct{}
 }
 
@@ -86,7 +87,7 @@ func launch(t testing.TB, data string, env []string, ready func(*server) bool, a
 	addr := freeAddr(t)
 	cmd := exec.Command(berthBin, append([]string{"serve", "--data", data, "--addr", addr}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	logs := &syncBuffer{}
+	logs := &storetest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start berth: %v", err)
@@ -149,24 +150,6 @@ func freeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// syncBuffer collects a process's output safely across goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // runBerth runs a berth subcommand against data and returns its stdout,

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/berth-registry/berth/store"
 )
 
@@ -54,10 +52,14 @@ func TestImport_Numbers(t *testing.T) {
 	}
 	defer st.Close()
 	manifests := 0
-	st.DB().View(func(tx *bolt.Tx) error {
-		manifests = tx.Bucket([]byte("manifests")).Stats().KeyN
+	if err := st.Records(func(bucket string, _, _ []byte) error {
+		if bucket == "manifests" {
+			manifests++
+		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if manifests != n {
 		t.Errorf("%d manifests imported, want %d", manifests, n)
 	}

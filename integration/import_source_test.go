@@ -23,6 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berth-registry/berth/fixtures"
+
+	"github.com/berth-registry/berth/internal/storetest"
 )
 
 // distribution is a running distribution registry (registry:2) with
@@ -34,7 +36,7 @@ type distribution struct {
 	bin    string
 	cmd    *exec.Cmd
 	done   chan struct{}
-	log    *syncBuffer
+	log    *storetest.SyncBuffer
 }
 
 // startDistribution runs distribution's registry on a free 127.0.0.1 port
@@ -75,7 +77,7 @@ func (d *distribution) start(t testing.TB) {
 	d.cmd = exec.Command(d.bin, "serve", d.config)
 	// No tracing export: the tests talk to 127.0.0.1 only.
 	d.cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none", "OTEL_SDK_DISABLED=true")
-	d.log = &syncBuffer{}
+	d.log = &storetest.SyncBuffer{}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start distribution: %v", err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/berth-registry/berth/internal/storetest"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -49,7 +50,7 @@ func TestImport(t *testing.T) {
 		if !strings.Contains(out, "would import") || !strings.Contains(out, "lib/alpine:") {
 			t.Errorf("dry run output lacks the plan:\n%s", out)
 		}
-		if dump := storeDump(t, data); strings.Contains(dump, "manifests ") || strings.Contains(dump, "tags ") || strings.Contains(dump, "links ") {
+		if dump := storetest.Dump(t, data); strings.Contains(dump, "manifests ") || strings.Contains(dump, "tags ") || strings.Contains(dump, "links ") {
 			t.Errorf("a dry run recorded something:\n%s", dump)
 		}
 		if n := countFiles(t, filepath.Join(data, "blobs")); n != 0 {
@@ -101,8 +102,8 @@ func TestImport(t *testing.T) {
 		killed := waitAndKill(t, cmd, func() bool { return countFiles(t, filepath.Join(data, "blobs")) > 0 })
 		t.Logf("killed mid-import: %v (blob files placed then: %d)", killed, countFiles(t, filepath.Join(data, "blobs")))
 		importCmd(t, data, 0, "registry2", src.Root, "--copy")
-		if out, stderr, err := runBerth(t, t.Context(), nil, "verify", "--data", data); err != nil {
-			t.Errorf("verify after the re-run: %v\n%s%s", err, out, stderr)
+		if stdout, stderr, err := runBerth(t, t.Context(), nil, "verify", "--data", data); err != nil {
+			t.Errorf("verify after the re-run: %v\n%s%s", err, stdout, stderr)
 		}
 		b := startRegistry(t, data)
 		wantSameManifests(t, src.Addr, b.Addr, refs, skip)

@@ -25,6 +25,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/berth-registry/berth/fixtures"
+
+	"github.com/berth-registry/berth/internal/storetest"
 )
 
 // TestProxy_ForwardedHeadersOnlyFromTrustedPeers sends the same forwarded
@@ -126,7 +128,7 @@ func TestNginx_PushPull(t *testing.T) {
 	listen := freeAddr(t)
 	conf := nginxConfig(t, dir, s.Addr, listen, filepath.Join(s.Data, "tls", "server.crt"), filepath.Join(s.Data, "tls", "server.key"))
 	cmd := exec.Command(nginx, "-p", dir, "-c", conf)
-	var logs syncBuffer
+	var logs storetest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -104,9 +104,8 @@ func (s *Server) allowed(who *caller, typ, name, action string) (bool, error) {
 }
 
 // pullFilter returns a check of which repositories the request's caller
-// may pull under the access rules: what _catalog lists and where a blob
-// may be mounted from. The check touches no store, so it may run inside a
-// store transaction.
+// may pull under the access rules (auth.Service.PullFilter): what _catalog
+// lists and where a blob may be mounted from.
 func (s *Server) pullFilter(c *fiber.Ctx) (func(repo string) bool, error) {
 	if s.auth == nil {
 		return func(string) bool { return true }, nil
@@ -115,25 +114,7 @@ func (s *Server) pullFilter(c *fiber.Ctx) (func(repo string) bool, error) {
 	if who == nil {
 		return func(string) bool { return false }, nil
 	}
-	admin := who.user.Admin
-	if who.bearer && who.account != "" {
-		u, err := s.store.User(who.account)
-		if errors.Is(err, store.ErrUserUnknown) {
-			return func(string) bool { return false }, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		admin = u.Admin
-	}
-	authz, err := s.auth.Authorizer()
-	if err != nil {
-		return nil, err
-	}
-	pull := []string{auth.ActionPull}
-	return func(repo string) bool {
-		return len(authz.Allowed(who.account, admin, auth.TypeRepository, repo, pull)) > 0
-	}, nil
+	return s.auth.PullFilter(who.account)
 }
 
 // authenticate reads the Authorization header: a Bearer token of ours,

@@ -3,9 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"net/http"
 	"os"
-	"strings"
 	"syscall"
 
 	"github.com/gofiber/fiber/v2"
@@ -21,31 +19,35 @@ type Code struct {
 	Name    string
 	Status  int
 	Message string
+	// OAuth marks an error of the token endpoint's own request grammar,
+	// sent in the OAuth 2.0 form (RFC 6749 §5.2) that the token endpoint's
+	// POST follows: {"error": Name, "error_description": message}.
+	OAuth bool
 }
 
 // The error codes of the distribution spec ("Error Codes", code-1 to
 // code-14), each with the status the spec's endpoint sections and
 // distribution's registry give it, and the spec's description as message.
 var (
-	codeBlobUnknown       = Code{"BLOB_UNKNOWN", 404, "blob unknown to registry"}
-	codeBlobUploadInvalid = Code{"BLOB_UPLOAD_INVALID", 400, "blob upload invalid"}
-	codeBlobUploadUnknown = Code{"BLOB_UPLOAD_UNKNOWN", 404, "blob upload unknown to registry"}
-	codeDigestInvalid     = Code{"DIGEST_INVALID", 400, "provided digest did not match uploaded content"}
+	codeBlobUnknown       = Code{"BLOB_UNKNOWN", 404, "blob unknown to registry", false}
+	codeBlobUploadInvalid = Code{"BLOB_UPLOAD_INVALID", 400, "blob upload invalid", false}
+	codeBlobUploadUnknown = Code{"BLOB_UPLOAD_UNKNOWN", 404, "blob upload unknown to registry", false}
+	codeDigestInvalid     = Code{"DIGEST_INVALID", 400, "provided digest did not match uploaded content", false}
 	// A manifest PUT naming a blob the repository lacks is a bad request,
 	// not a missing resource: the resource is the manifest being created.
 	// distribution sends 400 too.
-	codeManifestBlobUnknown = Code{"MANIFEST_BLOB_UNKNOWN", 400, "manifest references a manifest or blob unknown to registry"}
-	codeManifestInvalid     = Code{"MANIFEST_INVALID", 400, "manifest invalid"}
-	codeManifestUnknown     = Code{"MANIFEST_UNKNOWN", 404, "manifest unknown to registry"}
-	codeNameInvalid         = Code{"NAME_INVALID", 400, "invalid repository name"}
-	codeNameUnknown         = Code{"NAME_UNKNOWN", 404, "repository name not known to registry"}
-	codeSizeInvalid         = Code{"SIZE_INVALID", 400, "provided length did not match content length"}
-	codeUnauthorized        = Code{"UNAUTHORIZED", 401, "authentication required"}
-	codeDenied              = Code{"DENIED", 403, "requested access to the resource is denied"}
+	codeManifestBlobUnknown = Code{"MANIFEST_BLOB_UNKNOWN", 400, "manifest references a manifest or blob unknown to registry", false}
+	codeManifestInvalid     = Code{"MANIFEST_INVALID", 400, "manifest invalid", false}
+	codeManifestUnknown     = Code{"MANIFEST_UNKNOWN", 404, "manifest unknown to registry", false}
+	codeNameInvalid         = Code{"NAME_INVALID", 400, "invalid repository name", false}
+	codeNameUnknown         = Code{"NAME_UNKNOWN", 404, "repository name not known to registry", false}
+	codeSizeInvalid         = Code{"SIZE_INVALID", 400, "provided length did not match content length", false}
+	codeUnauthorized        = Code{"UNAUTHORIZED", 401, "authentication required", false}
+	codeDenied              = Code{"DENIED", 403, "requested access to the resource is denied", false}
 	// The spec answers a disabled delete with 405; clients read 405 on any
 	// /v2 endpoint as "this registry does not offer that operation".
-	codeUnsupported     = Code{"UNSUPPORTED", 405, "the operation is unsupported"}
-	codeTooManyRequests = Code{"TOOMANYREQUESTS", 429, "too many requests"}
+	codeUnsupported     = Code{"UNSUPPORTED", 405, "the operation is unsupported", false}
+	codeTooManyRequests = Code{"TOOMANYREQUESTS", 429, "too many requests", false}
 )
 
 // Cases where the spec prescribes a status but no code of its own. The spec
@@ -57,36 +59,52 @@ var (
 	// (spec, "Pushing a blob in chunks"); an unsatisfiable GET Range gets
 	// 416 by RFC 9110, where clients read the status and Content-Range,
 	// not the body.
-	codeRangeInvalid = Code{"BLOB_UPLOAD_INVALID", 416, "requested range not satisfiable"}
+	codeRangeInvalid = Code{"BLOB_UPLOAD_INVALID", 416, "requested range not satisfiable", false}
 	// "A registry that enforces this limit SHOULD respond to a request to
 	// push a manifest over this limit with a response code 413" (spec,
 	// "Pushing Manifests").
-	codeManifestTooLarge = Code{"MANIFEST_INVALID", 413, "manifest too large"}
+	codeManifestTooLarge = Code{"MANIFEST_INVALID", 413, "manifest too large", false}
 	// A request body larger than the server reads at all.
-	codeBodyTooLarge = Code{"SIZE_INVALID", 413, "request body too large"}
+	codeBodyTooLarge = Code{"SIZE_INVALID", 413, "request body too large", false}
 	// Deleting a manifest or blob that another manifest still needs would
 	// leave that manifest unpullable. 409 says the request conflicts with
 	// the state of the resource; 405 would claim deletes are disabled.
-	codeInUse = Code{"DENIED", 409, "the content is referenced by a manifest"}
+	codeInUse = Code{"DENIED", 409, "the content is referenced by a manifest", false}
 	// A tags or catalog page size "n" that is not a non-negative integer.
 	// distribution answers PAGINATION_NUMBER_INVALID, a code outside the
 	// spec's list; the request asks for a page the endpoint does not offer,
 	// so UNSUPPORTED, with 400 as for any malformed request.
-	codePaginationInvalid = Code{"UNSUPPORTED", 400, "invalid number of results requested"}
+	codePaginationInvalid = Code{"UNSUPPORTED", 400, "invalid number of results requested", false}
 	// A path under /v2/ that is no endpoint of the spec. 404 is also what
 	// clients probing an optional API (referrers) take as "not offered".
-	codeNotFound = Code{"UNSUPPORTED", 404, "no such endpoint"}
+	codeNotFound = Code{"UNSUPPORTED", 404, "no such endpoint", false}
 	// The data directory's disk (or quota) is full. 507 Insufficient
 	// Storage (RFC 4918) says so to anything that reads only the status;
 	// DENIED makes docker print "denied: <message>" and not retry, which
 	// helps nobody until space is freed.
-	codeStorageFull = Code{"DENIED", 507, "no space left on the registry's storage device"}
+	codeStorageFull = Code{"DENIED", 507, "no space left on the registry's storage device", false}
 	// A request body that ended before its Content-Length, or stopped
 	// arriving (the body progress timeout): the session keeps what came.
-	codeBodyShort   = Code{"BLOB_UPLOAD_INVALID", 400, "request body ended early; the upload keeps what arrived, resume from its offset"}
-	codeBodyStalled = Code{"BLOB_UPLOAD_INVALID", 408, "request body stopped arriving; the upload keeps what arrived, resume from its offset"}
+	codeBodyShort   = Code{"BLOB_UPLOAD_INVALID", 400, "request body ended early; the upload keeps what arrived, resume from its offset", false}
+	codeBodyStalled = Code{"BLOB_UPLOAD_INVALID", 408, "request body stopped arriving; the upload keeps what arrived, resume from its offset", false}
 	// Anything the server did not expect. The cause goes to the log only.
-	codeUnknown = Code{"UNKNOWN", 500, "unknown error"}
+	codeUnknown = Code{"UNKNOWN", 500, "unknown error", false}
+	// Client errors fasthttp finds before a handler runs (a malformed
+	// Content-Length, headers over the buffer): bad input is never a 5xx.
+	codeBadRequest     = Code{"UNSUPPORTED", 400, "bad request", false}
+	codeHeaderTooLarge = Code{"UNSUPPORTED", 431, "request header fields too large", false}
+	codeURITooLong     = Code{"UNSUPPORTED", 414, "request URI too long", false}
+	codeLengthRequired = Code{"UNSUPPORTED", 411, "length required", false}
+	codeRequestTimeout = Code{"UNSUPPORTED", 408, "request timeout", false}
+)
+
+// The token endpoint's request errors (RFC 6749 §5.2; the Docker token
+// specification's OAuth2 form follows it): a malformed form, an unknown
+// grant_type or a scope that is not the scope grammar is the client's
+// mistake, 400, never 405, which would say the endpoint is not offered.
+var (
+	codeTokenRequestInvalid = Code{"invalid_request", 400, "malformed token request", true}
+	codeGrantUnsupported    = Code{"unsupported_grant_type", 400, "grant_type must be password or refresh_token", true}
 )
 
 // Error is an OCI error response: one entry of the {"errors":[...]} envelope
@@ -147,12 +165,17 @@ var sentinelCodes = []struct {
 // body over the limit) to codes. fiber's messages name the request path, so
 // they are not passed on.
 var fiberCodes = map[int]Code{
-	fiber.StatusNotFound:              codeNotFound,
-	fiber.StatusMethodNotAllowed:      codeUnsupported,
-	fiber.StatusRequestEntityTooLarge: codeBodyTooLarge,
-	fiber.StatusUnauthorized:          codeUnauthorized,
-	fiber.StatusForbidden:             codeDenied,
-	fiber.StatusTooManyRequests:       codeTooManyRequests,
+	fiber.StatusNotFound:                    codeNotFound,
+	fiber.StatusMethodNotAllowed:            codeUnsupported,
+	fiber.StatusRequestEntityTooLarge:       codeBodyTooLarge,
+	fiber.StatusUnauthorized:                codeUnauthorized,
+	fiber.StatusForbidden:                   codeDenied,
+	fiber.StatusTooManyRequests:             codeTooManyRequests,
+	fiber.StatusBadRequest:                  codeBadRequest,
+	fiber.StatusRequestHeaderFieldsTooLarge: codeHeaderTooLarge,
+	fiber.StatusRequestURITooLong:           codeURITooLong,
+	fiber.StatusLengthRequired:              codeLengthRequired,
+	fiber.StatusRequestTimeout:              codeRequestTimeout,
 }
 
 // errorFor maps any error to the *Error the client sees. An *Error anywhere
@@ -199,11 +222,9 @@ func errorFor(err error) (e *Error, unmapped bool) {
 		if c, ok := fiberCodes[fe.Code]; ok {
 			return newError(c, nil), false
 		}
-		// Any other client error fasthttp found before a handler ran (a
-		// malformed Content-Length, headers over the buffer) keeps its 4xx
-		// status: bad input is never a 5xx.
+		// Any other client error is bad input, never a 5xx.
 		if fe.Code >= 400 && fe.Code < 500 {
-			return newError(Code{Name: codeUnsupported.Name, Status: fe.Code, Message: strings.ToLower(http.StatusText(fe.Code))}, nil), false
+			return newError(codeBadRequest, nil), false
 		}
 	}
 	return newError(codeUnknown, nil), true
@@ -220,6 +241,12 @@ type errorEntry struct {
 	Detail  any    `json:"detail,omitempty"`
 }
 
+// oauthError is the error body of RFC 6749 §5.2.
+type oauthError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
 // writeError answers the request with e: its status and, except for HEAD,
 // the JSON envelope {"errors":[{"code","message","detail"}]}. A HEAD answer
 // has no body (RFC 9110), so only the status tells the client what failed.
@@ -227,6 +254,10 @@ func writeError(c *fiber.Ctx, e *Error) error {
 	c.Status(e.Code.Status)
 	if c.Method() == fiber.MethodHead {
 		return nil
+	}
+	if e.Code.OAuth {
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.JSON(oauthError{Error: e.Code.Name, Description: e.Message})
 	}
 	entry := errorEntry{Code: e.Code.Name, Message: e.Message, Detail: e.Detail}
 	body, err := json.Marshal(errorBody{Errors: []errorEntry{entry}})

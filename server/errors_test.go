@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -71,7 +72,19 @@ var codeTable = map[string]struct {
 	"codeBodyShort":           {codeBodyShort, "BLOB_UPLOAD_INVALID", 400, false},
 	"codeBodyStalled":         {codeBodyStalled, "BLOB_UPLOAD_INVALID", 408, false},
 	"codeUnknown":             {codeUnknown, "UNKNOWN", 500, false},
+	"codeBadRequest":          {codeBadRequest, "UNSUPPORTED", 400, false},
+	"codeHeaderTooLarge":      {codeHeaderTooLarge, "UNSUPPORTED", 431, false},
+	"codeURITooLong":          {codeURITooLong, "UNSUPPORTED", 414, false},
+	"codeLengthRequired":      {codeLengthRequired, "UNSUPPORTED", 411, false},
+	"codeRequestTimeout":      {codeRequestTimeout, "UNSUPPORTED", 408, false},
+	// The token endpoint's own, in RFC 6749's form.
+	"codeTokenRequestInvalid": {codeTokenRequestInvalid, "invalid_request", 400, false},
+	"codeGrantUnsupported":    {codeGrantUnsupported, "unsupported_grant_type", 400, false},
 }
+
+// oauthCodes are RFC 6749 §5.2's error names.
+var oauthCodes = map[string]bool{"invalid_request": true, "invalid_client": true, "invalid_grant": true,
+	"unauthorized_client": true, "unsupported_grant_type": true, "invalid_scope": true}
 
 func TestCode_MatchesSpecTable(t *testing.T) {
 	for ident, tc := range codeTable {
@@ -81,6 +94,12 @@ func TestCode_MatchesSpecTable(t *testing.T) {
 			}
 			if tc.code.Message == "" {
 				t.Errorf("%s has no message", ident)
+			}
+			if tc.code.OAuth {
+				if !oauthCodes[tc.code.Name] || tc.code.Status != 400 {
+					t.Errorf("%s: %s/%d is not an RFC 6749 error", ident, tc.code.Name, tc.code.Status)
+				}
+				return
 			}
 			specStatus, inSpec := specCodes[tc.code.Name]
 			if !inSpec && tc.code != codeUnknown {
@@ -119,7 +138,7 @@ func TestCode_AllDeclaredAreTested(t *testing.T) {
 	}
 }
 
-// sentinelTable lists every sentinel of store/errors.go with the code a
+// sentinelTable lists every sentinel of the store package with the code a
 // client must see for it.
 var sentinelTable = map[string]struct {
 	err  error
@@ -144,6 +163,24 @@ var sentinelTable = map[string]struct {
 	"ErrTooManyUploads":    {store.ErrTooManyUploads, codeTooManyRequests},
 }
 
+// notForClients are the store's sentinels that no /v2 or /token request
+// can meet as such: the server handles them before answering, or they come
+// from the command line's operations only. Each is UNKNOWN if it ever
+// reaches the error handler.
+var notForClients = map[string]error{
+	"ErrLocked":            store.ErrLocked,            // Open, before the server starts
+	"ErrNotDataDir":        store.ErrNotDataDir,        // Open of a maintenance command
+	"ErrRecordInvalid":     store.ErrRecordInvalid,     // Open and restore refuse such a store
+	"ErrSigningKeyInvalid": store.ErrSigningKeyInvalid, // auth.NewService, at start
+	"ErrRuleUnknown":       store.ErrRuleUnknown,       // acl del
+	"ErrTokenUnknown":      store.ErrTokenUnknown,      // /token turns it into 401
+	"ErrSessionUnknown":    store.ErrSessionUnknown,    // user revoke
+	"ErrUserExists":        store.ErrUserExists,        // user add
+	"ErrUserUnknown":       store.ErrUserUnknown,       // authentication turns it into 401
+	"ErrUserInvalid":       store.ErrUserInvalid,       // user add
+	"ErrPasswordHashEmpty": store.ErrPasswordHashEmpty, // user add
+}
+
 func TestErrorFor_StoreSentinels(t *testing.T) {
 	for ident, tc := range sentinelTable {
 		t.Run(ident, func(t *testing.T) {
@@ -165,19 +202,44 @@ func TestErrorFor_StoreSentinels(t *testing.T) {
 }
 
 // TestErrorFor_AllSentinelsAreTested keeps sentinelTable complete: a
-// sentinel added to store/errors.go without a mapping fails here.
+// sentinel added to any file of store without a mapping (or a place in
+// notForClients) fails here.
 func TestErrorFor_AllSentinelsAreTested(t *testing.T) {
-	for _, ident := range packageVars(t, "../store/errors.go", func(v ast.Expr) bool {
-		call, ok := v.(*ast.CallExpr)
-		if !ok {
-			return false
+	files, err := filepath.Glob("../store/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
 		}
-		sel, ok := call.Fun.(*ast.SelectorExpr)
-		return ok && sel.Sel.Name == "New"
-	}) {
-		if _, ok := sentinelTable[ident]; !ok {
-			t.Errorf("store declares %s, which sentinelTable does not check", ident)
+		for _, ident := range packageVarsMaybe(t, f, func(v ast.Expr) bool {
+			call, ok := v.(*ast.CallExpr)
+			if !ok {
+				return false
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			return ok && sel.Sel.Name == "New"
+		}) {
+			if !ast.IsExported(ident) {
+				continue // store's own, never returned to a caller as such
+			}
+			found++
+			_, mapped := sentinelTable[ident]
+			sentinel, internal := notForClients[ident]
+			switch {
+			case !mapped && !internal:
+				t.Errorf("%s declares %s, which neither sentinelTable nor notForClients lists", filepath.Base(f), ident)
+			case internal:
+				if e, unmapped := errorFor(sentinel); !unmapped || e.Code != codeUnknown {
+					t.Errorf("%s maps to %+v; list it in sentinelTable", ident, e.Code)
+				}
+			}
 		}
+	}
+	if want := len(sentinelTable) + len(notForClients); found != want {
+		t.Errorf("found %d sentinels in store, the tables list %d", found, want)
 	}
 }
 
@@ -296,8 +358,18 @@ func TestWriteError(t *testing.T) {
 }
 
 // packageVars returns the names of the package-level variables of the Go
-// file at path whose value satisfies match.
+// file at path whose value satisfies match; there must be some.
 func packageVars(t *testing.T, path string, match func(ast.Expr) bool) []string {
+	t.Helper()
+	names := packageVarsMaybe(t, path, match)
+	if len(names) == 0 {
+		t.Fatalf("found no matching variables in %s", path)
+	}
+	return names
+}
+
+// packageVarsMaybe is packageVars for a file that may have none.
+func packageVarsMaybe(t *testing.T, path string, match func(ast.Expr) bool) []string {
 	t.Helper()
 	f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
 	if err != nil {
@@ -317,9 +389,6 @@ func packageVars(t *testing.T, path string, match func(ast.Expr) bool) []string 
 				}
 			}
 		}
-	}
-	if len(names) == 0 {
-		t.Fatalf("found no matching variables in %s", path)
 	}
 	return names
 }

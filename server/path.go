@@ -37,10 +37,6 @@ type target struct {
 	Ref  string
 }
 
-// maxUploadIDLength bounds the upload ids parseTarget accepts. berth issues
-// 32 hex characters; anything far longer cannot be one of ours.
-const maxUploadIDLength = 128
-
 // parseTarget parses the path after "/v2/", without its leading slash.
 // Repository names contain slashes and may have components such as "blobs"
 // or "tags", so the path is read from the right: the endpoint's fixed words
@@ -64,7 +60,7 @@ func parseTarget(tail string) (target, error) {
 	if err := store.ValidateRepository(t.Repo); err != nil {
 		return target{}, err
 	}
-	if t.Kind == kindUpload && !validUploadID(t.Ref) {
+	if t.Kind == kindUpload && !store.ValidUploadID(t.Ref) {
 		return target{}, fmt.Errorf("%w: malformed upload id", store.ErrUploadUnknown)
 	}
 	return t, nil
@@ -113,21 +109,6 @@ func cutLast(s string) (before, after string, found bool) {
 		return s, "", false
 	}
 	return s[:i], s[i+1:], true
-}
-
-// validUploadID reports whether id has the form of the ids berth issues:
-// [A-Za-z0-9_-]{1,maxUploadIDLength}.
-func validUploadID(id string) bool {
-	if id == "" || len(id) > maxUploadIDLength {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // path formats t back into the path after "/v2/" that parseTarget reads as

@@ -26,7 +26,8 @@ func TestParseTarget(t *testing.T) {
 		{"upload start", "a/b/blobs/uploads/", target{kindUploadStart, "a/b", ""}, nil},
 		{"upload start without slash", "a/b/blobs/uploads", target{kindUploadStart, "a/b", ""}, nil},
 		{"upload", "a/b/blobs/uploads/0123456789abcdef0123456789abcdef", target{kindUpload, "a/b", "0123456789abcdef0123456789abcdef"}, nil},
-		{"upload id with dash and underscore", "a/blobs/uploads/A-b_9", target{kindUpload, "a", "A-b_9"}, nil},
+		{"upload id with dash and underscore", "a/blobs/uploads/A-b_9", target{}, store.ErrUploadUnknown},
+		{"upload id in upper case", "a/blobs/uploads/0123456789ABCDEF0123456789ABCDEF", target{}, store.ErrUploadUnknown},
 		{"tags", "a/b/tags/list", target{kindTags, "a/b", ""}, nil},
 		{"referrers", "a/referrers/" + testDigest, target{kindReferrers, "a", testDigest}, nil},
 
@@ -37,7 +38,7 @@ func TestParseTarget(t *testing.T) {
 		{"name ending in tags", "x/tags/tags/list", target{kindTags, "x/tags", ""}, nil},
 		{"name ending in tags/list", "x/tags/list/manifests/v1", target{kindManifest, "x/tags/list", "v1"}, nil},
 		{"name with referrers component", "referrers/referrers/" + testDigest, target{kindReferrers, "referrers", testDigest}, nil},
-		{"upload under name with uploads", "uploads/blobs/uploads/id1", target{kindUpload, "uploads", "id1"}, nil},
+		{"upload under name with uploads", "uploads/blobs/uploads/0123456789abcdef0123456789abcdef", target{kindUpload, "uploads", "0123456789abcdef0123456789abcdef"}, nil},
 
 		{"no endpoint word", "a/b", target{}, errNotFound},
 		{"single component", "alpine", target{}, errNotFound},
@@ -56,7 +57,7 @@ func TestParseTarget(t *testing.T) {
 		{"dot-dot segment", "a/blobs/uploads/../x", target{}, errNotFound},
 		{"upload id with dot", "a/blobs/uploads/ab.cd", target{}, store.ErrUploadUnknown},
 		{"upload id with bad character", "a/blobs/uploads/ab%2F", target{}, store.ErrUploadUnknown},
-		{"upload id too long", "a/blobs/uploads/" + strings.Repeat("f", maxUploadIDLength+1), target{}, store.ErrUploadUnknown},
+		{"upload id too long", "a/blobs/uploads/" + strings.Repeat("f", 33), target{}, store.ErrUploadUnknown},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,7 +115,7 @@ func FuzzParseTarget(f *testing.F) {
 				t.Fatalf("parseTarget(%q) = %+v: reference must be one non-empty component", tail, got)
 			}
 		case kindUpload:
-			if !validUploadID(got.Ref) {
+			if !store.ValidUploadID(got.Ref) {
 				t.Fatalf("parseTarget(%q) = %+v: malformed upload id accepted", tail, got)
 			}
 		}

@@ -130,3 +130,29 @@ func TestServer_Errors(t *testing.T) {
 		})
 	}
 }
+
+// TestServer_MountFailureIsNotANewUpload: a mount whose store call fails
+// for another reason than a missing blob answers with that failure; only a
+// blob that is not there falls back to a new upload session, as the spec
+// asks.
+func TestServer_MountFailureIsNotANewUpload(t *testing.T) {
+	s, logs := newTestServer(t)
+	content := []byte("layer")
+	d := store.DigestOf(store.SHA256, content)
+	if _, err := s.store.PutBlob("src", d, int64(len(content)), bytes.NewReader(content)); err != nil {
+		t.Fatal(err)
+	}
+	missing := store.DigestOf(store.SHA256, []byte("not there"))
+	resp, _ := do(t, s, httptest.NewRequest(http.MethodPost, "/v2/dst/blobs/uploads/?mount="+string(missing)+"&from=src", nil))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("mount of a missing blob: status %d, want 202 (a new upload)", resp.StatusCode)
+	}
+	s.store.Close() // every store call fails from here
+	resp, body := do(t, s, httptest.NewRequest(http.MethodPost, "/v2/dst/blobs/uploads/?mount="+string(d)+"&from=src", nil))
+	if resp.StatusCode != http.StatusInternalServerError || errorCode(t, body) != "UNKNOWN" {
+		t.Fatalf("mount on a failing store: status %d, body %s; want 500 UNKNOWN", resp.StatusCode, body)
+	}
+	if !strings.Contains(logs.String(), "mount blob "+string(d)) {
+		t.Fatalf("the failure logged is not the mount's:\n%s", logs)
+	}
+}

@@ -70,7 +70,7 @@ func (s *Server) postToken(c *fiber.Ctx) error {
 	switch req.grantType {
 	case "password", "refresh_token":
 	default:
-		return newError(codeUnsupported, map[string]string{"grant_type": req.grantType})
+		return newError(codeGrantUnsupported, nil)
 	}
 	return s.issueToken(c, req)
 }
@@ -83,7 +83,7 @@ func (s *Server) issueToken(c *fiber.Ctx, req tokenRequest) error {
 	}
 	scopes, err := auth.ParseScopes(req.scopes)
 	if err != nil {
-		return newError(codeUnsupported, map[string]string{"scope": err.Error()})
+		return &Error{Code: codeTokenRequestInvalid, Message: err.Error()}
 	}
 	user, err := s.tokenUser(c, req)
 	if err != nil {
@@ -147,7 +147,7 @@ func (s *Server) readForm(c *fiber.Ctx) (url.Values, error) {
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		return nil, &Error{Code: Code{Name: codeUnsupported.Name, Status: fiber.StatusBadRequest, Message: "malformed form body"}}
+		return nil, &Error{Code: codeTokenRequestInvalid, Message: "malformed form body"}
 	}
 	return form, nil
 }

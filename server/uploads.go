@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -47,8 +49,9 @@ func uploadOwner(c *fiber.Ctx) string {
 }
 
 // mountBlob links an existing blob into t.Repo. done is false when the blob
-// could not be mounted and an ordinary upload session should start instead,
-// as the spec asks.
+// is not there to mount (or not from a repository the caller may pull) and
+// an ordinary upload session should start instead, as the spec asks; any
+// other failure is an error, not a silent new upload.
 func (s *Server) mountBlob(c *fiber.Ctx, t target, mount, from string) (done bool, err error) {
 	d, err := store.ParseDigest(mount)
 	if err != nil {
@@ -67,8 +70,11 @@ func (s *Server) mountBlob(c *fiber.Ctx, t target, mount, from string) (done boo
 	default:
 		info, err = s.store.MountBlob(t.Repo, from, d)
 	}
-	if err != nil {
+	if errors.Is(err, store.ErrBlobUnknown) {
 		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("mount blob %s into %s: %w", d, t.Repo, err)
 	}
 	return true, blobCreated(c, t.Repo, info.Digest)
 }

@@ -27,7 +27,7 @@ func (s *Store) BlobPath(d Digest) string { return BlobPathIn(s.dir, d) }
 // place that knows the layout.
 func BlobPathIn(dir string, d Digest) string {
 	h := d.Hex()
-	return filepath.Join(dir, "blobs", d.Algorithm(), h[:2], h)
+	return filepath.Join(BlobsDir(dir), d.Algorithm(), h[:2], h)
 }
 
 // StatBlob returns the blob d if repo links it, else ErrBlobUnknown.
@@ -187,18 +187,13 @@ func (s *Store) placeBlobs(repo string, staged []StagedBlob) error {
 	defer unlock()
 	dirs := map[string]bool{}
 	for _, b := range staged {
-		final := s.BlobPath(b.Digest)
-		if _, err := os.Stat(final); err == nil {
-			os.Remove(b.tmp)
-			continue
+		shard, err := renameIntoPlace(s.dir, b.tmp, b.Digest)
+		if err != nil {
+			return err
 		}
-		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-			return fmt.Errorf("create shard directory: %w", err)
+		if shard != "" {
+			dirs[shard] = true
 		}
-		if err := os.Rename(b.tmp, final); err != nil {
-			return fmt.Errorf("rename blob %s: %w", b.Digest, err)
-		}
-		dirs[filepath.Dir(final)] = true
 	}
 	for dir := range dirs {
 		if err := SyncDir(dir); err != nil {
@@ -224,20 +219,6 @@ func (s *Store) placeBlobs(repo string, staged []StagedBlob) error {
 		}
 		return nil
 	})
-}
-
-// SyncDir makes a rename or create in dir durable by fsyncing the
-// directory itself.
-func SyncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // hasPrefix reports whether bucket b has any key starting with p.

@@ -80,7 +80,7 @@ func unrecorded(b *bolt.Bucket, files []orphanFile) []orphanFile {
 // oldBlobFiles walks DATA/blobs/<alg>/<ab>/<abcd…> for blob files modified
 // before cutoff.
 func (s *Store) oldBlobFiles(cutoff time.Time) ([]orphanFile, error) {
-	root := filepath.Join(s.dir, "blobs")
+	root := BlobsDir(s.dir)
 	var out []orphanFile
 	err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
 		if err != nil {
@@ -120,7 +120,7 @@ func (s *Store) blobAt(path string) (Digest, bool) {
 // oldUploadFiles lists the files in DATA/uploads named like upload
 // sessions and modified before cutoff.
 func (s *Store) oldUploadFiles(cutoff time.Time) ([]orphanFile, error) {
-	dir := filepath.Join(s.dir, "uploads")
+	dir := UploadsDir(s.dir)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list upload files: %w", err)

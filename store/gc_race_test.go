@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -197,7 +198,10 @@ func TestCollectGarbage_ConcurrentPushes(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	pushed := make(chan struct{}, 1)
 	gcDone := make(chan error, 1)
-	var runs int
+	// inFlight counts the pushes under way; a run that starts or ends while
+	// one is under way overlapped it, which is what the test is about.
+	var inFlight atomic.Int32
+	var runs, overlapped int
 	go func() {
 		for {
 			select {
@@ -206,11 +210,15 @@ func TestCollectGarbage_ConcurrentPushes(t *testing.T) {
 				return
 			case <-pushed:
 			}
+			during := inFlight.Load() > 0
 			if _, err := s.CollectGarbage(context.Background(), noAge); err != nil {
 				gcDone <- err
 				return
 			}
 			runs++
+			if during || inFlight.Load() > 0 {
+				overlapped++
+			}
 		}
 	}()
 	nudge := func() {
@@ -235,7 +243,9 @@ func TestCollectGarbage_ConcurrentPushes(t *testing.T) {
 			for i := range rounds {
 				tag := fmt.Sprintf("t%d", i%3)
 				layers := []string{fmt.Sprintf("shared %d", i%2), fmt.Sprintf("own %d/%d", w, i)}
+				inFlight.Add(1)
 				img, err := pushRetrying(s, nudge, repo, fmt.Sprintf("%d", i%4), tag, layers...)
+				inFlight.Add(-1)
 				if err != nil {
 					t.Errorf("%s:%s: %v", repo, tag, err)
 					return
@@ -255,7 +265,10 @@ func TestCollectGarbage_ConcurrentPushes(t *testing.T) {
 	if err := <-gcDone; err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d gc runs during the pushes", runs)
+	t.Logf("%d gc runs during the pushes, %d of them overlapping one", runs, overlapped)
+	if overlapped == 0 {
+		t.Fatalf("no gc run overlapped a push (%d runs): the test showed nothing", runs)
+	}
 	checkInvariants(t, s)
 
 	want := map[Digest]bool{}

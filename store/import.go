@@ -96,7 +96,7 @@ func (s *Store) StageBlobFile(d Digest, src string, copyFile bool) (StagedBlob, 
 	}
 	if copyFile {
 		st.How = BlobCopied
-		if st.Size, err = copyVerified(src, st.tmp, d); err != nil {
+		if st.tmp, st.Size, err = copyVerified(s.dir, src, d); err != nil {
 			return StagedBlob{}, err
 		}
 	}
@@ -177,44 +177,20 @@ func CheckBlobFile(path string, d Digest) (int64, error) {
 	return n, nil
 }
 
-// copyVerified copies src to tmp, hashing as it goes, and syncs tmp; on any
-// error tmp is removed.
-func copyVerified(src, tmp string, d Digest) (int64, error) {
+// copyVerified copies src into a new file under dir's uploads, hashed on
+// the way and synced (writeVerified, as for an upload), and returns the
+// file's path and size; on any error the file is gone.
+func copyVerified(dir, src string, d Digest) (string, int64, error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return 0, fmt.Errorf("blob %s: %w", d, err)
+		return "", 0, fmt.Errorf("blob %s: %w", d, err)
 	}
 	defer in.Close()
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	tmp, n, err := writeVerified(dir, d, -1, in)
 	if err != nil {
-		return 0, fmt.Errorf("create upload file: %w", err)
+		return "", 0, fmt.Errorf("blob %s from %s: %w", d, src, err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			out.Close()
-			os.Remove(tmp)
-		}
-	}()
-	h := NewHash(d.Algorithm())
-	n, readErr, writeErr := copyHashed(out, h, in)
-	switch {
-	case writeErr != nil:
-		return 0, fmt.Errorf("write upload file: %w", writeErr)
-	case readErr != nil:
-		return 0, fmt.Errorf("read blob %s: %w", d, readErr)
-	}
-	if got := digestFromHash(d.Algorithm(), h); got != d {
-		return 0, fmt.Errorf("%w: %s hashes to %s", ErrDigestMismatch, d, got)
-	}
-	if err := out.Sync(); err != nil {
-		return 0, fmt.Errorf("sync upload file: %w", err)
-	}
-	if err := out.Close(); err != nil {
-		return 0, fmt.Errorf("close upload file: %w", err)
-	}
-	ok = true
-	return n, nil
+	return tmp, n, nil
 }
 
 // ManifestImport is one manifest for ImportManifests.

@@ -74,18 +74,6 @@ func (s *Store) ReplaceRules(rs []Rule) error {
 	})
 }
 
-// RulesVersion returns a number that changes with every change to the rules,
-// so a reader can keep compiled rules and reload them only when it differs.
-// Read it before Rules: rules read after a version are at least that new.
-func (s *Store) RulesVersion() (uint64, error) {
-	var v uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v = tx.Bucket(bucketRules).Sequence()
-		return nil
-	})
-	return v, err
-}
-
 func getRules(tx *bolt.Tx) ([]Rule, error) {
 	var rs []Rule
 	err := tx.Bucket(bucketRules).ForEach(func(k, v []byte) error {
@@ -100,7 +88,7 @@ func getRules(tx *bolt.Tx) ([]Rule, error) {
 }
 
 // putRules rewrites the rules bucket with rs at the dense positions
-// 0..len(rs)-1 and bumps the version. Rule lists are short, so rewriting is
+// 0..len(rs)-1. Rule lists are short, so rewriting is
 // simpler than renumbering in place.
 func putRules(tx *bolt.Tx, rs []Rule) error {
 	encoded := make([][]byte, len(rs))
@@ -127,6 +115,5 @@ func putRules(tx *bolt.Tx, rs []Rule) error {
 			return err
 		}
 	}
-	_, err := b.NextSequence()
-	return err
+	return nil
 }

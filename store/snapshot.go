@@ -2,22 +2,38 @@ package store
 
 import (
 	"fmt"
+	"io"
 
 	bolt "go.etcd.io/bbolt"
 )
 
+// Snapshot is a point-in-time view of the store, for a backup: the blob
+// records and meta.db as one read transaction sees them. It is valid only
+// inside the function given to Store.Snapshot.
+type Snapshot struct {
+	tx *bolt.Tx
+	// Blobs is every blob record, sorted by digest.
+	Blobs []BlobInfo
+}
+
+// MetaSize returns the length of meta.db as the snapshot sees it.
+func (sn *Snapshot) MetaSize() int64 { return sn.tx.Size() }
+
+// WriteMeta writes meta.db as the snapshot sees it to w, and returns the
+// bytes written.
+func (sn *Snapshot) WriteMeta(w io.Writer) (int64, error) { return sn.tx.WriteTo(w) }
+
 // Snapshot gives a backup a point-in-time view of the store. In one read
-// transaction it lists every blob record, sorted by digest, pins those
-// blobs against garbage collection and calls fn with the transaction (for
-// tx.WriteTo, which copies meta.db as the transaction sees it) and the list.
-// The transaction ends when fn returns; the pins last until unpin is called,
-// so the caller can copy the blob files afterwards: every listed blob keeps
-// its record and its file until then. On error nothing stays pinned.
+// transaction it lists every blob record, pins those blobs against garbage
+// collection and calls fn with the snapshot. The transaction ends when fn
+// returns; the pins last until unpin is called, so the caller can copy the
+// blob files afterwards: every listed blob keeps its record and its file
+// until then. On error nothing stays pinned.
 //
-// fn must not keep tx, nor write through it (it is read-only). The
-// transaction is meant to be long (copying meta.db), which makes bbolt keep
-// the pages it sees: meta.db may grow meanwhile.
-func (s *Store) Snapshot(fn func(tx *bolt.Tx, blobs []BlobInfo) error) (unpin func(), err error) {
+// fn must not keep the snapshot. The transaction is meant to be long
+// (copying meta.db), which makes bbolt keep the pages it sees: meta.db may
+// grow meanwhile.
+func (s *Store) Snapshot(fn func(sn *Snapshot) error) (unpin func(), err error) {
 	// Every blob is pinned before the transaction starts: GC's blob sweep
 	// checks pins and commits under the pin lock, so a record this
 	// transaction sees cannot have been deleted by a sweep that missed the
@@ -35,7 +51,7 @@ func (s *Store) Snapshot(fn func(tx *bolt.Tx, blobs []BlobInfo) error) (unpin fu
 			digests[i] = b.Digest
 		}
 		unpin = s.Pin(digests)
-		return fn(tx, blobs)
+		return fn(&Snapshot{tx: tx, Blobs: blobs})
 	})
 	if err != nil {
 		if unpin != nil {
@@ -44,6 +60,17 @@ func (s *Store) Snapshot(fn func(tx *bolt.Tx, blobs []BlobInfo) error) (unpin fu
 		return nil, err
 	}
 	return unpin, nil
+}
+
+// Blobs returns every blob record, sorted by digest.
+func (s *Store) Blobs() ([]BlobInfo, error) {
+	var out []BlobInfo
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		out, err = listBlobs(tx)
+		return err
+	})
+	return out, err
 }
 
 // listBlobs returns every blob record of tx, sorted by digest.

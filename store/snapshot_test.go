@@ -5,8 +5,6 @@ import (
 	"context"
 	"slices"
 	"testing"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // TestStore_Snapshot takes a snapshot, deletes everything that references
@@ -17,11 +15,13 @@ func TestStore_Snapshot(t *testing.T) {
 	img := pushImage(t, s, "app", "one", "v1", "", "layer one")
 	var listed []Digest
 	var copied bytes.Buffer
-	unpin, err := s.Snapshot(func(tx *bolt.Tx, blobs []BlobInfo) error {
-		for _, b := range blobs {
+	var metaSize int64
+	unpin, err := s.Snapshot(func(sn *Snapshot) error {
+		for _, b := range sn.Blobs {
 			listed = append(listed, b.Digest)
 		}
-		_, err := tx.WriteTo(&copied)
+		metaSize = sn.MetaSize()
+		_, err := sn.WriteMeta(&copied)
 		return err
 	})
 	if err != nil {
@@ -31,8 +31,8 @@ func TestStore_Snapshot(t *testing.T) {
 	if !slices.Equal(listed, want) {
 		t.Fatalf("listed %v, want the image's blobs %v", listed, want)
 	}
-	if copied.Len() == 0 {
-		t.Fatal("tx.WriteTo copied nothing")
+	if copied.Len() == 0 || int64(copied.Len()) != metaSize {
+		t.Fatalf("WriteMeta copied %d bytes, MetaSize says %d", copied.Len(), metaSize)
 	}
 
 	if err := s.DeleteManifest("app", Reference{Digest: img.Digest}); err != nil {
@@ -62,7 +62,7 @@ func TestStore_SnapshotErrorUnpins(t *testing.T) {
 	s := mustOpen(t)
 	d := mustPutBlob(t, s, "junk", []byte("unreferenced"))
 	boom := bytes.ErrTooLarge
-	if _, err := s.Snapshot(func(*bolt.Tx, []BlobInfo) error { return boom }); err != boom {
+	if _, err := s.Snapshot(func(*Snapshot) error { return boom }); err != boom {
 		t.Fatalf("Snapshot returned %v, want fn's error", err)
 	}
 	if _, err := s.CollectGarbage(context.Background(), GCOptions{Grace: NoAge}); err != nil {

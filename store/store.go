@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,12 +67,12 @@ type Options struct {
 // (MustExist) when dir holds no meta.db.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.MustExist {
-		if _, err := os.Stat(filepath.Join(dir, "meta.db")); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(MetaPath(dir)); errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s has no meta.db", ErrNotDataDir, dir)
 		}
 	}
-	for _, d := range []string{dir, filepath.Join(dir, "blobs"), filepath.Join(dir, "uploads")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	for _, d := range []string{dir, BlobsDir(dir), UploadsDir(dir)} {
+		if err := mkdirSynced(d); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
@@ -81,7 +80,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if timeout == 0 {
 		timeout = time.Second
 	}
-	db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o600, &bolt.Options{
+	db, err := bolt.Open(MetaPath(dir), 0o600, &bolt.Options{
 		Timeout:      timeout,
 		ReadOnly:     opts.ReadOnly,
 		FreelistType: bolt.FreelistMapType,
@@ -130,10 +129,6 @@ func (s *Store) Close() error { return s.db.Close() }
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.dir }
 
-// DB returns the underlying bbolt handle for snapshots (backup) and checks.
-// Callers must not write through it.
-func (s *Store) DB() *bolt.DB { return s.db }
-
 func (s *Store) lockDigest(d Digest) func() { return lockStripe(&s.digestLocks, string(d)) }
 
 func (s *Store) lockUpload(id string) func() { return s.uploads.lock(id) }
@@ -152,4 +147,32 @@ func stripe(k string) int {
 		h = (h ^ uint32(k[i])) * 16777619
 	}
 	return int(h % 64)
+}
+
+// LockShared takes a shared lock on the meta.db of the data directory dir,
+// which conflicts with the exclusive one Open takes: while it is held no
+// berth process can open dir. It returns ErrLocked when a process has dir
+// open. A meta.db that is absent, damaged or not bbolt is held by nobody
+// and cannot be opened by a server either: then it returns a release that
+// does nothing. Call release when done.
+func LockShared(dir string) (release func(), err error) {
+	db, err := bolt.Open(MetaPath(dir), 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, ErrLocked
+	case err != nil:
+		return func() {}, nil
+	}
+	return func() { db.Close() }, nil
+}
+
+// Records calls fn with every record of meta.db, bucket by bucket and key
+// by key in order, in one read transaction: for dumps that compare two
+// stores (tests, debugging). k and v are valid only during the call.
+func (s *Store) Records(fn func(bucket string, k, v []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			return b.ForEach(func(k, v []byte) error { return fn(string(name), k, v) })
+		})
+	})
 }

@@ -1,6 +1,6 @@
 package store
 
-// The files of DATA/tls (CONTRACT.md): `berth tls init` writes them, `serve
+// The files of DATA/tls (TLSDir): `berth tls init` writes them, `serve
 // --tls` reads them, a backup carries them.
 const (
 	TLSDirName    = "tls"

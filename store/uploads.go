@@ -32,7 +32,7 @@ type Upload struct {
 // which holds the one buffer its read is waiting to fill, costs little.
 const copyBufferSize = 64 << 10
 
-// copyBuffers recycles the buffers of copyHashed, so the memory of an
+// copyBuffers recycles the buffers of CopyHashed, so the memory of an
 // upload that ended (or stalled and was cut off) goes back to the next one.
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 
@@ -167,7 +167,7 @@ func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRec
 	if _, err := f.Seek(rec.Offset, io.SeekStart); err != nil {
 		return uploadRecord{}, fmt.Errorf("seek upload file: %w", err)
 	}
-	n, readErr, writeErr := copyHashed(f, h, r)
+	n, readErr, writeErr := CopyHashed(f, h, r)
 	if writeErr != nil {
 		return uploadRecord{}, dropTail(f, rec.Offset, fmt.Errorf("write upload file: %w", writeErr))
 	}
@@ -193,7 +193,7 @@ func dropTail(f *os.File, offset int64, err error) error {
 	return err
 }
 
-// copyHashed copies r into w and h. It tells a failing reader (the client
+// CopyHashed copies r into w and h and returns the bytes copied. It tells a failing reader (the client
 // went away) from a failing writer (the disk), because only the first leaves
 // the written bytes usable.
 //
@@ -204,7 +204,7 @@ func dropTail(f *os.File, offset int64, err error) error {
 // from copyBuffers and go back as soon as they are hashed, so a read that
 // waits on a slow client holds one buffer, not the pipeline's three. When it
 // returns, h has seen exactly the n bytes written.
-func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, readErr, writeErr error) {
+func CopyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, readErr, writeErr error) {
 	const inFlight = 2 // buffers written and waiting for the hasher
 	toHash := make(chan *[]byte, inFlight)
 	hashed := make(chan struct{})
@@ -326,45 +326,10 @@ func (s *Store) uploadDigest(id string, rec uploadRecord, alg string) (Digest, e
 // is the expected length or -1 when unknown; a body of another length fails
 // with ErrSizeInvalid, one that does not hash to d with ErrDigestMismatch.
 func (s *Store) PutBlob(repo string, d Digest, size int64, r io.Reader) (BlobInfo, error) {
-	h := NewHash(d.Algorithm())
-	if h == nil {
-		return BlobInfo{}, fmt.Errorf("%w: %q", ErrDigestUnsupported, d.Algorithm())
-	}
-	id, err := newUploadID()
+	tmp, n, err := writeVerified(s.dir, d, size, r)
 	if err != nil {
 		return BlobInfo{}, err
 	}
-	tmp := s.uploadPath(id)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return BlobInfo{}, fmt.Errorf("create upload file: %w", err)
-	}
-	placed := false
-	defer func() {
-		if !placed {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	n, readErr, writeErr := copyHashed(f, h, r)
-	switch {
-	case writeErr != nil:
-		return BlobInfo{}, fmt.Errorf("write upload file: %w", writeErr)
-	case readErr != nil:
-		return BlobInfo{}, readErr
-	case size >= 0 && n != size:
-		return BlobInfo{}, fmt.Errorf("%w: got %d bytes, want %d", ErrSizeInvalid, n, size)
-	}
-	if got := digestFromHash(d.Algorithm(), h); got != d {
-		return BlobInfo{}, fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, d)
-	}
-	if err := f.Sync(); err != nil {
-		return BlobInfo{}, fmt.Errorf("sync upload file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return BlobInfo{}, fmt.Errorf("close upload file: %w", err)
-	}
-	placed = true
 	if err := s.placeBlob(repo, tmp, d, n); err != nil {
 		os.Remove(tmp)
 		return BlobInfo{}, err
@@ -434,7 +399,7 @@ func (r uploadRecord) public(id string) Upload {
 	return Upload{ID: id, Repo: r.Repo, Offset: r.Offset, Started: time.Unix(0, r.Started), Updated: time.Unix(0, r.Updated)}
 }
 
-func (s *Store) uploadPath(id string) string { return filepath.Join(s.dir, "uploads", id) }
+func (s *Store) uploadPath(id string) string { return filepath.Join(UploadsDir(s.dir), id) }
 
 // ValidUploadID reports whether id has the form StartUpload creates, so
 // that a client-supplied id can never name a path outside DATA/uploads.

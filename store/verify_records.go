@@ -37,15 +37,46 @@ func (s *Store) verifyRecords() (recordsSnapshot, error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		snap = recordsSnapshot{faults: slices.Clone(pageFaults)}
 		add := func(f Fault) { snap.faults = append(snap.faults, f) }
-		snap.blobs = verifyBlobRecords(tx, add)
-		snap.manifests = verifyManifests(tx, add)
-		snap.tags = verifyTags(tx, add)
-		verifyIndexEntries(tx, add)
-		verifyLinks(tx, add)
+		snap.blobs, snap.manifests, snap.tags = verifyRecordsIn(tx, add)
 		snap.uploads = uploadEntries(tx, add)
 		return nil
 	})
 	return snap, err
+}
+
+// verifyRecordsIn runs every check of the records against each other in
+// tx, the ones Verify and CheckConsistency share, and returns the blob
+// records for the checks of the files, with the counts of manifests and
+// tags.
+func verifyRecordsIn(tx *bolt.Tx, add func(Fault)) (blobs []BlobInfo, manifests, tags int) {
+	blobs = verifyBlobRecords(tx, add)
+	manifests = verifyManifests(tx, add)
+	tags = verifyTags(tx, add)
+	verifyIndexEntries(tx, add)
+	verifyLinks(tx, add)
+	verifyUploadOwners(tx, add)
+	return blobs, manifests, tags
+}
+
+// verifyUploadOwners checks that every session with an owner has its
+// uploadowners entry, and every entry its session.
+func verifyUploadOwners(tx *bolt.Tx, add func(Fault)) {
+	uploads, owners := tx.Bucket(bucketUploads), tx.Bucket(bucketUploadOwners)
+	uploads.ForEach(func(k, v []byte) error {
+		var rec uploadRecord
+		if decode(v, &rec) == nil && rec.Owner != "" && owners.Get(key(rec.Owner, string(k))) == nil {
+			add(Fault{Kind: FaultIndex, Subject: "upload " + string(k), Problem: fmt.Sprintf("its owner %q has no uploadowners entry for it", rec.Owner)})
+		}
+		return nil
+	})
+	owners.ForEach(func(k, _ []byte) error {
+		owner, id := splitPair(k)
+		var rec uploadRecord
+		if v := uploads.Get([]byte(id)); v == nil || decode(v, &rec) != nil || rec.Owner != owner {
+			add(Fault{Kind: FaultIndex, Subject: fmt.Sprintf("uploadowners entry %q", k), Problem: "it names no session of that owner"})
+		}
+		return nil
+	})
 }
 
 // checkPages runs bbolt's page check. It takes the writer lock for that
@@ -63,6 +94,21 @@ func (s *Store) checkPages() ([]Fault, error) {
 		faults = append(faults, Fault{Kind: FaultMetaDB, Subject: "meta.db", Problem: err.Error()})
 	}
 	return faults, nil
+}
+
+// CheckPages runs bbolt's page check on meta.db and returns an error
+// naming the first fault it found (after draining the checker, which uses
+// the transaction until it closes), or nil when the pages are sound. Like
+// Verify, it holds the writer lock for the check's time.
+func (s *Store) CheckPages() error {
+	faults, err := s.checkPages()
+	if err != nil {
+		return err
+	}
+	if len(faults) > 0 {
+		return fmt.Errorf("meta.db fails bbolt's page check (%d faults), the first: %s", len(faults), faults[0].Problem)
+	}
+	return nil
 }
 
 func verifyBlobRecords(tx *bolt.Tx, add func(Fault)) []BlobInfo {

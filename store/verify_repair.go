@@ -54,7 +54,7 @@ func (s *Store) quarantineBlob(d Digest, seen os.FileInfo) (string, error) {
 		return "", nil // removed or replaced since it was hashed
 	}
 	dst := s.quarantinePath(d)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if err := mkdirSynced(filepath.Dir(dst)); err != nil {
 		return "", fmt.Errorf("create quarantine: %w", err)
 	}
 	if err := os.Rename(path, dst); err != nil {
@@ -81,7 +81,7 @@ func (s *Store) quarantineBlob(d Digest, seen os.FileInfo) (string, error) {
 // quarantinePath is where the corrupt file of d goes: DATA/quarantine/<alg>/<hex>,
 // with the time appended when an earlier one is there.
 func (s *Store) quarantinePath(d Digest) string {
-	p := filepath.Join(s.dir, "quarantine", d.Algorithm(), d.Hex())
+	p := filepath.Join(s.dir, quarantineDir, d.Algorithm(), d.Hex())
 	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
 		return p
 	}

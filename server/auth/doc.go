@@ -10,7 +10,7 @@
 //     friends, with the grammar of the distribution project's "Token Scope
 //     Documentation".
 //   - Authorizer: the access rules of meta.db compiled once, first match
-//     wins, default deny, with the contract's default policy when there are
+//     wins, default deny, with README.md's default policy when there are
 //     no rules; see its doc for the exact decision, including admins (always
 //     allowed) and --anonymous-pull (adds pull for anonymous on top of the
 //     rules). ValidateRule checks a rule before it is stored.
@@ -27,7 +27,7 @@
 //
 // /token (GET with optional Basic auth, or POST form):
 //
-//	scopes, err := auth.ParseScopes(scopeParams) // ErrScopeInvalid → 400
+//	scopes, err := auth.ParseScopes(scopeParams) // ErrScopeInvalid → 400 invalid_request
 //	user := store.User{}                         // anonymous without credentials
 //	user, err = svc.Authenticate(name, password, c.IP())
 //	//   ErrBadCredentials → 401; *auth.ThrottledError (throttled, or too
@@ -57,7 +57,7 @@
 //
 // Not ok: 401 with the Bearer challenge for the anonymous caller, 403 with
 // error="insufficient_scope" for a signed-in one. The catalog handler lists
-// svc.FilterPullable(account, names): only what the caller may pull.
+// svc.PullFilter(account): which repositories the caller may pull.
 //
 // # Costs
 //

@@ -21,7 +21,7 @@ var ErrRuleInvalid = errors.New("invalid access rule")
 //     a repository; * on registry:catalog. Others are dropped.
 //  2. Admins may do everything, whatever the rules say, so a rule list can
 //     never lock out the people who maintain it.
-//  3. With no rules, the default policy of the contract: every signed-in
+//  3. With no rules, the default policy README.md documents: every signed-in
 //     user may pull everything and push and delete under "<account>/" (at
 //     any depth); anonymous may do nothing, or pull with anonymous pull on.
 //  4. With rules, the first rule whose Account, Type and Name match decides:

@@ -210,15 +210,18 @@ func mergeAccess(list []Access, a Access) []Access {
 	return append(list, a)
 }
 
-// FilterPullable returns the names, in order, that account ("" for
-// anonymous) may pull under the current rules: what /v2/_catalog lists. An
-// account that no longer exists may pull nothing.
-func (s *Service) FilterPullable(account string, names []string) ([]string, error) {
+// PullFilter returns a check of which repositories account ("" for
+// anonymous) may pull under the current rules: what /v2/_catalog lists and
+// where a blob may be mounted from. An account that no longer exists may
+// pull nothing. The check reads no store, so it may run inside a store
+// transaction; it keeps the rules of the moment it was made.
+func (s *Service) PullFilter(account string) (func(repo string) bool, error) {
+	nothing := func(string) bool { return false }
 	admin := false
 	if account != "" {
 		u, err := s.store.User(account)
 		if errors.Is(err, store.ErrUserUnknown) {
-			return nil, nil
+			return nothing, nil
 		}
 		if err != nil {
 			return nil, err
@@ -229,14 +232,10 @@ func (s *Service) FilterPullable(account string, names []string) ([]string, erro
 	if err != nil {
 		return nil, err
 	}
-	var out []string
 	pull := []string{ActionPull}
-	for _, n := range names {
-		if len(authz.Allowed(account, admin, TypeRepository, n, pull)) > 0 {
-			out = append(out, n)
-		}
-	}
-	return out, nil
+	return func(repo string) bool {
+		return len(authz.Allowed(account, admin, TypeRepository, repo, pull)) > 0
+	}, nil
 }
 
 // Authorizer returns the Authorizer for the rules in the store now. It

@@ -185,7 +185,7 @@ func TestService_AuthorizeReloadsRules(t *testing.T) {
 	}
 }
 
-func TestService_FilterPullable(t *testing.T) {
+func TestService_PullFilter(t *testing.T) {
 	st := openTestStore(t)
 	addUser(t, st, "alice", "pw", false)
 	addUser(t, st, "root", "pw", true)
@@ -205,9 +205,18 @@ func TestService_FilterPullable(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := svc.FilterPullable(tc.account, names)
-			if err != nil || !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("FilterPullable(%q) = %v, %v; want %v", tc.account, got, err, tc.want)
+			pullable, err := svc.PullFilter(tc.account)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, n := range names {
+				if pullable(n) {
+					got = append(got, n)
+				}
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("PullFilter(%q) lets pull %v; want %v", tc.account, got, tc.want)
 			}
 		})
 	}
