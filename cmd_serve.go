@@ -9,12 +9,15 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-registry/berth/admin"
+	"github.com/berth-registry/berth/events"
 	"github.com/berth-registry/berth/server"
 	"github.com/berth-registry/berth/server/auth"
 	"github.com/berth-registry/berth/store"
@@ -40,6 +43,8 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "tls-key", EnvVars: []string{"BERTH_TLS_KEY"}, Usage: "the PEM private key of --tls-cert"},
 			&cli.StringSliceFlag{Name: "trusted-proxy", Value: cli.NewStringSlice(server.DefaultTrustedProxies...), EnvVars: []string{"BERTH_TRUSTED_PROXY"},
 				Usage: "a reverse proxy (CIDR or address, repeatable; none: nobody) whose X-Forwarded-For, -Proto and -Host are believed"},
+			&cli.DurationFlag{Name: "webhook-backoff", Value: time.Second, EnvVars: []string{"BERTH_WEBHOOK_BACKOFF"}, Usage: "wait after a webhook's first failed attempt; it doubles with each failure"},
+			&cli.DurationFlag{Name: "webhook-backoff-max", Value: 5 * time.Minute, EnvVars: []string{"BERTH_WEBHOOK_BACKOFF_MAX"}, Usage: "the longest wait between two attempts of one webhook event"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"BERTH_SHUTDOWN_TIMEOUT"}, Usage: "how long running requests may finish after SIGTERM"},
 		},
 		Action: runServe,
@@ -119,6 +124,8 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	stopEvents := startEvents(ctx, st, &cfg, ln.Addr().String(), c.Duration("webhook-backoff"), c.Duration("webhook-backoff-max"), log)
+	defer stopEvents()
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -138,6 +145,29 @@ func runServe(c *cli.Context) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return <-errc
+}
+
+// startEvents starts the webhook senders and the pull-event recorder, and
+// registers the queue metrics. The returned stop waits for them to end
+// (after ctx does), so the store outlives them.
+func startEvents(ctx context.Context, st *store.Store, cfg *server.Config, addr string, backoff, backoffMax time.Duration, log *slog.Logger) (stop func()) {
+	if err := prometheus.Register(events.QueueCollector{Store: st}); err != nil {
+		log.Warn("webhook metrics not registered", "err", err)
+	}
+	pulls := events.NewPullRecorder(st, log)
+	cfg.OnPull = pulls.Record
+	ectx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); pulls.Run(ectx) }()
+	go func() {
+		defer wg.Done()
+		events.Run(ectx, st, events.Options{
+			Logger: log, MinBackoff: backoff, MaxBackoff: backoffMax,
+			Source: events.Source{Addr: addr, InstanceID: store.NewEventID()},
+		})
+	}()
+	return func() { cancel(); wg.Wait() }
 }
 
 // newLogger builds the server's log from --log-format and --log-level.

@@ -38,6 +38,10 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Version is reported by the berth_build_info metric.
 	Version string
+	// OnPull, when set, is called with a pull event for each manifest GET
+	// while some webhook wants pulls. It must not block: the events
+	// package collects them and writes them in batches.
+	OnPull func(store.Event)
 }
 
 // Server serves one store over HTTP. Create it with New.
@@ -50,6 +54,7 @@ type Server struct {
 	tls     *tls.Config
 	proxies proxySet
 	metrics *metrics
+	onPull  func(store.Event)
 	// draining is set when Shutdown begins, so /readyz turns 503.
 	draining atomic.Bool
 	// conns is the listener Serve wraps, for Shutdown.
@@ -66,7 +71,7 @@ func New(st *store.Store, cfg Config) *Server {
 	}
 	s := &Server{
 		store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger,
-		tls: cfg.TLS, proxies: cfg.TrustedProxies, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
+		tls: cfg.TLS, proxies: cfg.TrustedProxies, onPull: cfg.OnPull, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "berth",
