@@ -28,9 +28,12 @@ const (
 	pullBuffer = 8192
 )
 
-// NewPullRecorder returns a recorder for st; Run must be running for the
-// events to reach the outbox.
+// NewPullRecorder returns a recorder for st that logs to log (nil: the
+// default logger); Run must be running for the events to reach the outbox.
 func NewPullRecorder(st *store.Store, log *slog.Logger) *PullRecorder {
+	if log == nil {
+		log = slog.Default()
+	}
 	return &PullRecorder{st: st, in: make(chan store.Event, pullBuffer), log: log}
 }
 
