@@ -28,9 +28,11 @@ type Config struct {
 	Auth *auth.Service
 	// Service is the token audience and the challenge's service (--service).
 	Service string
-	// ReadTimeout and IdleTimeout bound slow clients; zero means the defaults.
-	ReadTimeout time.Duration
-	IdleTimeout time.Duration
+	// Timeouts bound slow clients; zero fields mean DefaultTimeouts.
+	Timeouts Timeouts
+	// Limits bound the connections held; zero fields mean the defaults
+	// (DefaultMaxConnections, DefaultMaxConnectionsPerAddr).
+	Limits Limits
 	// TLS, when set, makes Serve speak HTTPS (Certificate.TLSConfig).
 	TLS *tls.Config
 	// TrustedProxies are the peers whose X-Forwarded-For, -Proto and -Host
@@ -42,6 +44,9 @@ type Config struct {
 	// while some webhook wants pulls. It must not block: the events
 	// package collects them and writes them in batches.
 	OnPull func(store.Event)
+	// MaxUploadsPerUser caps the upload sessions one account (or, without
+	// one, one client address) may have open; 0 means no cap.
+	MaxUploadsPerUser int
 }
 
 // Server serves one store over HTTP. Create it with New.
@@ -55,6 +60,12 @@ type Server struct {
 	proxies proxySet
 	metrics *metrics
 	onPull  func(store.Event)
+	// timeouts and limits are kept by the connections (conn.go,
+	// listener.go), not by fasthttp.
+	timeouts Timeouts
+	limits   Limits
+	// maxUploads caps the open upload sessions per owner (uploadOwner).
+	maxUploads int
 	// draining is set when Shutdown begins, so /readyz turns 503.
 	draining atomic.Bool
 	// conns is the listener Serve wraps, for Shutdown.
@@ -72,6 +83,13 @@ func New(st *store.Store, cfg Config) *Server {
 	s := &Server{
 		store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger,
 		tls: cfg.TLS, proxies: cfg.TrustedProxies, onPull: cfg.OnPull, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
+		timeouts: cfg.Timeouts.withDefaults(), limits: cfg.Limits, maxUploads: cfg.MaxUploadsPerUser,
+	}
+	if s.limits.MaxConnections <= 0 {
+		s.limits.MaxConnections = DefaultMaxConnections
+	}
+	if s.limits.MaxConnectionsPerAddr <= 0 {
+		s.limits.MaxConnectionsPerAddr = DefaultMaxConnectionsPerAddr
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "berth",
@@ -81,9 +99,10 @@ func New(st *store.Store, cfg Config) *Server {
 		StreamRequestBody: true,
 		// BodyLimit is not enforced on streamed bodies; manifests have their
 		// own cap (store.MaxManifestSize) in putManifest.
-		BodyLimit:    store.MaxManifestSize,
-		ReadTimeout:  cfg.ReadTimeout,
-		IdleTimeout:  orDefault(cfg.IdleTimeout, 2*time.Minute),
+		BodyLimit: store.MaxManifestSize,
+		// No ReadTimeout, WriteTimeout or IdleTimeout: the connection
+		// keeps its own deadlines (Timeouts in conn.go), because
+		// fasthttp's read timeout covers headers and body together.
 		ErrorHandler: s.handleError,
 		// Repository names are case-sensitive and may end in a slash-less
 		// path; routing is ours (parseTarget), not fiber's.
@@ -102,8 +121,11 @@ func (s *Server) App() *fiber.App { return s.app }
 // Serve accepts connections on ln until Shutdown, over TLS when the
 // Config asked for it.
 func (s *Server) Serve(ln net.Listener) error {
-	cl := newConnListener(ln, s.tls == nil)
+	cl := s.newConnListener(ln)
 	s.conns.Store(cl)
+	done := make(chan struct{})
+	defer close(done)
+	go cl.releaseMemory(done)
 	ln = cl
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)

@@ -20,7 +20,8 @@ import (
 //	tags       <repo>\x00<tag> → digest
 //	referrers  <repo>\x00<subject>\x00<digest> → {}
 //	broken     <repo>\x00<digest> → {}                manifests a repair left without content; unknown until re-pushed
-//	uploads    <id> → repo, offset, hash state, started at, updated at
+//	uploads    <id> → repo, owner, offset, hash state, started at, updated at
+//	uploadowners <owner>\x00<id> → {}               reverse of uploads' owner, to count a user's sessions
 //	users      <name> → user record
 //	rules      <position, big-endian uint64> → rule record
 //	keys       <kid> → signing key record
@@ -30,29 +31,30 @@ import (
 //	outbox     <seq, big-endian uint64> → event, written in the transaction of the change it reports
 //	deadletters <name>\x00<seq> → event an endpoint never took, with the reason
 var (
-	bucketMeta        = []byte("meta")
-	bucketRepos       = []byte("repos")
-	bucketBlobs       = []byte("blobs")
-	bucketLinks       = []byte("links")
-	bucketBlobRepos   = []byte("blobrepos")
-	bucketManifests   = []byte("manifests")
-	bucketRefs        = []byte("refs")
-	bucketTags        = []byte("tags")
-	bucketReferrers   = []byte("referrers")
-	bucketBroken      = []byte("broken")
-	bucketUploads     = []byte("uploads")
-	bucketUsers       = []byte("users")
-	bucketRules       = []byte("rules")
-	bucketKeys        = []byte("keys")
-	bucketTokens      = []byte("tokens")
-	bucketWebhooks    = []byte("webhooks")
-	bucketHookState   = []byte("hookstate")
-	bucketOutbox      = []byte("outbox")
-	bucketDeadLetters = []byte("deadletters")
+	bucketMeta         = []byte("meta")
+	bucketRepos        = []byte("repos")
+	bucketBlobs        = []byte("blobs")
+	bucketLinks        = []byte("links")
+	bucketBlobRepos    = []byte("blobrepos")
+	bucketManifests    = []byte("manifests")
+	bucketRefs         = []byte("refs")
+	bucketTags         = []byte("tags")
+	bucketReferrers    = []byte("referrers")
+	bucketBroken       = []byte("broken")
+	bucketUploads      = []byte("uploads")
+	bucketUploadOwners = []byte("uploadowners")
+	bucketUsers        = []byte("users")
+	bucketRules        = []byte("rules")
+	bucketKeys         = []byte("keys")
+	bucketTokens       = []byte("tokens")
+	bucketWebhooks     = []byte("webhooks")
+	bucketHookState    = []byte("hookstate")
+	bucketOutbox       = []byte("outbox")
+	bucketDeadLetters  = []byte("deadletters")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketRepos, bucketBlobs, bucketLinks, bucketBlobRepos,
-		bucketManifests, bucketRefs, bucketTags, bucketReferrers, bucketBroken, bucketUploads,
+		bucketManifests, bucketRefs, bucketTags, bucketReferrers, bucketBroken, bucketUploads, bucketUploadOwners,
 		bucketUsers, bucketRules, bucketKeys, bucketTokens,
 		bucketWebhooks, bucketHookState, bucketOutbox, bucketDeadLetters,
 	}
