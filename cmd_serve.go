@@ -225,7 +225,7 @@ func checkServeLimits(c *cli.Context) error {
 			return fmt.Errorf("--%s must not be negative", name)
 		}
 	}
-	for _, name := range []string{"header-timeout", "idle-timeout", "body-timeout", "write-timeout"} {
+	for _, name := range []string{"header-timeout", "idle-timeout", "body-timeout", "write-timeout", "webhook-backoff", "webhook-backoff-max"} {
 		if c.Duration(name) <= 0 {
 			return fmt.Errorf("--%s must be positive, not %s", name, c.Duration(name))
 		}

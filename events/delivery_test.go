@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,13 +116,10 @@ func TestDelivery_HangPastTimeout(t *testing.T) {
 	runSenders(t, st)
 
 	waitFor(t, "both events accepted", func() bool { return len(rc.accepted()) == 2 })
-	q, _ := st.Queues()
 	if d := rc.deliveries(); d[0].ID != d[1].ID {
 		t.Errorf("the event after the hung attempt is %s, want a retry of %s", d[1].ID, d[0].ID)
 	}
-	if len(q) != 1 || q[0].Delivered != 2 {
-		t.Errorf("queues %+v, want 2 delivered", q)
-	}
+	waitFor(t, "2 deliveries recorded", func() bool { q, _ := st.Queues(); return q[0].Delivered == 2 })
 }
 
 func TestDelivery_ConnectionClosed(t *testing.T) {
@@ -143,17 +141,18 @@ func TestDelivery_ConnectionClosed(t *testing.T) {
 	if rc.requests() != 3 {
 		t.Errorf("%d requests, want 2 closed and 1 accepted", rc.requests())
 	}
-	q, _ := st.Queues()
-	if q[0].Delivered != 1 || q[0].LastError != "" {
-		t.Errorf("queue %+v: want 1 delivered and the error cleared", q[0])
-	}
+	waitFor(t, "the delivery recorded and the error cleared", func() bool {
+		q, _ := st.Queues()
+		return q[0].Delivered == 1 && q[0].LastError == "" && q[0].Failures == 0
+	})
 }
 
 func TestDelivery_RedirectIsNotFollowedThenDeadLetterAndReplay(t *testing.T) {
 	elsewhere := newReceiver(t, nil)
-	redirect := true
+	var redirect atomic.Bool
+	redirect.Store(true)
 	rc := newReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) bool {
-		if redirect {
+		if redirect.Load() {
 			http.Redirect(w, r, elsewhere.URL, http.StatusTemporaryRedirect)
 			return false
 		}
@@ -180,7 +179,7 @@ func TestDelivery_RedirectIsNotFollowedThenDeadLetterAndReplay(t *testing.T) {
 		t.Errorf("queue %+v: want 2 dead letters and nothing pending", q[0])
 	}
 
-	redirect = false // (racy in principle; the sender is idle with an empty queue now)
+	redirect.Store(false)
 	n, err := st.Replay("moved", nil)
 	if err != nil || n != 2 {
 		t.Fatalf("replay: %d, %v", n, err)

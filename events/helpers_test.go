@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -127,7 +128,7 @@ func runSenders(t *testing.T, st *store.Store) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		events.Run(ctx, st, events.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond, PageSize: 7})
+		events.Run(ctx, st, events.Options{Logger: slog.New(slog.DiscardHandler), MinBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond, PageSize: 7})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 }

@@ -140,7 +140,7 @@ type manifestPusher struct {
 
 func newManifestPusher(t testing.TB, s *server, repo string) *manifestPusher {
 	t.Helper()
-	p := &manifestPusher{client: &http.Client{Timeout: time.Minute}, s: s, repo: repo}
+	p := &manifestPusher{client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}, s: s, repo: repo}
 	p.config = p.blob(t, []byte(`{"architecture":"amd64","os":"linux"}`))
 	p.layer = p.blob(t, []byte("a layer that every image shares"))
 	return p
