@@ -20,17 +20,26 @@ type sender struct {
 	opts   *Options
 	client *http.Client
 	log    *slog.Logger
+
+	// cursor is the last outbox position handled; the store learns it at
+	// most once per ackInterval (and when the sender stops), so that a busy
+	// endpoint costs about one commit a second, not one per event.
+	cursor    uint64
+	unacked   int // events delivered since the last Ack
+	stored    uint64
+	lastStore time.Time
 }
 
-// ackInterval is the longest a sender goes without recording progress
-// while it delivers: what a crash can make it send again.
+// ackInterval is the longest a sender keeps its progress to itself: what a
+// crash can make it deliver again.
 const ackInterval = time.Second
 
 // run delivers until ctx ends or the endpoint is deleted.
 func (s *sender) run(ctx context.Context) {
+	defer s.flush()
 	for ctx.Err() == nil {
 		wake := s.st.OutboxChanged()
-		b, err := s.st.Pending(s.hook.Name, s.opts.PageSize)
+		b, err := s.st.Pending(s.hook.Name, s.cursor, s.opts.PageSize)
 		if errors.Is(err, store.ErrWebhookUnknown) {
 			return
 		}
@@ -39,55 +48,71 @@ func (s *sender) run(ctx context.Context) {
 			sleep(ctx, s.opts.MaxBackoff)
 			continue
 		}
-		if len(b.Events) == 0 {
-			if b.Through > b.From {
-				s.ack(b.Through, 0) // only events the endpoint does not want
-				continue
-			}
-			select {
-			case <-ctx.Done():
-			case <-wake:
-			}
+		s.cursor = b.From
+		if len(b.Events) > 0 && !s.deliverPage(ctx, b) {
+			return
+		}
+		s.cursor = b.Through
+		if len(b.Events) > 0 || b.Through > b.From {
+			s.maybeFlush()
 			continue
 		}
-		s.deliverPage(ctx, b)
+		s.idle(ctx, wake)
 	}
 }
 
-// deliverPage sends b's events in order and moves the cursor: at least once
-// a second, and past the whole page when it is through.
-func (s *sender) deliverPage(ctx context.Context, b store.Batch) {
-	delivered, lastAck := 0, time.Now()
-	var done uint64 // the last event handled, delivered or buried
+// idle waits for new events; progress not yet stored is stored once it is
+// ackInterval old.
+func (s *sender) idle(ctx context.Context, wake <-chan struct{}) {
+	var due <-chan time.Time
+	if s.cursor > s.stored {
+		t := time.NewTimer(ackInterval - time.Since(s.lastStore))
+		defer t.Stop()
+		due = t.C
+	}
+	select {
+	case <-ctx.Done():
+	case <-wake:
+	case <-due:
+		s.flush()
+	}
+}
+
+// deliverPage sends b's events in order. It returns false when ctx ended.
+func (s *sender) deliverPage(ctx context.Context, b store.Batch) bool {
 	for _, ev := range b.Events {
 		switch s.deliver(ctx, ev) {
 		case outcomeStopped:
-			if delivered > 0 {
-				s.ack(done, delivered)
-			}
-			return
-		case outcomeBuried:
-			if delivered > 0 {
-				s.ack(done, delivered)
-			}
-			delivered, lastAck = 0, time.Now()
+			return false
 		case outcomeDelivered:
-			delivered++
-			if time.Since(lastAck) > ackInterval {
-				s.ack(ev.Seq, delivered)
-				delivered, lastAck = 0, time.Now()
-			}
+			s.unacked++
 		}
-		done = ev.Seq
+		s.cursor = ev.Seq
+		s.maybeFlush()
 	}
-	s.ack(b.Through, delivered)
+	return true
 }
 
-func (s *sender) ack(through uint64, delivered int) {
-	if err := s.st.Ack(s.hook.Name, through, delivered); err != nil && !errors.Is(err, store.ErrWebhookUnknown) {
-		s.log.Error("webhook: record progress", "webhook", s.hook.Name, "err", err)
+func (s *sender) maybeFlush() {
+	if time.Since(s.lastStore) >= ackInterval {
+		s.flush()
 	}
-	deliveries.WithLabelValues(s.hook.Name, "ok").Add(float64(delivered))
+}
+
+// flush stores the sender's position.
+func (s *sender) flush() {
+	s.lastStore = time.Now()
+	if s.cursor <= s.stored {
+		return
+	}
+	if err := s.st.Ack(s.hook.Name, s.cursor, s.unacked); err != nil {
+		if !errors.Is(err, store.ErrWebhookUnknown) {
+			s.log.Error("webhook: record progress", "webhook", s.hook.Name, "err", err)
+		}
+		return
+	}
+	deliveries.WithLabelValues(s.hook.Name, "ok").Add(float64(s.unacked))
+	s.stored, s.unacked = s.cursor, 0
 }
 
 type outcome int
@@ -111,6 +136,8 @@ func (s *sender) deliver(ctx context.Context, ev store.Event) outcome {
 		if ctx.Err() != nil {
 			return outcomeStopped
 		}
+		// Progress made before a failure is stored now: the outage may last.
+		s.flush()
 		deliveries.WithLabelValues(s.hook.Name, "failed").Inc()
 		s.log.Warn("webhook: delivery failed", "webhook", s.hook.Name, "event", ev.ID, "err", err)
 		if err := s.st.RecordFailure(s.hook.Name, err.Error()); err != nil && !errors.Is(err, store.ErrWebhookUnknown) {
@@ -118,11 +145,15 @@ func (s *sender) deliver(ctx context.Context, ev store.Event) outcome {
 		}
 		if age := time.Since(ev.Queued); age > s.hook.MaxAge {
 			reason := fmt.Sprintf("undelivered after %s: %v", age.Round(time.Second), err)
-			if err := s.st.Bury(s.hook.Name, ev, reason); err != nil {
+			if err := s.st.Bury(s.hook.Name, ev, reason, s.unacked); err != nil {
 				s.log.Error("webhook: dead-letter", "webhook", s.hook.Name, "event", ev.ID, "err", err)
-				sleep(ctx, wait)
+				if !sleep(ctx, wait) {
+					return outcomeStopped
+				}
 				continue
 			}
+			deliveries.WithLabelValues(s.hook.Name, "ok").Add(float64(s.unacked))
+			s.stored, s.unacked = ev.Seq, 0
 			s.log.Warn("webhook: event moved to dead letters", "webhook", s.hook.Name, "event", ev.ID)
 			return outcomeBuried
 		}

@@ -55,10 +55,11 @@ type Batch struct {
 // not, so a page costs the same whatever the backlog.
 const scanLimit = 4096
 
-// Pending returns up to n events after the cursor of the endpoint name that
-// it wants. An empty Batch with Through beyond the cursor means only
-// unwanted events were passed: acknowledge it to move on.
-func (s *Store) Pending(name string, n int) (Batch, error) {
+// Pending returns up to n events that the endpoint name wants, after its
+// stored cursor or after position after, whichever is further: a sender
+// keeps its own position and stores it now and then (Ack). An empty Batch
+// with Through beyond From means only unwanted events were passed.
+func (s *Store) Pending(name string, after uint64, n int) (Batch, error) {
 	var b Batch
 	err := s.db.View(func(tx *bolt.Tx) error {
 		hv := tx.Bucket(bucketWebhooks).Get([]byte(name))
@@ -76,10 +77,11 @@ func (s *Store) Pending(name string, n int) (Batch, error) {
 		if err != nil {
 			return err
 		}
-		b.From, b.Through = st.Cursor, st.Cursor
+		from := max(after, st.Cursor)
+		b.From, b.Through = from, from
 		c := tx.Bucket(bucketOutbox).Cursor()
 		scanned := 0
-		for k, v := c.Seek(seqKey(st.Cursor + 1)); k != nil && len(b.Events) < n && scanned < scanLimit; k, v = c.Next() {
+		for k, v := c.Seek(seqKey(from + 1)); k != nil && len(b.Events) < n && scanned < scanLimit; k, v = c.Next() {
 			scanned++
 			var ev Event
 			if err := decode(v, &ev); err != nil {
@@ -147,8 +149,9 @@ type DeadLetter struct {
 }
 
 // Bury moves ev, the head of endpoint name's queue, to its dead letters
-// and moves the cursor past it, in one transaction.
-func (s *Store) Bury(name string, ev Event, reason string) error {
+// and moves the cursor past it, in one transaction; delivered counts the
+// events before it that the sender delivered and has not acknowledged.
+func (s *Store) Bury(name string, ev Event, reason string, delivered int) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		st, err := getHookState(tx, name)
 		if err != nil {
@@ -165,6 +168,7 @@ func (s *Store) Bury(name string, ev Event, reason string) error {
 			return err
 		}
 		st.Cursor, st.Failures, st.LastError = ev.Seq, 0, reason
+		st.Delivered += uint64(delivered)
 		if err := putHookState(tx, name, st); err != nil {
 			return err
 		}

@@ -51,7 +51,7 @@ func TestStore_OutboxWrittenWithTheChange(t *testing.T) {
 		if _, err := s.DeleteRepository("app"); err != nil {
 			t.Fatal(err)
 		}
-		b, err := s.Pending("a", 10)
+		b, err := s.Pending("a", 0, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +97,7 @@ func TestStore_OutboxWrittenWithTheChange(t *testing.T) {
 			t.Fatal(err)
 		}
 		pushImage(t, s, "app", "app", "v2", "")
-		b, _ := s.Pending("new", 10)
+		b, _ := s.Pending("new", 0, 10)
 		if len(b.Events) != 1 || b.Events[0].Tag != "v2" {
 			t.Fatalf("new webhook's queue %+v, want only v2", b.Events)
 		}
