@@ -334,3 +334,36 @@ func TestWebhooks_OutageThenRecovery(t *testing.T) {
 	t.Logf("%d events delivered after the outage in %s (%.0f/s); RSS after: %d KiB", n, took.Round(time.Millisecond), float64(n)/took.Seconds(), procStatusKiB(t, s, "VmRSS"))
 	checkInOrderOnce(t, evs, "ci/app", tags)
 }
+
+// TestWebhooks_PullEventsBatched turns pull events on for one endpoint and
+// checks that manifest GETs reach it, with the pulled tag, while another
+// endpoint that wants only pushes gets no pulls.
+func TestWebhooks_PullEventsBatched(t *testing.T) {
+	pulls, pushes := newHookReceiver(t), newHookReceiver(t)
+	data := t.TempDir()
+	s := startServer(t, data)
+	addWebhook(t, data, "pulls", pulls.URL, "--events", "pull")
+	addWebhook(t, data, "pushes", pushes.URL, "--events", "push", "--format", "distribution")
+	p := newManifestPusher(t, s, "lib/base")
+	if _, err := p.push("v1"); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		req, _ := http.NewRequest(http.MethodGet, s.URL("/v2/lib/base/manifests/v1"), nil)
+		req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+		resp, err := p.client.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("pull: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	evs := pulls.waitEvents(t, 5, 20*time.Second)
+	for _, ev := range evs {
+		if ev.Action != "pull" || ev.Target.Repository != "lib/base" || ev.Target.Tag != "v1" || ev.Request.Method != http.MethodGet {
+			t.Errorf("pull event %+v", ev)
+		}
+	}
+	if got := pushes.waitEvents(t, 1, 20*time.Second); len(got) != 1 || got[0].Action != "push" {
+		t.Errorf("the push-only endpoint got %+v, want the one push", got)
+	}
+}
