@@ -35,7 +35,9 @@ func TestWebhookOps_SameBothWays(t *testing.T) {
 		{"status unknown", func() result { return both(t, tw, WebhookStatusOp, WebhookStatus{Name: "nope"}, "") }, "", "no webhook nope (see berth webhook list)"},
 		{"replay neither", func() result { return both(t, tw, WebhookReplayOp, WebhookReplay{Name: "ci"}, "") }, "", "usage: berth webhook replay NAME ID...|--all"},
 		{"replay all of none", func() result { return both(t, tw, WebhookReplayOp, WebhookReplay{Name: "ci", All: true}, "") }, "queued 0 dead letters for ci again\n", ""},
-		{"replay unknown id", func() result { return both(t, tw, WebhookReplayOp, WebhookReplay{Name: "ci", IDs: []string{"abc"}}, "") }, "", "ci has no dead letter abc"},
+		{"replay unknown id", func() result {
+			return both(t, tw, WebhookReplayOp, WebhookReplay{Name: "ci", IDs: []string{"abc"}}, "")
+		}, "", "ci has no dead letter abc"},
 		{"test unreachable", func() result { return both(t, tw, WebhookTestOp, WebhookTest{Name: "ci"}, "") }, "", "webhook ci: test delivery to http://127.0.0.1:9/hook failed: "},
 		{"del", func() result { return both(t, tw, WebhookDelOp, WebhookDel{Name: "ci"}, "") }, "deleted webhook ci\n", ""},
 		{"del again", func() result { return both(t, tw, WebhookDelOp, WebhookDel{Name: "ci"}, "") }, "", "no webhook ci (see berth webhook list)"},
