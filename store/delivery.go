@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -98,13 +99,7 @@ func (s *Store) Pending(name string, after uint64, n int) (Batch, error) {
 	return b, err
 }
 
-func seqOf(k []byte) uint64 {
-	var seq uint64
-	for _, c := range k {
-		seq = seq<<8 | uint64(c)
-	}
-	return seq
-}
+func seqOf(k []byte) uint64 { return binary.BigEndian.Uint64(k) }
 
 // Ack records that endpoint name has everything up to through, delivered
 // is how many of those it received now, and prunes what no endpoint still
