@@ -16,6 +16,7 @@ func commands() []*cli.Command {
 		verifyCommand(),
 		tlsCommand(),
 		webhookCommand(),
+		importCommand(),
 		versionCommand(),
 	}
 	for _, c := range cmds {
