@@ -250,6 +250,17 @@ func TestWebhooks_KillWithEventsQueued(t *testing.T) {
 	if err != nil || !strings.Contains(status, "503") || !strings.Contains(status, " 30 ") {
 		t.Fatalf("webhook status (%v) should show 30 pending and the 503:\n%s", err, status)
 	}
+	resp, err := http.Get(s.URL("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`berth_webhook_queue_length{webhook="ci"} 30`, `berth_webhook_oldest_event_age_seconds{webhook="ci"} `, `berth_webhook_deliveries_total{result="failed",webhook="ci"} `} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	s.kill()
 
 	rc.down.Store(false)
