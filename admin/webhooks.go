@@ -227,7 +227,7 @@ var WebhookTestOp = register(&Op[WebhookTest, WebhookTested]{
 		}
 		now := time.Now()
 		ev := store.Event{ID: store.NewEventID(), Time: now, Queued: now, Action: ActionPing}
-		if err := events.Post(ctx, events.NewClient(), &w, ev, events.Source{}); err != nil {
+		if err := events.Post(ctx, events.NewClient(), &w, []store.Event{ev}, events.Source{}); err != nil {
 			return nil, fmt.Errorf("webhook %s: test delivery to %s failed: %v", w.Name, w.URL, err)
 		}
 		return &WebhookTested{Name: w.Name, URL: w.URL, ID: ev.ID, Took: time.Since(now)}, nil

@@ -202,7 +202,8 @@ func TestDelivery_CloudEventsBinaryMode(t *testing.T) {
 	if err := st.DeleteManifest("app", store.Reference{Tag: "v1"}); err != nil {
 		t.Fatal(err)
 	}
-	runSenders(t, st)
+	// Batching on: binary mode still sends one event per request.
+	runSendersBatched(t, st, 64)
 	waitFor(t, "two events", func() bool { return len(rc.accepted()) == 2 })
 	for i, want := range []struct{ typ, subject string }{
 		{"io.berth.registry.push", "app:v1"},

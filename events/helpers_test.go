@@ -122,13 +122,18 @@ func addHook(t *testing.T, st *store.Store, name, url string, mod func(*store.We
 	}
 }
 
-// runSenders runs events.Run with fast backoff until the test ends.
-func runSenders(t *testing.T, st *store.Store) {
+// runSenders runs events.Run with fast backoff until the test ends, one
+// event per registry:2 request, so that tests of per-event retries, order
+// and dead letters see each event on its own.
+func runSenders(t *testing.T, st *store.Store) { runSendersBatched(t, st, 1) }
+
+// runSendersBatched is runSenders with up to batch events per request.
+func runSendersBatched(t *testing.T, st *store.Store, batch int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		events.Run(ctx, st, events.Options{Logger: slog.New(slog.DiscardHandler), MinBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond, PageSize: 7})
+		events.Run(ctx, st, events.Options{Logger: slog.New(slog.DiscardHandler), MinBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond, PageSize: max(7, 4*batch), BatchSize: batch})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 }

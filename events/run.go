@@ -20,6 +20,9 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// PageSize is how many events a sender reads at a time (default 100).
 	PageSize int
+	// BatchSize is how many events one registry:2 envelope carries at
+	// most (default 64). CloudEvents endpoints get one event per request.
+	BatchSize int
 }
 
 func (o *Options) defaults() {
@@ -36,6 +39,9 @@ func (o *Options) defaults() {
 	if o.PageSize <= 0 {
 		o.PageSize = 100
 	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 64
+	}
 }
 
 // Run starts one sender per webhook of st and keeps the set in step with
@@ -43,7 +49,6 @@ func (o *Options) defaults() {
 // ends, after the senders stop.
 func Run(ctx context.Context, st *store.Store, opts Options) {
 	opts.defaults()
-	client := NewClient()
 	type running struct {
 		fingerprint string
 		stop        context.CancelFunc
@@ -83,7 +88,7 @@ func Run(ctx context.Context, st *store.Store, opts Options) {
 				sctx, stop := context.WithCancel(ctx)
 				r := running{fp, stop, make(chan struct{})}
 				senders[w.Name] = r
-				s := &sender{st: st, hook: w, opts: &opts, client: client, log: opts.Logger}
+				s := &sender{st: st, hook: w, opts: &opts, client: NewClient(), log: opts.Logger}
 				wg.Add(1)
 				go func() { defer wg.Done(); defer close(r.done); s.run(sctx) }()
 			}

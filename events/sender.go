@@ -36,6 +36,7 @@ const ackInterval = time.Second
 
 // run delivers until ctx ends or the endpoint is deleted.
 func (s *sender) run(ctx context.Context) {
+	defer s.client.CloseIdleConnections()
 	defer s.flush()
 	for ctx.Err() == nil {
 		wake := s.st.OutboxChanged()
@@ -78,19 +79,33 @@ func (s *sender) idle(ctx context.Context, wake <-chan struct{}) {
 	}
 }
 
-// deliverPage sends b's events in order. It returns false when ctx ended.
+// deliverPage sends b's events in order, up to batchSize per request. It
+// returns false when ctx ended.
 func (s *sender) deliverPage(ctx context.Context, b store.Batch) bool {
-	for _, ev := range b.Events {
-		switch s.deliver(ctx, ev) {
+	n := s.batchSize()
+	for evs := b.Events; len(evs) > 0; {
+		batch := evs[:min(n, len(evs))]
+		evs = evs[len(batch):]
+		switch s.deliver(ctx, batch) {
 		case outcomeStopped:
 			return false
 		case outcomeDelivered:
-			s.unacked++
+			s.unacked += len(batch)
 		}
-		s.cursor = ev.Seq
+		s.cursor = batch[len(batch)-1].Seq
 		s.maybeFlush()
 	}
 	return true
+}
+
+// batchSize is how many events one request carries: Options.BatchSize for
+// registry:2's envelope, which is a list; one for CloudEvents binary mode,
+// whose body is a single event.
+func (s *sender) batchSize() int {
+	if s.hook.Format == store.FormatCloudEvents {
+		return 1
+	}
+	return s.opts.BatchSize
 }
 
 func (s *sender) maybeFlush() {
@@ -123,13 +138,14 @@ const (
 	outcomeStopped           // ctx ended
 )
 
-// deliver posts ev until the endpoint takes it, its max age passes (then
-// it is buried), or ctx ends. Waits double from MinBackoff up to
-// MaxBackoff.
-func (s *sender) deliver(ctx context.Context, ev store.Event) outcome {
+// deliver posts evs, as one request, until the endpoint takes them, the
+// max age of the oldest passes (then all of them are buried), or ctx ends.
+// A failed request is retried whole, with the same ids and body. Waits
+// double from MinBackoff up to MaxBackoff.
+func (s *sender) deliver(ctx context.Context, evs []store.Event) outcome {
 	wait := s.opts.MinBackoff
 	for {
-		err := Post(ctx, s.client, &s.hook, ev, s.opts.Source)
+		err := Post(ctx, s.client, &s.hook, evs, s.opts.Source)
 		if err == nil {
 			return outcomeDelivered
 		}
@@ -139,22 +155,22 @@ func (s *sender) deliver(ctx context.Context, ev store.Event) outcome {
 		// Progress made before a failure is stored now: the outage may last.
 		s.flush()
 		deliveries.WithLabelValues(s.hook.Name, "failed").Inc()
-		s.log.Warn("webhook: delivery failed", "webhook", s.hook.Name, "event", ev.ID, "err", err)
+		s.log.Warn("webhook: delivery failed", "webhook", s.hook.Name, "event", evs[0].ID, "events", len(evs), "err", err)
 		if err := s.st.RecordFailure(s.hook.Name, err.Error()); err != nil && !errors.Is(err, store.ErrWebhookUnknown) {
 			s.log.Error("webhook: record failure", "webhook", s.hook.Name, "err", err)
 		}
-		if age := time.Since(ev.Queued); age > s.hook.MaxAge {
+		if age := time.Since(oldest(evs)); age > s.hook.MaxAge {
 			reason := fmt.Sprintf("undelivered after %s: %v", age.Round(time.Second), err)
-			if err := s.st.Bury(s.hook.Name, ev, reason, s.unacked); err != nil {
-				s.log.Error("webhook: dead-letter", "webhook", s.hook.Name, "event", ev.ID, "err", err)
+			if err := s.st.Bury(s.hook.Name, evs, reason, s.unacked); err != nil {
+				s.log.Error("webhook: dead-letter", "webhook", s.hook.Name, "event", evs[0].ID, "err", err)
 				if !sleep(ctx, wait) {
 					return outcomeStopped
 				}
 				continue
 			}
 			deliveries.WithLabelValues(s.hook.Name, "ok").Add(float64(s.unacked))
-			s.stored, s.unacked = ev.Seq, 0
-			s.log.Warn("webhook: event moved to dead letters", "webhook", s.hook.Name, "event", ev.ID)
+			s.stored, s.unacked = evs[len(evs)-1].Seq, 0
+			s.log.Warn("webhook: events moved to dead letters", "webhook", s.hook.Name, "event", evs[0].ID, "events", len(evs))
 			return outcomeBuried
 		}
 		if !sleep(ctx, wait) {
@@ -164,14 +180,27 @@ func (s *sender) deliver(ctx context.Context, ev store.Event) outcome {
 	}
 }
 
-// Post sends ev to w once: nil when the endpoint answered 2xx. A redirect
+// oldest is the earliest time one of evs was queued: a batch's max age
+// counts from it.
+func oldest(evs []store.Event) time.Time {
+	t := evs[0].Queued
+	for _, ev := range evs[1:] {
+		if ev.Queued.Before(t) {
+			t = ev.Queued
+		}
+	}
+	return t
+}
+
+// Post sends evs to w once, as one request: nil when the endpoint answered
+// 2xx. A CloudEvents endpoint takes exactly one event per request. A redirect
 // is an error, not followed: the endpoint's URL is what the admin
 // configured, and following a Location could send signed events elsewhere.
 // The attempt is bounded by w.Timeout, the response body read up to 64 KiB.
-func Post(ctx context.Context, client *http.Client, w *store.Webhook, ev store.Event, src Source) error {
+func Post(ctx context.Context, client *http.Client, w *store.Webhook, evs []store.Event, src Source) error {
 	ctx, cancel := context.WithTimeout(ctx, w.Timeout)
 	defer cancel()
-	req, err := newRequest(ctx, w, ev, src, time.Now())
+	req, err := newRequest(ctx, w, evs, src, time.Now())
 	if err != nil {
 		return err
 	}
@@ -191,8 +220,10 @@ func Post(ctx context.Context, client *http.Client, w *store.Webhook, ev store.E
 	}
 }
 
-// NewClient returns the HTTP client senders use: no redirects followed, no
-// cookies, connections reused.
+// NewClient returns an HTTP client for one endpoint: no redirects
+// followed, no cookies, its own Transport so that its kept-alive
+// connection is not evicted by other endpoints' (the default keeps two idle
+// connections per host, and endpoints often share one host).
 func NewClient() *http.Client {
 	return &http.Client{
 		Transport: http.DefaultTransport.(*http.Transport).Clone(),

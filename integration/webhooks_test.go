@@ -63,10 +63,10 @@ func (rc *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 		problem = "bad signature"
 	case r.Header.Get("Content-Type") != notifications.EventsMediaType:
 		problem = "content type " + r.Header.Get("Content-Type")
-	case json.Unmarshal(body, &env) != nil || len(env.Events) != 1:
+	case json.Unmarshal(body, &env) != nil || len(env.Events) == 0:
 		problem = "undecodable envelope: " + string(body)
-	case env.Events[0].ID != r.Header.Get("Berth-Event-Id"):
-		problem = "id header differs from the event's"
+	case envelopeIDs(env.Events) != r.Header.Get("Berth-Event-Id"):
+		problem = "id header differs from the events' ids"
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -75,8 +75,18 @@ func (rc *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	rc.got = append(rc.got, env.Events[0])
+	rc.got = append(rc.got, env.Events...)
 	w.WriteHeader(http.StatusOK)
+}
+
+// envelopeIDs is the documented Berth-Event-Id of a batch: its events'
+// ids in order, joined by commas.
+func envelopeIDs(evs []notifications.Event) string {
+	ids := make([]string, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.ID
+	}
+	return strings.Join(ids, ",")
 }
 
 // signatureValid checks Berth-Signature from the documented rule: "v1=" and

@@ -143,26 +143,36 @@ type DeadLetter struct {
 	At     time.Time `json:"at"`
 }
 
-// Bury moves ev, the head of endpoint name's queue, to its dead letters
-// and moves the cursor past it, in one transaction; delivered counts the
-// events before it that the sender delivered and has not acknowledged.
-func (s *Store) Bury(name string, ev Event, reason string, delivered int) error {
+// Bury moves evs, the head of endpoint name's queue in order, to its dead
+// letters and moves the cursor past the last, in one transaction;
+// delivered counts the events before them that the sender delivered and
+// has not acknowledged.
+func (s *Store) Bury(name string, evs []Event, reason string, delivered int) error {
+	if len(evs) == 0 {
+		return nil
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		st, err := getHookState(tx, name)
 		if err != nil {
 			return err
 		}
-		if ev.Seq <= st.Cursor {
+		last := evs[len(evs)-1].Seq
+		if last <= st.Cursor {
 			return nil // already moved past (a concurrent replay or delete)
 		}
-		v, err := encode(DeadLetter{Event: ev, Reason: reason, At: s.now()})
-		if err != nil {
-			return err
+		for _, ev := range evs {
+			if ev.Seq <= st.Cursor {
+				continue
+			}
+			v, err := encode(DeadLetter{Event: ev, Reason: reason, At: s.now()})
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketDeadLetters).Put(append(prefix(name), seqKey(ev.Seq)...), v); err != nil {
+				return err
+			}
 		}
-		if err := tx.Bucket(bucketDeadLetters).Put(append(prefix(name), seqKey(ev.Seq)...), v); err != nil {
-			return err
-		}
-		st.Cursor, st.Failures, st.LastError = ev.Seq, 0, reason
+		st.Cursor, st.Failures, st.LastError = last, 0, reason
 		st.Delivered += uint64(delivered)
 		if err := putHookState(tx, name, st); err != nil {
 			return err
