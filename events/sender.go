@@ -62,8 +62,8 @@ func (s *sender) run(ctx context.Context) {
 	}
 }
 
-// idle waits for new events; progress not yet stored is stored once it is
-// ackInterval old.
+// idle waits for new events, then Linger more for a registry:2 endpoint;
+// progress not yet stored is stored once it is ackInterval old.
 func (s *sender) idle(ctx context.Context, wake <-chan struct{}) {
 	var due <-chan time.Time
 	if s.cursor > s.stored {
@@ -74,6 +74,11 @@ func (s *sender) idle(ctx context.Context, wake <-chan struct{}) {
 	select {
 	case <-ctx.Done():
 	case <-wake:
+		// New events arrive one commit at a time; lingering lets those of
+		// the next few milliseconds share one request instead of one each.
+		if s.batchSize() > 1 {
+			sleep(ctx, s.opts.Linger)
+		}
 	case <-due:
 		s.flush()
 	}
