@@ -10,6 +10,7 @@ import (
 
 	"github.com/distribution/distribution/v3/notifications"
 
+	"github.com/berth-registry/berth/events"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -159,5 +160,38 @@ func TestDelivery_BatchDeadLetteredByOldestAge(t *testing.T) {
 	}
 	if q, _ := st.Queues(); q[0].Pending != 0 || q[0].DeadLetters != len(tags) {
 		t.Errorf("queue %+v: want %d dead letters and nothing pending", q[0], len(tags))
+	}
+}
+
+func TestDelivery_LingerGroupsEventsCommittedOneByOne(t *testing.T) {
+	rc := newReceiver(t, nil)
+	st := openStore(t)
+	addHook(t, st, "ci", rc.URL, nil)
+	// A long linger, so that the test does not depend on how fast this
+	// machine pushes: the pushes below take far less than 5s.
+	runSendersWith(t, st, events.Options{Linger: 5 * time.Second})
+	tags := tagsN(5)
+	pushTags(t, st, "app", tags...)
+
+	waitFor(t, "5 events accepted", func() bool {
+		n := 0
+		for _, d := range rc.accepted() {
+			n += len(batch(t, d))
+		}
+		return n == len(tags)
+	})
+	acc := rc.accepted()
+	if len(acc) >= len(tags) {
+		t.Errorf("%d requests for %d events committed within the linger, want fewer", len(acc), len(tags))
+	}
+	var got []string
+	for _, d := range acc {
+		verify(t, d, testSecret)
+		for _, ev := range batch(t, d) {
+			got = append(got, ev.Target.Tag)
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(tags, " ") {
+		t.Errorf("accepted tags %v, want %v in order", got, tags)
 	}
 }

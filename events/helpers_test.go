@@ -129,11 +129,19 @@ func runSenders(t *testing.T, st *store.Store) { runSendersBatched(t, st, 1) }
 
 // runSendersBatched is runSenders with up to batch events per request.
 func runSendersBatched(t *testing.T, st *store.Store, batch int) {
+	runSendersWith(t, st, events.Options{PageSize: max(7, 4*batch), BatchSize: batch})
+}
+
+// runSendersWith runs events.Run with opts and fast backoff until the test
+// ends.
+func runSendersWith(t *testing.T, st *store.Store, opts events.Options) {
+	opts.Logger = slog.New(slog.DiscardHandler)
+	opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 80*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		events.Run(ctx, st, events.Options{Logger: slog.New(slog.DiscardHandler), MinBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond, PageSize: max(7, 4*batch), BatchSize: batch})
+		events.Run(ctx, st, opts)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 }
