@@ -91,13 +91,7 @@ func TestDelivery_BatchesInOrderWithSignedIDs(t *testing.T) {
 
 func TestDelivery_FailedBatchRetriedWhole(t *testing.T) {
 	const failures = 2
-	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) bool {
-		if n <= failures {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return false
-		}
-		return true
-	})
+	rc := newReceiver(t, failFirst(failures))
 	st := openStore(t)
 	addHook(t, st, "ci", rc.URL, nil)
 	tags := tagsN(25)

@@ -54,13 +54,7 @@ func tagsN(n int) []string {
 
 func TestDelivery_RetriesAfterFailures(t *testing.T) {
 	const failures = 3
-	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) bool {
-		if n <= failures {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return false
-		}
-		return true
-	})
+	rc := newReceiver(t, failFirst(failures))
 	st := openStore(t)
 	addHook(t, st, "ci", rc.URL, nil)
 	tags := tagsN(20)

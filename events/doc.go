@@ -4,10 +4,13 @@
 // as the change it reports (store/outbox.go), so an event exists exactly
 // when its change does, crash or not. This package reads that outbox: one
 // sender per endpoint takes a page of the events the endpoint wants, posts
-// them one by one in order, and moves the endpoint's cursor past them once
-// they are acknowledged (a 2xx answer). A failure is retried with
-// exponential backoff up to a cap; an event that keeps failing past the
-// endpoint's max age moves to its dead-letter list (`berth webhook status`
+// them in order (up to 64 per registry:2 envelope, after a short linger
+// that lets events committed one by one share a request; one per
+// CloudEvents request), and moves the endpoint's cursor past them once they
+// are acknowledged (a 2xx answer). A failed request is retried whole with
+// exponential backoff up to a cap; a request whose oldest event keeps
+// failing past the endpoint's max age moves its events to the dead-letter
+// list (`berth webhook status`
 // shows it, `berth webhook replay` queues it again). Delivery is at least
 // once: a crash between a delivery and the cursor's move repeats it, with
 // the same event id, for the receiver to de-duplicate.

@@ -64,6 +64,18 @@ func newReceiver(t *testing.T, answer func(n int, w http.ResponseWriter, r *http
 	return rc
 }
 
+// failFirst is an answer that refuses the first n requests with 503 and
+// accepts the rest.
+func failFirst(n int) func(int, http.ResponseWriter, *http.Request) bool {
+	return func(i int, w http.ResponseWriter, _ *http.Request) bool {
+		if i <= n {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return false
+		}
+		return true
+	}
+}
+
 func (rc *receiver) deliveries() []delivery {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
