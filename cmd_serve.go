@@ -10,12 +10,15 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-registry/berth/admin"
+	"github.com/berth-registry/berth/events"
 	"github.com/berth-registry/berth/server"
 	"github.com/berth-registry/berth/server/auth"
 	"github.com/berth-registry/berth/store"
@@ -41,6 +44,8 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "tls-key", EnvVars: []string{"BERTH_TLS_KEY"}, Usage: "the PEM private key of --tls-cert"},
 			&cli.StringSliceFlag{Name: "trusted-proxy", Value: cli.NewStringSlice(server.DefaultTrustedProxies...), EnvVars: []string{"BERTH_TRUSTED_PROXY"},
 				Usage: "a reverse proxy (CIDR or address, repeatable; none: nobody) whose X-Forwarded-For, -Proto and -Host are believed"},
+			durationFlag("webhook-backoff", time.Second, "wait after a webhook's first failed attempt; it doubles with each failure", "BERTH_WEBHOOK_BACKOFF"),
+			durationFlag("webhook-backoff-max", 5*time.Minute, "the longest wait between two attempts of one webhook event", "BERTH_WEBHOOK_BACKOFF_MAX"),
 			durationFlag("shutdown-timeout", 30*time.Second, "how long running requests may finish after SIGTERM", "BERTH_SHUTDOWN_TIMEOUT"),
 			&cli.IntFlag{Name: "max-connections", EnvVars: []string{"BERTH_MAX_CONNECTIONS"},
 				Usage: fmt.Sprintf("most client connections held at once (0: %d, or less when the file limit is lower)", server.DefaultMaxConnections)},
@@ -168,6 +173,8 @@ func runServe(c *cli.Context) error {
 		go cfg.Auth.RunRefreshCleanup(ctx, refreshCleanupInterval, log)
 	}
 
+	stopEvents := startEvents(ctx, st, &cfg, ln.Addr().String(), durationOf(c, "webhook-backoff"), durationOf(c, "webhook-backoff-max"), log)
+	defer stopEvents()
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -190,6 +197,29 @@ func runServe(c *cli.Context) error {
 	return <-errc
 }
 
+// startEvents starts the webhook senders and the pull-event recorder, and
+// registers the queue metrics. The returned stop waits for them to end
+// (after ctx does), so the store outlives them.
+func startEvents(ctx context.Context, st *store.Store, cfg *server.Config, addr string, backoff, backoffMax time.Duration, log *slog.Logger) (stop func()) {
+	if err := prometheus.Register(events.QueueCollector{Store: st}); err != nil {
+		log.Warn("webhook metrics not registered", "err", err)
+	}
+	pulls := events.NewPullRecorder(st, log)
+	cfg.OnPull = pulls.Record
+	ectx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); pulls.Run(ectx) }()
+	go func() {
+		defer wg.Done()
+		events.Run(ectx, st, events.Options{
+			Logger: log, MinBackoff: backoff, MaxBackoff: backoffMax,
+			Source: events.Source{Addr: addr, InstanceID: store.NewEventID()},
+		})
+	}()
+	return func() { cancel(); wg.Wait() }
+}
+
 // fileLimit is the process's file descriptor limit (Go raises the soft
 // limit to the hard one at start), 0 when unknown.
 func fileLimit() uint64 {
@@ -208,7 +238,7 @@ func checkServeLimits(c *cli.Context) error {
 			return fmt.Errorf("--%s must not be negative", name)
 		}
 	}
-	for _, name := range []string{"header-timeout", "idle-timeout", "body-timeout", "write-timeout"} {
+	for _, name := range []string{"header-timeout", "idle-timeout", "body-timeout", "write-timeout", "webhook-backoff", "webhook-backoff-max"} {
 		if durationOf(c, name) <= 0 {
 			return fmt.Errorf("--%s must be positive, not %s", name, durationOf(c, name))
 		}

@@ -16,6 +16,7 @@ func commands() []*cli.Command {
 		restoreCommand(),
 		verifyCommand(),
 		tlsCommand(),
+		webhookCommand(),
 		importCommand(),
 		versionCommand(),
 	}

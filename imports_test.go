@@ -60,6 +60,8 @@ func TestImportDirections(t *testing.T) {
 			return d == "net/http" || strings.HasPrefix(d, "github.com/gofiber/") || strings.HasPrefix(d, "github.com/valyala/") || under(d, "server") || under(d, "admin")
 		}, "backup knows no HTTP and nothing above it"},
 		{"./server/auth", func(d string) bool { return ours(d) && !under(d, "store") && !under(d, "server/auth") }, "server/auth depends on store only"},
+		{"./events", func(d string) bool { return ours(d) && !under(d, "store") && !under(d, "events") }, "events reads the store's outbox and depends on nothing else of ours"},
+		{"./server/...", func(d string) bool { return under(d, "events") }, "server hands pull events to a callback; serve wires it to events"},
 	}
 	for _, r := range rules {
 		for _, d := range deps(r.pkg) {

@@ -179,6 +179,9 @@ var notForClients = map[string]error{
 	"ErrUserUnknown":       store.ErrUserUnknown,       // authentication turns it into 401
 	"ErrUserInvalid":       store.ErrUserInvalid,       // user add
 	"ErrPasswordHashEmpty": store.ErrPasswordHashEmpty, // user add
+	"ErrWebhookUnknown":    store.ErrWebhookUnknown,    // webhook del, status, replay, test
+	"ErrWebhookExists":     store.ErrWebhookExists,     // webhook add
+	"ErrWebhookInvalid":    store.ErrWebhookInvalid,    // webhook add
 }
 
 func TestErrorFor_StoreSentinels(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -17,6 +18,13 @@ func (s *Server) getManifest(c *fiber.Ctx, t target) error {
 	m, err := s.lookupManifest(t)
 	if err != nil {
 		return err
+	}
+	if s.onPull != nil && s.store.WantsAny(store.ActionPull) {
+		ev := store.Event{Time: time.Now(), Action: store.ActionPull, Repo: t.Repo, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, Origin: s.origin(c)}
+		if ref, _ := store.ParseReference(t.Ref); ref.Tag != "" {
+			ev.Tag = ref.Tag
+		}
+		s.onPull(ev)
 	}
 	manifestHeaders(c, m)
 	return c.Send(m.Body)
@@ -39,6 +47,25 @@ func (s *Server) lookupManifest(t target) (store.StoredManifest, error) {
 		return store.StoredManifest{}, err
 	}
 	return s.store.Manifest(t.Repo, ref)
+}
+
+// origin is who sent the request, for the events the change records. The
+// strings are copies: they outlive the request in the outbox.
+func (s *Server) origin(c *fiber.Ctx) store.Origin {
+	o := store.Origin{
+		Addr:      c.IP(),
+		Host:      strings.Clone(string(c.Request().Host())),
+		Method:    strings.Clone(c.Method()),
+		UserAgent: strings.Clone(c.Get(fiber.HeaderUserAgent)),
+		BaseURL:   s.externalURL(c),
+	}
+	if id, ok := c.Locals("requestid").(string); ok {
+		o.RequestID = strings.Clone(id)
+	}
+	if who, ok := c.Locals(callerKey).(*caller); ok {
+		o.Actor = who.account
+	}
+	return o
 }
 
 func manifestHeaders(c *fiber.Ctx, m store.StoredManifest) {
@@ -74,7 +101,7 @@ func (s *Server) putManifest(c *fiber.Ctx, t target) error {
 	if len(body) > store.MaxManifestSize {
 		return fmt.Errorf("%w: over %d bytes", store.ErrManifestTooLarge, store.MaxManifestSize)
 	}
-	m, parsed, err := s.store.PutManifest(t.Repo, ref, extraTags, c.Get(fiber.HeaderContentType), body)
+	m, parsed, err := s.store.PutManifestBy(s.origin(c), t.Repo, ref, extraTags, c.Get(fiber.HeaderContentType), body)
 	if err != nil {
 		return err
 	}
@@ -97,7 +124,7 @@ func (s *Server) deleteManifest(c *fiber.Ctx, t target) error {
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteManifest(t.Repo, ref); err != nil {
+	if err := s.store.DeleteManifestBy(s.origin(c), t.Repo, ref); err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).Send(nil)

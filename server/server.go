@@ -40,6 +40,10 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Version is reported by the berth_build_info metric.
 	Version string
+	// OnPull, when set, is called with a pull event for each manifest GET
+	// while some webhook wants pulls. It must not block: the events
+	// package collects them and writes them in batches.
+	OnPull func(store.Event)
 	// MaxUploadsPerUser caps the upload sessions one account (or, without
 	// one, one client address) may have open; 0 means no cap.
 	MaxUploadsPerUser int
@@ -55,6 +59,7 @@ type Server struct {
 	tls     *tls.Config
 	proxies proxySet
 	metrics *metrics
+	onPull  func(store.Event)
 	// timeouts and limits are kept by the connections (conn.go,
 	// listener.go), not by fasthttp.
 	timeouts Timeouts
@@ -77,7 +82,7 @@ func New(st *store.Store, cfg Config) *Server {
 	}
 	s := &Server{
 		store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger,
-		tls: cfg.TLS, proxies: cfg.TrustedProxies, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
+		tls: cfg.TLS, proxies: cfg.TrustedProxies, onPull: cfg.OnPull, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
 		timeouts: cfg.Timeouts.withDefaults(), limits: cfg.Limits, maxUploads: cfg.MaxUploadsPerUser,
 	}
 	if s.limits.MaxConnections <= 0 {

@@ -26,6 +26,10 @@ import (
 //	rules      <position, big-endian uint64> → rule record
 //	keys       <kid> → signing key record
 //	tokens     <sha256 of refresh token> → refresh token record
+//	webhooks   <name> → webhook endpoint record (url, events, secret, ...)
+//	hookstate  <name> → delivery cursor (outbox position) and last attempt
+//	outbox     <seq, big-endian uint64> → event, written in the transaction of the change it reports
+//	deadletters <name>\x00<seq> → event an endpoint never took, with the reason
 var (
 	bucketMeta         = []byte("meta")
 	bucketRepos        = []byte("repos")
@@ -43,11 +47,16 @@ var (
 	bucketRules        = []byte("rules")
 	bucketKeys         = []byte("keys")
 	bucketTokens       = []byte("tokens")
+	bucketWebhooks     = []byte("webhooks")
+	bucketHookState    = []byte("hookstate")
+	bucketOutbox       = []byte("outbox")
+	bucketDeadLetters  = []byte("deadletters")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketRepos, bucketBlobs, bucketLinks, bucketBlobRepos,
 		bucketManifests, bucketRefs, bucketTags, bucketReferrers, bucketBroken, bucketUploads, bucketUploadOwners,
 		bucketUsers, bucketRules, bucketKeys, bucketTokens,
+		bucketWebhooks, bucketHookState, bucketOutbox, bucketDeadLetters,
 	}
 )
 

@@ -34,6 +34,13 @@ type StoredManifest struct {
 // visible while one of its blobs is missing. A digest ref that does not match
 // the body fails with ErrDigestMismatch.
 func (s *Store) PutManifest(repo string, ref Reference, extraTags []string, contentType string, body []byte) (StoredManifest, *Manifest, error) {
+	return s.PutManifestBy(Origin{}, repo, ref, extraTags, contentType, body)
+}
+
+// PutManifestBy is PutManifest made by origin: in the same transaction it
+// records a push event per tag (or one for a put by digest) in the outbox,
+// when a webhook wants it.
+func (s *Store) PutManifestBy(o Origin, repo string, ref Reference, extraTags []string, contentType string, body []byte) (StoredManifest, *Manifest, error) {
 	m, err := ParseManifest(contentType, body)
 	if err != nil {
 		return StoredManifest{}, nil, err
@@ -60,16 +67,25 @@ func (s *Store) PutManifest(repo string, ref Reference, extraTags []string, cont
 	if err != nil {
 		return StoredManifest{}, nil, err
 	}
+	stored := StoredManifest{
+		Digest: d, MediaType: rec.MediaType, ArtifactType: rec.ArtifactType,
+		Annotations: rec.Annotations, Subject: rec.Subject, Size: int64(len(body)), Body: body, Created: now,
+	}
+	evs := func() []Event { return manifestEvents(o, repo, stored, tags) }
+	pending, err := s.prepareEvents(evs())
+	if err != nil {
+		return StoredManifest{}, nil, err
+	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		return putManifest(tx, repo, d, rec, m.Sizes, value, tags, now)
+		if err := putManifest(tx, repo, d, rec, m.Sizes, value, tags, now); err != nil {
+			return err
+		}
+		return s.recordEvents(tx, pending, evs)
 	})
 	if err != nil {
 		return StoredManifest{}, nil, err
 	}
-	return StoredManifest{
-		Digest: d, MediaType: rec.MediaType, ArtifactType: rec.ArtifactType,
-		Annotations: rec.Annotations, Subject: rec.Subject, Size: int64(len(body)), Body: body, Created: now,
-	}, m, nil
+	return stored, m, nil
 }
 
 func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, sizes map[Digest]int64, value []byte, tags []string, now time.Time) error {
@@ -225,15 +241,35 @@ func storedManifest(tx *bolt.Tx, repo string, d Digest) (StoredManifest, error) 
 // lists it, and with ErrManifestUnknown when absent. Blobs stay linked until
 // GC finds nothing references them.
 func (s *Store) DeleteManifest(repo string, ref Reference) error {
+	return s.DeleteManifestBy(Origin{}, repo, ref)
+}
+
+// DeleteManifestBy is DeleteManifest made by origin: in the same
+// transaction it records a delete event in the outbox, when a webhook
+// wants it. Like registry:2's, the event names the tag or the digest that
+// was deleted, not both.
+func (s *Store) DeleteManifestBy(o Origin, repo string, ref Reference) error {
+	evs := func() []Event {
+		return []Event{{Time: s.now(), Action: ActionDelete, Repo: repo, Digest: ref.Digest, Tag: ref.Tag, Origin: o}}
+	}
+	pending, err := s.prepareEvents(evs())
+	if err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if ref.Tag != "" {
-			_, err := deleteTag(tx, repo, ref.Tag)
-			return err
+			if _, err := deleteTag(tx, repo, ref.Tag); err != nil {
+				return err
+			}
+			return s.recordEvents(tx, pending, evs)
 		}
 		if hasPrefix(tx.Bucket(bucketRefs), prefix(repo, string(ref.Digest))) {
 			return ErrManifestInUse
 		}
-		return deleteManifest(tx, repo, ref.Digest)
+		if err := deleteManifest(tx, repo, ref.Digest); err != nil {
+			return err
+		}
+		return s.recordEvents(tx, pending, evs)
 	})
 }
 

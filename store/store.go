@@ -46,6 +46,14 @@ type Store struct {
 
 	// gc serialises garbage collections and holds the pins (gc.go).
 	gc gcState
+
+	// hooks is the list of webhook endpoints, consulted by every change to
+	// decide whether it records events (webhooks.go).
+	hooks        atomic.Pointer[[]Webhook]
+	hooksVersion atomic.Uint64
+	// wake is closed when events or endpoints change (OutboxChanged).
+	wakeMu sync.Mutex
+	wake   chan struct{}
 }
 
 // Options adjust Open.
@@ -97,6 +105,10 @@ func Open(dir string, opts Options) (*Store, error) {
 			db.Close()
 			return nil, err
 		}
+	}
+	if err := s.loadHooks(); err != nil && !opts.ReadOnly {
+		db.Close()
+		return nil, err
 	}
 	return s, nil
 }

@@ -139,8 +139,20 @@ type RepoDeletion struct {
 // repo are left to expire. It returns ErrNameUnknown when repo does not
 // exist.
 func (s *Store) DeleteRepository(repo string) (RepoDeletion, error) {
+	return s.DeleteRepositoryBy(Origin{}, repo)
+}
+
+// DeleteRepositoryBy is DeleteRepository made by origin: in the same
+// transaction it records a delete event naming only the repository (as
+// registry:2's repository delete does), when a webhook wants it.
+func (s *Store) DeleteRepositoryBy(o Origin, repo string) (RepoDeletion, error) {
 	var del RepoDeletion
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	evs := func() []Event { return []Event{{Time: s.now(), Action: ActionDelete, Repo: repo, Origin: o}} }
+	pending, err := s.prepareEvents(evs())
+	if err != nil {
+		return del, err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		del = RepoDeletion{}
 		if tx.Bucket(bucketRepos).Get([]byte(repo)) == nil {
 			return ErrNameUnknown
@@ -170,7 +182,7 @@ func (s *Store) DeleteRepository(repo string) (RepoDeletion, error) {
 				}
 			}
 		}
-		return nil
+		return s.recordEvents(tx, pending, evs)
 	})
 	return del, err
 }
