@@ -18,6 +18,7 @@ import (
 	"github.com/berth-registry/berth/server"
 	"github.com/berth-registry/berth/server/auth"
 	"github.com/berth-registry/berth/store"
+	"github.com/berth-registry/berth/ui"
 )
 
 func serveCommand() *cli.Command {
@@ -105,7 +106,8 @@ func runServe(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go reloadOnHangup(ctx, cert, log)
-	stopControl, err := admin.ServeControl(ctx, &admin.Env{Store: st, Logger: log}, admin.SocketPath(dir))
+	env := &admin.Env{Store: st, Logger: log}
+	stopControl, err := admin.ServeControl(ctx, env, admin.SocketPath(dir))
 	if err != nil {
 		return err
 	}
@@ -119,6 +121,14 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The web UI's admin pages run the same operations as the control
+	// socket, on the same store; server only mounts it (it must not
+	// import admin).
+	web, err := ui.New(ui.Options{Store: st, Auth: cfg.Auth, Admin: env, Secure: cert != nil, Logger: log})
+	if err != nil {
+		return err
+	}
+	cfg.UI = web
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -38,6 +38,16 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Version is reported by the berth_build_info metric.
 	Version string
+	// UI, when not nil, is mounted on the same port (the web UI under
+	// /ui/, with / redirecting there). An interface so that server need
+	// not import the packages the UI uses (admin).
+	UI Mounter
+}
+
+// Mounter adds its routes to the application. Its handlers run after the
+// server's middleware (recover, request id, client address, access log).
+type Mounter interface {
+	Mount(r fiber.Router)
 }
 
 // Server serves one store over HTTP. Create it with New.
@@ -50,6 +60,7 @@ type Server struct {
 	tls     *tls.Config
 	proxies proxySet
 	metrics *metrics
+	ui      Mounter
 	// draining is set when Shutdown begins, so /readyz turns 503.
 	draining atomic.Bool
 	// conns is the listener Serve wraps, for Shutdown.
@@ -66,7 +77,7 @@ func New(st *store.Store, cfg Config) *Server {
 	}
 	s := &Server{
 		store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger,
-		tls: cfg.TLS, proxies: cfg.TrustedProxies, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
+		tls: cfg.TLS, proxies: cfg.TrustedProxies, ui: cfg.UI, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "berth",

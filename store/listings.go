@@ -93,3 +93,21 @@ func (s *Store) Referrers(repo string, d Digest, artifactType string) ([]StoredM
 	})
 	return out, err
 }
+
+// TagCount returns how many tags repo has, counting keys without decoding
+// them. It returns ErrNameUnknown when the repository does not exist.
+func (s *Store) TagCount(repo string) (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketRepos).Get([]byte(repo)) == nil {
+			return ErrNameUnknown
+		}
+		p := prefix(repo)
+		c := tx.Bucket(bucketTags).Cursor()
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}

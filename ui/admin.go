@@ -1,0 +1,107 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/berth-registry/berth/admin"
+	"github.com/berth-registry/berth/server/auth"
+)
+
+// adminOnly lets only admins through, whatever a page showed: a
+// non-admin gets 403 for the page and for every admin POST.
+func (u *UI) adminOnly(h handlerFunc) handlerFunc {
+	return func(c *fiber.Ctx, v *viewer) error {
+		if !v.Admin() {
+			return errStatus(fiber.StatusForbidden, "admins only")
+		}
+		return h(c, v)
+	}
+}
+
+// adminHome shows users, disk usage and the GC form, and the output of the
+// last operation when a POST rendered it.
+func (u *UI) adminHome(c *fiber.Ctx, v *viewer) error {
+	return u.renderAdmin(c, v, "", "")
+}
+
+func (u *UI) renderAdmin(c *fiber.Ctx, v *viewer, output, failure string) error {
+	ctx := context.Background()
+	users := &admin.Users{}
+	if u.auth != nil {
+		var err error
+		if users, err = admin.UserListOp.Run(ctx, u.opts.Admin, admin.UserList{}); err != nil {
+			return err
+		}
+	}
+	du, err := admin.DUOp.Run(ctx, u.opts.Admin, admin.DU{})
+	if err != nil {
+		return err
+	}
+	return u.render(c, v, "admin", "Administration", map[string]any{
+		"Users": users.Users, "Usage": du.Repos, "Output": output, "Failure": failure, "AuthOn": u.auth != nil,
+	})
+}
+
+// opResult renders the admin page with an operation's output, as the
+// command would have printed it, or its error.
+func opResult[Req, Res any](u *UI, c *fiber.Ctx, v *viewer, op *admin.Op[Req, Res], req Req) error {
+	res, err := op.Run(context.Background(), u.opts.Admin, req)
+	if err != nil {
+		c.Status(fiber.StatusBadRequest)
+		return u.renderAdmin(c, v, "", op.Name+": "+err.Error())
+	}
+	text, err := op.Text(res)
+	if err != nil {
+		return err
+	}
+	return u.renderAdmin(c, v, text, "")
+}
+
+// newPassword hashes the form's password in this process, the way the
+// CLI does before a request leaves it.
+func newPassword(c *fiber.Ctx) (admin.NewPassword, error) {
+	pw := c.FormValue("password")
+	if pw == "" {
+		return admin.NewPassword{}, errStatus(fiber.StatusBadRequest, "a password is required")
+	}
+	h, err := auth.HashPassword(pw)
+	if errors.Is(err, auth.ErrPasswordTooLong) {
+		return admin.NewPassword{}, errStatus(fiber.StatusBadRequest, "the password is too long")
+	}
+	if err != nil {
+		return admin.NewPassword{}, err
+	}
+	return admin.NewPassword{PasswordHash: string(h)}, nil
+}
+
+func (u *UI) userAdd(c *fiber.Ctx, v *viewer) error {
+	pw, err := newPassword(c)
+	if err != nil {
+		return err
+	}
+	req := admin.UserAdd{Name: strings.TrimSpace(c.FormValue("name")), Admin: c.FormValue("admin") == "on", NewPassword: pw}
+	return opResult(u, c, v, admin.UserAddOp, req)
+}
+
+func (u *UI) userPasswd(c *fiber.Ctx, v *viewer) error {
+	pw, err := newPassword(c)
+	if err != nil {
+		return err
+	}
+	return opResult(u, c, v, admin.UserPasswdOp, admin.UserPasswd{Name: c.FormValue("name"), NewPassword: pw})
+}
+
+func (u *UI) userDel(c *fiber.Ctx, v *viewer) error {
+	return opResult(u, c, v, admin.UserDelOp, admin.UserDel{Name: c.FormValue("name")})
+}
+
+// gc runs garbage collection, as a dry run unless the form says "run".
+func (u *UI) gc(c *fiber.Ctx, v *viewer) error {
+	req := admin.GCOp.Defaults
+	req.DryRun = c.FormValue("mode") != "run"
+	return opResult(u, c, v, admin.GCOp, req)
+}
