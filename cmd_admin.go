@@ -19,8 +19,10 @@ import (
 // The command line of an admin operation is its request type: each field
 // tagged `flag:"name[,alias]"` (with `usage:"..."`) is a flag, the fields
 // tagged `arg:"NAME"` take the positional arguments in order (`arg:"NAME?"`
-// may be left out, last) and `args:"NAME"` takes all of them. Field types: string, bool, time.Duration, []string (a
-// repeatable flag that keeps commas), *string (nil when not given).
+// may be left out, last) and `args:"NAME"` takes all of them. Field types:
+// string, bool, int, time.Duration, []string (a repeatable flag that keeps
+// commas), *string (nil when not given); an embedded struct adds its fields
+// (a part several requests share, such as admin.NewPassword).
 // Defaults come from the operation's Defaults. So adding a flag is adding a
 // field, and the compiler checks every use of it.
 
@@ -89,6 +91,8 @@ func requestFlags(defaults reflect.Value) []cli.Flag {
 			flags = append(flags, &cli.DurationFlag{Name: name, Aliases: aliases, Usage: usage, Value: time.Duration(v.Int())})
 		case f.Type.Kind() == reflect.Bool:
 			flags = append(flags, &cli.BoolFlag{Name: name, Aliases: aliases, Usage: usage, Value: v.Bool()})
+		case f.Type.Kind() == reflect.Int:
+			flags = append(flags, &cli.IntFlag{Name: name, Aliases: aliases, Usage: usage, Value: int(v.Int())})
 		case f.Type.Kind() == reflect.String:
 			flags = append(flags, &cli.StringFlag{Name: name, Aliases: aliases, Usage: usage, Value: v.String()})
 		case f.Type == reflect.TypeFor[*string]():
@@ -180,6 +184,8 @@ func fillRequest(c *cli.Context, v reflect.Value, words []string) ([]string, err
 			fv.SetInt(int64(c.Duration(name)))
 		case f.Type.Kind() == reflect.Bool:
 			fv.SetBool(c.Bool(name))
+		case f.Type.Kind() == reflect.Int:
+			fv.SetInt(int64(c.Int(name)))
 		case f.Type.Kind() == reflect.String:
 			fv.SetString(c.String(name))
 		case f.Type == reflect.TypeFor[*string]():

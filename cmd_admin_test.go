@@ -20,6 +20,7 @@ type testRequest struct {
 	Key     string        `flag:"key,k" usage:"u" json:"key"`
 	At      *string       `flag:"at" usage:"u" json:"at"`
 	Hosts   []string      `flag:"host" usage:"u" json:"hosts"`
+	Jobs    int           `flag:"jobs" usage:"u" json:"jobs"`
 	Secret  string        `json:"secret"` // no tag: not on the command line
 	private int
 }
@@ -53,8 +54,8 @@ func TestRequestFrom(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", []string{"alice"}, testRequest{Name: "alice", Grace: time.Hour, Key: "ecdsa"}, ""},
-		{"everything, flags after the words", []string{"alice", "x1", "--admin", "--grace", "0s", "-k", "rsa", "--at", "3", "--host", "a,b", "--host", "c"},
-			testRequest{Name: "alice", ID: "x1", Admin: true, Key: "rsa", At: &at, Hosts: []string{"a,b", "c"}}, ""},
+		{"everything, flags after the words", []string{"alice", "x1", "--admin", "--grace", "0s", "-k", "rsa", "--at", "3", "--host", "a,b", "--host", "c", "--jobs", "4"},
+			testRequest{Name: "alice", ID: "x1", Admin: true, Key: "rsa", At: &at, Hosts: []string{"a,b", "c"}, Jobs: 4}, ""},
 		{"no name", nil, testRequest{}, "usage: berth op NAME [ID]"},
 		{"a word too many", []string{"a", "b", "c"}, testRequest{}, "usage: berth op NAME [ID]"},
 		{"unknown flag after a word", []string{"alice", "--secret", "x"}, testRequest{}, "flag provided but not defined: --secret"},

@@ -42,6 +42,24 @@ func serveCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "trusted-proxy", Value: cli.NewStringSlice(server.DefaultTrustedProxies...), EnvVars: []string{"BERTH_TRUSTED_PROXY"},
 				Usage: "a reverse proxy (CIDR or address, repeatable; none: nobody) whose X-Forwarded-For, -Proto and -Host are believed"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 30 * time.Second, EnvVars: []string{"BERTH_SHUTDOWN_TIMEOUT"}, Usage: "how long running requests may finish after SIGTERM"},
+			&cli.IntFlag{Name: "max-connections", EnvVars: []string{"BERTH_MAX_CONNECTIONS"},
+				Usage: fmt.Sprintf("most client connections held at once (0: %d, or less when the file limit is lower)", server.DefaultMaxConnections)},
+			&cli.IntFlag{Name: "max-connections-per-address", Value: server.DefaultMaxConnectionsPerAddr, EnvVars: []string{"BERTH_MAX_CONNECTIONS_PER_ADDRESS"},
+				Usage: "most connections one client address may hold (trusted proxies are exempt)"},
+			&cli.DurationFlag{Name: "header-timeout", Value: server.DefaultTimeouts.Header, EnvVars: []string{"BERTH_HEADER_TIMEOUT"},
+				Usage: "time a client has to send a request's headers (a new connection: from its accept)"},
+			&cli.DurationFlag{Name: "idle-timeout", Value: server.DefaultTimeouts.Idle, EnvVars: []string{"BERTH_IDLE_TIMEOUT"},
+				Usage: "how long a kept-alive connection may wait for its next request"},
+			&cli.DurationFlag{Name: "body-timeout", Value: server.DefaultTimeouts.Body, EnvVars: []string{"BERTH_BODY_TIMEOUT"},
+				Usage: "a request body must deliver --body-min-bytes in every interval this long (a slow upload that keeps moving is never cut)"},
+			&cli.Int64Flag{Name: "body-min-bytes", Value: server.DefaultTimeouts.BodyMinBytes, EnvVars: []string{"BERTH_BODY_MIN_BYTES"},
+				Usage: "bytes a request body must deliver per --body-timeout"},
+			&cli.DurationFlag{Name: "write-timeout", Value: server.DefaultTimeouts.Write, EnvVars: []string{"BERTH_WRITE_TIMEOUT"},
+				Usage: "time a client has to take each piece of a response (256 KiB of a blob)"},
+			&cli.DurationFlag{Name: "upload-ttl", Value: store.DefaultUploadTTL, EnvVars: []string{"BERTH_UPLOAD_TTL"},
+				Usage: "upload sessions idle this long are removed, checked periodically (0: never)"},
+			&cli.IntFlag{Name: "max-uploads-per-user", Value: store.DefaultMaxUploadsPerOwner, EnvVars: []string{"BERTH_MAX_UPLOADS_PER_USER"},
+				Usage: "most upload sessions one account may have open (0: no limit)"},
 		},
 		Action: runServe,
 	}
@@ -61,6 +79,9 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--trusted-proxy: %w", err)
 	}
+	if err := checkServeLimits(c); err != nil {
+		return err
+	}
 	dir := dataDir(c)
 	cert, err := loadServeCertificate(c, dir)
 	if err != nil {
@@ -75,7 +96,21 @@ func runServe(c *cli.Context) error {
 	}
 	defer st.Close()
 
-	cfg := server.Config{Logger: log, Service: c.String("service"), TrustedProxies: proxies, Version: version}
+	cfg := server.Config{
+		Logger: log, Service: c.String("service"), TrustedProxies: proxies, Version: version,
+		Timeouts: server.Timeouts{
+			Header: c.Duration("header-timeout"), Idle: c.Duration("idle-timeout"),
+			Body: c.Duration("body-timeout"), BodyMinBytes: c.Int64("body-min-bytes"), Write: c.Duration("write-timeout"),
+		},
+		Limits: server.Limits{
+			MaxConnections:        c.Int("max-connections"),
+			MaxConnectionsPerAddr: c.Int("max-connections-per-address"),
+		},
+		MaxUploadsPerUser: c.Int("max-uploads-per-user"),
+	}
+	if cfg.Limits.MaxConnections == 0 {
+		cfg.Limits.MaxConnections = server.MaxConnectionsFor(fileLimit())
+	}
 	if cert != nil {
 		cfg.TLS = cert.TLSConfig()
 	}
@@ -113,6 +148,7 @@ func runServe(c *cli.Context) error {
 	}
 	defer stopControl()
 	go admin.RunGCLoop(ctx, st, c.Duration("gc-interval"), store.GCOptions{}, log)
+	go admin.RunUploadExpiry(ctx, st, c.Duration("upload-ttl"), log)
 	if cfg.Auth != nil {
 		go cfg.Auth.RunRefreshCleanup(ctx, refreshCleanupInterval, log)
 	}
@@ -132,7 +168,8 @@ func runServe(c *cli.Context) error {
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("berth serving", "addr", ln.Addr().String(), "tls", cert != nil, "data", dir, "version", version)
+	log.Info("berth serving", "addr", ln.Addr().String(), "tls", cert != nil, "data", dir, "version", version,
+		"max_connections", cfg.Limits.MaxConnections, "max_connections_per_address", cfg.Limits.MaxConnectionsPerAddr)
 
 	select {
 	case err := <-errc:
@@ -148,6 +185,38 @@ func runServe(c *cli.Context) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return <-errc
+}
+
+// fileLimit is the process's file descriptor limit (Go raises the soft
+// limit to the hard one at start), 0 when unknown.
+func fileLimit() uint64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	return rl.Cur
+}
+
+// checkServeLimits refuses limits and timeouts that would make the server
+// useless: negative counts, zero or negative durations.
+func checkServeLimits(c *cli.Context) error {
+	for _, name := range []string{"max-connections", "max-connections-per-address", "max-uploads-per-user"} {
+		if c.Int(name) < 0 {
+			return fmt.Errorf("--%s must not be negative", name)
+		}
+	}
+	for _, name := range []string{"header-timeout", "idle-timeout", "body-timeout", "write-timeout"} {
+		if c.Duration(name) <= 0 {
+			return fmt.Errorf("--%s must be positive, not %s", name, c.Duration(name))
+		}
+	}
+	if c.Int64("body-min-bytes") <= 0 {
+		return fmt.Errorf("--body-min-bytes must be positive")
+	}
+	if c.Duration("upload-ttl") < 0 {
+		return fmt.Errorf("--upload-ttl must not be negative")
+	}
+	return nil
 }
 
 // newLogger builds the server's log from --log-format and --log-level.

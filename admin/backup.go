@@ -23,7 +23,20 @@ type Backup struct {
 	BerthVersion string `json:"berth_version,omitempty"`
 }
 
-var BackupOp = register(&Op[Backup, backup.Header]{
+// BackupWritten is the result of backup: what the summary line says. It is
+// small on purpose: a streaming operation's result travels in an HTTP
+// trailer, which clients bound to a few KiB (the header's blob lists are in
+// the archive).
+type BackupWritten struct {
+	ID        string `json:"id"`
+	Base      string `json:"base,omitempty"` // the ID of the backup this one follows
+	MetaSize  int64  `json:"meta_size"`
+	Blobs     int    `json:"blobs"`
+	BlobBytes int64  `json:"blob_bytes"`
+	Inherited int    `json:"inherited,omitempty"`
+}
+
+var BackupOp = register(&Op[Backup, BackupWritten]{
 	Name:     "backup",
 	Streams:  true,
 	Progress: "backup",
@@ -43,7 +56,7 @@ var BackupOp = register(&Op[Backup, backup.Header]{
 		req.Base = &base
 		return nil
 	},
-	Do: func(ctx context.Context, env *Env, task *Task, req Backup) (*backup.Header, error) {
+	Do: func(ctx context.Context, env *Env, task *Task, req Backup) (*BackupWritten, error) {
 		opts := backup.Options{Base: req.Base, BerthVersion: req.BerthVersion}
 		if task.watched() {
 			opts.Progress = func(done, total int64) {
@@ -62,28 +75,28 @@ var BackupOp = register(&Op[Backup, backup.Header]{
 			env.Logger.Info("backup", "id", h.ID, "base", h.Base, "blobs", len(h.Blobs), "inherited", len(h.Inherited),
 				"bytes", h.Bytes(), "duration", time.Since(start).Round(time.Millisecond))
 		}
-		return &h, nil
+		res := &BackupWritten{ID: h.ID, Base: h.Base, MetaSize: h.MetaSize, Blobs: len(h.Blobs), Inherited: len(h.Inherited)}
+		for _, b := range h.Blobs {
+			res.BlobBytes += b.Size
+		}
+		return res, nil
 	},
-	Render: func(w Output, h *backup.Header) error {
-		_, err := io.WriteString(w.Err, backupSummary(*h)+"\n")
+	Render: func(w Output, res *BackupWritten) error {
+		_, err := io.WriteString(w.Err, backupSummary(*res)+"\n")
 		return err
 	},
 })
 
 // backupSummary is the line that describes a backup just written.
-func backupSummary(h backup.Header) string {
-	var blobBytes int64
-	for _, b := range h.Blobs {
-		blobBytes += b.Size
-	}
+func backupSummary(b BackupWritten) string {
 	kind := "full"
 	held := ""
-	if h.Incremental() {
-		kind = "incremental after " + h.Base
-		held = fmt.Sprintf(", %s already in earlier backups", plural(len(h.Inherited), "blob"))
+	if b.Base != "" {
+		kind = "incremental after " + b.Base
+		held = fmt.Sprintf(", %s already in earlier backups", plural(b.Inherited, "blob"))
 	}
 	return fmt.Sprintf("backup %s (%s): meta.db (%s) and %s (%s)%s",
-		h.ID, kind, HumanBytes(h.MetaSize), plural(len(h.Blobs), "blob"), HumanBytes(blobBytes), held)
+		b.ID, kind, HumanBytes(b.MetaSize), plural(b.Blobs, "blob"), HumanBytes(b.BlobBytes), held)
 }
 
 // RestoreRequest is the command line of restore. It is no Op: a restore

@@ -42,10 +42,13 @@ const (
 )
 
 // Trailers of a streaming operation's response: the result and the error
-// are known only once the stream is written.
+// are known only once the stream is written. net/http's client refuses
+// trailers longer than its read buffer (4 KiB), so each is kept under
+// maxTrailer.
 const (
 	trailerResult = "Berth-Result"
 	trailerError  = "Berth-Error"
+	maxTrailer    = 1500
 )
 
 // progressTotalHeader carries a streaming operation's progress total: its
@@ -142,10 +145,14 @@ func (op *Op[Req, Res]) serve(ctx context.Context, env *Env, w http.ResponseWrit
 		res, err := op.run(ctx, env, task, req)
 		if res != nil {
 			b, merr := json.Marshal(res)
-			if merr != nil && err == nil {
-				err = merr
+			switch {
+			case merr != nil:
+				err = fmt.Errorf("%s: encode result: %w", op.Name, merr)
+			case len(b) > maxTrailer:
+				err = fmt.Errorf("%s: a result of %d bytes does not fit in a trailer", op.Name, len(b))
+			default:
+				w.Header().Set(trailerResult, string(b))
 			}
-			w.Header().Set(trailerResult, string(b))
 		}
 		w.Header().Set(trailerError, errorString(err))
 		return

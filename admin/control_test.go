@@ -348,3 +348,27 @@ func TestRun_LockedWithoutServer(t *testing.T) {
 		t.Errorf("got\n%s", got)
 	}
 }
+
+// TestControl_StreamLongError: a streaming operation's long error and a
+// result that cannot fit a trailer are told the same way both ways.
+func TestControl_StreamLongError(t *testing.T) {
+	long := strings.Repeat("x", 5000)
+	failing := addTestOp(t, &Op[testReq, testRes]{Name: "test stream fail", Streams: true,
+		Do: func(_ context.Context, _ *Env, task *Task, _ testReq) (*testRes, error) {
+			task.Out.Write([]byte("partial"))
+			return nil, errors.New(long)
+		}})
+	big := addTestOp(t, &Op[testReq, testRes]{Name: "test stream big", Streams: true, Render: renderTest,
+		Do: func(_ context.Context, _ *Env, task *Task, _ testReq) (*testRes, error) {
+			return &testRes{Text: long}, nil
+		}})
+	tw := newTwin(t)
+	got := both(t, tw, failing, testReq{}, "")
+	if got.err != long[:maxTrailer]+"…" || got.out != "partial" {
+		t.Errorf("long error: got %d bytes of error, stdout %q", len(got.err), got.out)
+	}
+	r := call(t, tw.remote.Dir(), big, testReq{}, "")
+	if !strings.Contains(r.err, "does not fit in a trailer") {
+		t.Errorf("a result too large for a trailer: %s", r)
+	}
+}

@@ -142,6 +142,19 @@ func RunGCLoop(ctx context.Context, s *store.Store, interval time.Duration, opts
 		return
 	}
 	logger.Info("scheduled gc", "interval", interval, "grace", opts.Grace, "keep_untagged", opts.KeepUntagged)
+	every(ctx, interval, func() {
+		start := time.Now()
+		report, err := s.CollectGarbage(ctx, opts)
+		if ctx.Err() != nil {
+			return // the server is stopping; the run's partial work is consistent
+		}
+		logGC(logger, "scheduled gc run", report, time.Since(start), err)
+		recordRun("gc", err)
+	})
+}
+
+// every calls run each interval until ctx is done.
+func every(ctx context.Context, interval time.Duration, run func()) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
@@ -150,12 +163,30 @@ func RunGCLoop(ctx context.Context, s *store.Store, interval time.Duration, opts
 			return
 		case <-ticker.C:
 		}
-		start := time.Now()
-		report, err := s.CollectGarbage(ctx, opts)
-		if ctx.Err() != nil {
-			return // the server is stopping; the run's partial work is consistent
-		}
-		logGC(logger, "scheduled gc run", report, time.Since(start), err)
-		recordRun("gc", err)
+		run()
 	}
+}
+
+// RunUploadExpiry removes upload sessions idle for ttl until ctx is done,
+// checking every tenth of ttl (at most hourly, at least every second), and
+// logs what it removed. A non-positive ttl returns at once. Run it in its
+// own goroutine.
+func RunUploadExpiry(ctx context.Context, s *store.Store, ttl time.Duration, logger *slog.Logger) {
+	if ttl <= 0 {
+		return
+	}
+	every(ctx, min(max(ttl/10, time.Second), time.Hour), func() {
+		removed, err := s.ExpireUploads(ctx, ttl)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			logger.Error("expire idle uploads", "err", err)
+		case len(removed) > 0:
+			var bytes int64
+			for _, u := range removed {
+				bytes += u.Size
+			}
+			logger.Info("expired idle uploads", "sessions", len(removed), "bytes", bytes, "ttl", ttl)
+		}
+	})
 }

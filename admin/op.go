@@ -146,6 +146,11 @@ func (op *Op[Req, Res]) run(ctx context.Context, env *Env, task *Task, req Req) 
 			logger.Error("admin operation panicked", "op", op.Name, "panic", r, "stack", string(debug.Stack()))
 			res, err = nil, fmt.Errorf("%s: internal error: %v", op.Name, r)
 		}
+		if op.Streams && err != nil && len(err.Error()) > maxTrailer {
+			// A streaming operation's error travels in a trailer of bounded
+			// size; cut it here, so the CLI prints the same either way.
+			err = errors.New(err.Error()[:maxTrailer] + "…")
+		}
 		recordRun(op.Name, err)
 		// The server's log is the record of who changed what while it ran.
 		// The request stays out of it: it may hold password hashes.

@@ -20,7 +20,7 @@ func TestWriteRestore_Full(t *testing.T) {
 	live := t.TempDir()
 	s := storetest.Open(t, live)
 	fillStore(t, s)
-	if _, err := s.StartUpload("app"); err != nil {
+	if _, err := s.StartUpload("app", "", 0); err != nil {
 		t.Fatal(err)
 	}
 	archive, h := writeBackup(t, s, nil)

@@ -36,6 +36,7 @@ type badRequest struct {
 	body    []byte
 	status  int
 	code    string
+	detail  string // a string the error detail must contain; empty: not checked
 }
 
 func TestBadInput_ErrorCodes(t *testing.T) {
@@ -93,6 +94,12 @@ func TestBadInput_ErrorCodes(t *testing.T) {
 			headers: manifestType, body: manifest(missing), status: 400, code: "MANIFEST_BLOB_UNKNOWN"},
 		{name: "layer only in another repository", method: "PUT", path: "/v2/bad/repo/manifests/other",
 			headers: manifestType, body: manifest(otherBlob), status: 400, code: "MANIFEST_BLOB_UNKNOWN"},
+		// Descriptor sizes must be those of the stored content (containerd
+		// refuses the image on pull otherwise); the detail names the blob.
+		{name: "layer size differs from the stored blob", method: "PUT", path: "/v2/bad/repo/manifests/wrongsize",
+			headers: manifestType, body: manifest(img.Layer.Digest), status: 400, code: "MANIFEST_INVALID", detail: img.Layer.Digest},
+		{name: "index child size differs from the stored manifest", method: "PUT", path: "/v2/bad/repo/manifests/wrongsize-index",
+			headers: []string{"Content-Type", mediaTypeOCIIndex}, body: indexOf(t, img.Digest), status: 400, code: "MANIFEST_INVALID", detail: img.Digest},
 		{name: "index child unknown", method: "PUT", path: "/v2/bad/repo/manifests/index",
 			headers: []string{"Content-Type", mediaTypeOCIIndex}, body: indexOf(t, img.Digest, missing), status: 400, code: "MANIFEST_BLOB_UNKNOWN"},
 		{name: "mediaType disagrees with Content-Type", method: "PUT", path: "/v2/bad/repo/manifests/v2",
@@ -160,6 +167,9 @@ func TestBadInput_ErrorCodes(t *testing.T) {
 			e := wantError(t, r, tc.status, tc.code)
 			if tc.code == "MANIFEST_BLOB_UNKNOWN" && !bytes.Contains(e.Detail, []byte(`sha256:`)) {
 				t.Errorf("%s: detail %s names no digest", r, e.Detail)
+			}
+			if tc.detail != "" && !bytes.Contains(e.Detail, []byte(tc.detail)) {
+				t.Errorf("%s: detail %s does not name %s", r, e.Detail, tc.detail)
 			}
 		})
 	}

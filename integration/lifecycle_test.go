@@ -136,6 +136,10 @@ func TestServe_RefusesBadFlags(t *testing.T) {
 		{"tls without init", []string{"--tls"}, "Try: berth tls init"},
 		{"cert without key", []string{"--tls-cert", "x.crt"}, "--tls-cert and --tls-key go together"},
 		{"both", []string{"--tls", "--tls-cert", "x.crt", "--tls-key", "x.key"}, "give one or the other"},
+		{"negative connection cap", []string{"--max-connections", "-1"}, "--max-connections must not be negative"},
+		{"zero body timeout", []string{"--body-timeout", "0s"}, "--body-timeout must be positive"},
+		{"zero body progress", []string{"--body-min-bytes", "0"}, "--body-min-bytes must be positive"},
+		{"negative upload ttl", []string{"--upload-ttl", "-1h"}, "--upload-ttl must not be negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -18,11 +19,23 @@ const bodyKey = "berth.body"
 // bodyReader is the request body stream, remembering whether it reached its
 // end: fasthttp's chunked stream blocks on the connection when read again
 // after its end, so finishBody must know not to.
+//
+// It also tells a body cut short from one that ended: fasthttp's stream
+// reports a clean io.EOF when the peer hangs up before Content-Length bytes
+// came, and an upload that took that for the end would hash a truncated
+// blob, fail the digest check and lose the session. A short body fails with
+// errBodyShort instead, so the store keeps what arrived and the client
+// resumes from there.
 type bodyReader struct {
 	r    io.Reader
+	want int64 // the declared Content-Length, -1 when chunked
 	done bool
 	n    int64 // bytes read, for the access log and metrics
 }
+
+// errBodyShort is the read error of a body that ended before its declared
+// Content-Length: the client went away mid-request.
+var errBodyShort = fmt.Errorf("request body ended before its Content-Length: %w", io.ErrUnexpectedEOF)
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.done {
@@ -30,6 +43,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
+	if err == io.EOF && b.want >= 0 && b.n < b.want {
+		err = errBodyShort
+	}
 	if err != nil {
 		b.done = true
 	}
@@ -41,7 +57,7 @@ func (s *Server) body(c *fiber.Ctx) io.Reader {
 	if b, ok := c.Locals(bodyKey).(*bodyReader); ok {
 		return b
 	}
-	b := &bodyReader{r: c.Context().RequestBodyStream()}
+	b := &bodyReader{r: c.Context().RequestBodyStream(), want: requestLength(c)}
 	if b.r == nil || !hasBody(c) {
 		b.r, b.done = http.NoBody, true
 	}

@@ -3,6 +3,8 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"syscall"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -76,6 +78,15 @@ var (
 	// A path under /v2/ that is no endpoint of the spec. 404 is also what
 	// clients probing an optional API (referrers) take as "not offered".
 	codeNotFound = Code{"UNSUPPORTED", 404, "no such endpoint", false}
+	// The data directory's disk (or quota) is full. 507 Insufficient
+	// Storage (RFC 4918) says so to anything that reads only the status;
+	// DENIED makes docker print "denied: <message>" and not retry, which
+	// helps nobody until space is freed.
+	codeStorageFull = Code{"DENIED", 507, "no space left on the registry's storage device", false}
+	// A request body that ended before its Content-Length, or stopped
+	// arriving (the body progress timeout): the session keeps what came.
+	codeBodyShort   = Code{"BLOB_UPLOAD_INVALID", 400, "request body ended early; the upload keeps what arrived, resume from its offset", false}
+	codeBodyStalled = Code{"BLOB_UPLOAD_INVALID", 408, "request body stopped arriving; the upload keeps what arrived, resume from its offset", false}
 	// Anything the server did not expect. The cause goes to the log only.
 	codeUnknown = Code{"UNKNOWN", 500, "unknown error", false}
 	// Client errors fasthttp finds before a handler runs (a malformed
@@ -146,6 +157,7 @@ var sentinelCodes = []struct {
 	{store.ErrUploadInvalid, codeBlobUploadInvalid},
 	{store.ErrRangeInvalid, codeRangeInvalid},
 	{store.ErrSizeInvalid, codeSizeInvalid},
+	{store.ErrTooManyUploads, codeTooManyRequests},
 	{errNotFound, codeNotFound},
 }
 
@@ -169,7 +181,8 @@ var fiberCodes = map[int]Code{
 // errorFor maps any error to the *Error the client sees. An *Error anywhere
 // in err's chain is returned as it is; store errors and fiber's errors map to
 // their codes. Anything else becomes UNKNOWN/500 with a generic message, and
-// unmapped is true so the caller logs err itself.
+// unmapped is true so the caller logs err itself; a full disk is mapped and
+// logged both.
 func errorFor(err error) (e *Error, unmapped bool) {
 	if errors.As(err, &e) && e != nil {
 		return e, false
@@ -178,12 +191,26 @@ func errorFor(err error) (e *Error, unmapped bool) {
 	if errors.As(err, &missing) {
 		return newError(codeManifestBlobUnknown, map[string]string{"digest": missing.Digest.String()}), false
 	}
+	var size *store.SizeMismatchError
+	if errors.As(err, &size) {
+		return &Error{Code: codeManifestInvalid, Message: "a descriptor's size differs from the stored content's",
+			Detail: map[string]any{"digest": size.Digest.String(), "size": size.Declared, "stored": size.Stored}}, false
+	}
 	// The handler also sets the Range header from the offset, as the spec
 	// asks of a 416 for an out-of-order chunk.
 	var offset *store.OffsetError
 	if errors.As(err, &offset) {
 		return &Error{Code: codeRangeInvalid, Message: "chunk does not start where the upload ends",
 			Detail: map[string]int64{"offset": offset.Offset}}, false
+	}
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// The operator must hear of it too: logged like an unmapped error.
+		return newError(codeStorageFull, nil), true
+	case errors.Is(err, errBodyShort):
+		return newError(codeBodyShort, nil), false
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return newError(codeBodyStalled, nil), false
 	}
 	for _, m := range sentinelCodes {
 		if errors.Is(err, m.err) {

@@ -10,8 +10,10 @@ import (
 	"go/token"
 	"io"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
@@ -66,6 +68,9 @@ var codeTable = map[string]struct {
 	"codeInUse":               {codeInUse, "DENIED", 409, false},
 	"codeNotFound":            {codeNotFound, "UNSUPPORTED", 404, false},
 	"codePaginationInvalid":   {codePaginationInvalid, "UNSUPPORTED", 400, false},
+	"codeStorageFull":         {codeStorageFull, "DENIED", 507, false},
+	"codeBodyShort":           {codeBodyShort, "BLOB_UPLOAD_INVALID", 400, false},
+	"codeBodyStalled":         {codeBodyStalled, "BLOB_UPLOAD_INVALID", 408, false},
 	"codeUnknown":             {codeUnknown, "UNKNOWN", 500, false},
 	"codeBadRequest":          {codeBadRequest, "UNSUPPORTED", 400, false},
 	"codeHeaderTooLarge":      {codeHeaderTooLarge, "UNSUPPORTED", 431, false},
@@ -155,6 +160,7 @@ var sentinelTable = map[string]struct {
 	"ErrSizeInvalid":       {store.ErrSizeInvalid, codeSizeInvalid},
 	"ErrManifestInUse":     {store.ErrManifestInUse, codeInUse},
 	"ErrBlobInUse":         {store.ErrBlobInUse, codeInUse},
+	"ErrTooManyUploads":    {store.ErrTooManyUploads, codeTooManyRequests},
 }
 
 // notForClients are the store's sentinels that no /v2 or /token request
@@ -255,6 +261,10 @@ func TestErrorFor(t *testing.T) {
 		{"fiber unauthorized", fiber.ErrUnauthorized, codeUnauthorized, "", "", false},
 		{"fiber forbidden", fiber.ErrForbidden, codeDenied, "", "", false},
 		{"fiber too many requests", fiber.ErrTooManyRequests, codeTooManyRequests, "", "", false},
+		{"disk full", fmt.Errorf("write upload file: %w", &os.PathError{Op: "write", Path: "/srv/x", Err: syscall.ENOSPC}), codeStorageFull, codeStorageFull.Message, "", true},
+		{"quota full", fmt.Errorf("commit: %w", syscall.EDQUOT), codeStorageFull, codeStorageFull.Message, "", true},
+		{"body cut short", fmt.Errorf("append: %w", errBodyShort), codeBodyShort, codeBodyShort.Message, "", false},
+		{"body stalled", fmt.Errorf("read: %w", os.ErrDeadlineExceeded), codeBodyStalled, codeBodyStalled.Message, "", false},
 		{"fiber other client error keeps its status", fiber.NewError(fiber.StatusRequestHeaderFieldsTooLarge, "headers of /v2/x too large"),
 			Code{Name: "UNSUPPORTED", Status: 431, Message: "request header fields too large"}, "request header fields too large", "", false},
 		{"fiber server error", fiber.NewError(fiber.StatusServiceUnavailable, "overloaded at /v2/x"), codeUnknown, "unknown error", "", true},

@@ -29,6 +29,7 @@ type metrics struct {
 	bytesOut     *prometheus.CounterVec
 	inFlight     prometheus.Gauge
 	authFailures *prometheus.CounterVec
+	accept       *acceptMetrics
 }
 
 // authFailureReasons are the values of berth_auth_failures_total's label.
@@ -64,6 +65,7 @@ func newMetrics(st *store.Store, svc *auth.Service, version string, log *slog.Lo
 			Name: "berth_auth_failures_total",
 			Help: "Refused requests, by reason: credentials (a wrong user name or password), token (an invalid or expired token), denied (signed in, but the access rules say no), throttled (too many wrong passwords).",
 		}, []string{"reason"}),
+		accept: newAcceptMetrics(),
 	}
 	for _, r := range authFailureReasons {
 		m.authFailures.WithLabelValues(r)
@@ -76,6 +78,7 @@ func newMetrics(st *store.Store, svc *auth.Service, version string, log *slog.Lo
 	build.Set(1)
 	m.registry.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inFlight, m.authFailures, build,
 		&storeCollector{store: st, log: log})
+	m.registry.MustRegister(m.accept.collectors()...)
 	if svc != nil {
 		m.registry.MustRegister(passwordCheckCollector{svc})
 	}

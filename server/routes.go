@@ -9,13 +9,16 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 )
 
-// routes declares every route. Middleware order matters: recover first so a
+// routes declares every route. Middleware order matters: requestPhases
+// first, since everything after it, the body drain included, runs under the
+// body's deadline; then recover, so a
 // panic anywhere becomes a 500 through handleError, then the request id the
 // access log and error log lines carry, then realClient, which settles who
 // the client is (behind a trusted proxy) before anything logs or throttles
 // by address, then the access log and metrics, then finishBody, which must
 // see the request after its handler.
 func (s *Server) routes() {
+	s.app.Use(s.requestPhases)
 	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
 	s.app.Use(requestid.New())
 	s.app.Use(s.realClient)

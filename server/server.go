@@ -28,9 +28,11 @@ type Config struct {
 	Auth *auth.Service
 	// Service is the token audience and the challenge's service (--service).
 	Service string
-	// ReadTimeout and IdleTimeout bound slow clients; zero means the defaults.
-	ReadTimeout time.Duration
-	IdleTimeout time.Duration
+	// Timeouts bound slow clients; zero fields mean DefaultTimeouts.
+	Timeouts Timeouts
+	// Limits bound the connections held; zero fields mean the defaults
+	// (DefaultMaxConnections, DefaultMaxConnectionsPerAddr).
+	Limits Limits
 	// TLS, when set, makes Serve speak HTTPS (Certificate.TLSConfig).
 	TLS *tls.Config
 	// TrustedProxies are the peers whose X-Forwarded-For, -Proto and -Host
@@ -38,6 +40,9 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Version is reported by the berth_build_info metric.
 	Version string
+	// MaxUploadsPerUser caps the upload sessions one account (or, without
+	// one, one client address) may have open; 0 means no cap.
+	MaxUploadsPerUser int
 	// UI, when not nil, is mounted on the same port (the web UI under
 	// /ui/, with / redirecting there). An interface so that server need
 	// not import the packages the UI uses (admin).
@@ -61,6 +66,12 @@ type Server struct {
 	proxies proxySet
 	metrics *metrics
 	ui      Mounter
+	// timeouts and limits are kept by the connections (conn.go,
+	// listener.go), not by fasthttp.
+	timeouts Timeouts
+	limits   Limits
+	// maxUploads caps the open upload sessions per owner (uploadOwner).
+	maxUploads int
 	// draining is set when Shutdown begins, so /readyz turns 503.
 	draining atomic.Bool
 	// conns is the listener Serve wraps, for Shutdown.
@@ -78,6 +89,13 @@ func New(st *store.Store, cfg Config) *Server {
 	s := &Server{
 		store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger,
 		tls: cfg.TLS, proxies: cfg.TrustedProxies, ui: cfg.UI, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
+		timeouts: cfg.Timeouts.withDefaults(), limits: cfg.Limits, maxUploads: cfg.MaxUploadsPerUser,
+	}
+	if s.limits.MaxConnections <= 0 {
+		s.limits.MaxConnections = DefaultMaxConnections
+	}
+	if s.limits.MaxConnectionsPerAddr <= 0 {
+		s.limits.MaxConnectionsPerAddr = DefaultMaxConnectionsPerAddr
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "berth",
@@ -87,9 +105,10 @@ func New(st *store.Store, cfg Config) *Server {
 		StreamRequestBody: true,
 		// BodyLimit is not enforced on streamed bodies; manifests have their
 		// own cap (store.MaxManifestSize) in putManifest.
-		BodyLimit:    store.MaxManifestSize,
-		ReadTimeout:  cfg.ReadTimeout,
-		IdleTimeout:  orDefault(cfg.IdleTimeout, 2*time.Minute),
+		BodyLimit: store.MaxManifestSize,
+		// No ReadTimeout, WriteTimeout or IdleTimeout: the connection
+		// keeps its own deadlines (Timeouts in conn.go), because
+		// fasthttp's read timeout covers headers and body together.
 		ErrorHandler: s.handleError,
 		// Repository names are case-sensitive and may end in a slash-less
 		// path; routing is ours (parseTarget), not fiber's.
@@ -108,8 +127,11 @@ func (s *Server) App() *fiber.App { return s.app }
 // Serve accepts connections on ln until Shutdown, over TLS when the
 // Config asked for it.
 func (s *Server) Serve(ln net.Listener) error {
-	cl := newConnListener(ln, s.tls == nil)
+	cl := s.newConnListener(ln)
 	s.conns.Store(cl)
+	done := make(chan struct{})
+	defer close(done)
+	go cl.releaseMemory(done)
 	ln = cl
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)

@@ -29,12 +29,23 @@ func (s *Server) startUpload(c *fiber.Ctx, t target) error {
 		}
 		return blobCreated(c, t.Repo, info.Digest)
 	}
-	u, err := s.store.StartUpload(t.Repo)
+	u, err := s.store.StartUpload(t.Repo, uploadOwner(c), s.maxUploads)
 	if err != nil {
 		return err
 	}
 	uploadHeaders(c, u)
 	return c.Status(fiber.StatusAccepted).Send(nil)
+}
+
+// uploadOwner is whom a new session counts against for the per-user cap:
+// the signed-in account, else the client's address, as "addr:<ip>" (no
+// account name contains ':'), so --auth none and anonymous pushes are
+// capped too.
+func uploadOwner(c *fiber.Ctx) string {
+	if who, ok := c.Locals(callerKey).(*caller); ok && who.account != "" {
+		return who.account
+	}
+	return "addr:" + c.IP()
 }
 
 // mountBlob links an existing blob into t.Repo. done is false when the blob

@@ -20,31 +20,33 @@ import (
 //	tags       <repo>\x00<tag> → digest
 //	referrers  <repo>\x00<subject>\x00<digest> → {}
 //	broken     <repo>\x00<digest> → {}                manifests a repair left without content; unknown until re-pushed
-//	uploads    <id> → repo, offset, hash state, started at, updated at
+//	uploads    <id> → repo, owner, offset, hash state, started at, updated at
+//	uploadowners <owner>\x00<id> → {}               reverse of uploads' owner, to count a user's sessions
 //	users      <name> → user record
 //	rules      <position, big-endian uint64> → rule record
 //	keys       <kid> → signing key record
 //	tokens     <sha256 of refresh token> → refresh token record
 var (
-	bucketMeta      = []byte("meta")
-	bucketRepos     = []byte("repos")
-	bucketBlobs     = []byte("blobs")
-	bucketLinks     = []byte("links")
-	bucketBlobRepos = []byte("blobrepos")
-	bucketManifests = []byte("manifests")
-	bucketRefs      = []byte("refs")
-	bucketTags      = []byte("tags")
-	bucketReferrers = []byte("referrers")
-	bucketBroken    = []byte("broken")
-	bucketUploads   = []byte("uploads")
-	bucketUsers     = []byte("users")
-	bucketRules     = []byte("rules")
-	bucketKeys      = []byte("keys")
-	bucketTokens    = []byte("tokens")
+	bucketMeta         = []byte("meta")
+	bucketRepos        = []byte("repos")
+	bucketBlobs        = []byte("blobs")
+	bucketLinks        = []byte("links")
+	bucketBlobRepos    = []byte("blobrepos")
+	bucketManifests    = []byte("manifests")
+	bucketRefs         = []byte("refs")
+	bucketTags         = []byte("tags")
+	bucketReferrers    = []byte("referrers")
+	bucketBroken       = []byte("broken")
+	bucketUploads      = []byte("uploads")
+	bucketUploadOwners = []byte("uploadowners")
+	bucketUsers        = []byte("users")
+	bucketRules        = []byte("rules")
+	bucketKeys         = []byte("keys")
+	bucketTokens       = []byte("tokens")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketRepos, bucketBlobs, bucketLinks, bucketBlobRepos,
-		bucketManifests, bucketRefs, bucketTags, bucketReferrers, bucketBroken, bucketUploads,
+		bucketManifests, bucketRefs, bucketTags, bucketReferrers, bucketBroken, bucketUploads, bucketUploadOwners,
 		bucketUsers, bucketRules, bucketKeys, bucketTokens,
 	}
 )

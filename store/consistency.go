@@ -19,7 +19,9 @@ import (
 //   - every refs, referrers and tags entry names a stored manifest;
 //   - every link has its blob record, its blobrepos entry and a repos
 //     entry, and every blobrepos entry its link;
-//   - every blob record has its file, of the recorded size.
+//   - every blob record has its file, of the recorded size;
+//   - every session with an owner has its uploadowners entry, and every
+//     entry its session.
 //
 // They are Verify's checks of the records (the same functions), with a
 // size check of each file in place of hashing it. The error is for a

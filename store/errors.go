@@ -23,6 +23,9 @@ var (
 	ErrRangeInvalid      = errors.New("requested range not satisfiable")
 	ErrSizeInvalid       = errors.New("provided length did not match content length")
 	ErrManifestInUse     = errors.New("manifest is referenced by another manifest")
+	// ErrTooManyUploads is returned by StartUpload when the owner already
+	// has as many sessions open as the limit allows.
+	ErrTooManyUploads = errors.New("too many upload sessions open for this account: finish or cancel some, or wait until they expire")
 )
 
 // MissingRefError reports a manifest reference that is not present in the
@@ -33,6 +36,19 @@ type MissingRefError struct {
 
 func (e *MissingRefError) Error() string {
 	return fmt.Sprintf("manifest references %s, which is not in the repository", e.Digest)
+}
+
+// SizeMismatchError reports a manifest descriptor whose size is not the
+// size of the blob or manifest it names, as stored in the repository.
+// Clients such as containerd check sizes on pull and would refuse the image.
+type SizeMismatchError struct {
+	Digest   Digest
+	Declared int64
+	Stored   int64
+}
+
+func (e *SizeMismatchError) Error() string {
+	return fmt.Sprintf("manifest says %s is %d bytes, the registry holds %d", e.Digest, e.Declared, e.Stored)
 }
 
 // OffsetError reports a chunk that does not start where the upload ends.

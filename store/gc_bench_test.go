@@ -121,7 +121,7 @@ func fillImage(s *Store, tx *bolt.Tx, i int, repo string, blobs int, created tim
 	if i%2 == 0 {
 		tags = []string{"v" + strconv.Itoa(i)}
 	}
-	return putManifest(tx, repo, DigestOf(SHA256, body), rec, value, tags, created)
+	return putManifest(tx, repo, DigestOf(SHA256, body), rec, parsed.Sizes, value, tags, created)
 }
 
 // resetPeakRSS resets the kernel's high-water mark of this process's

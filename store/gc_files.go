@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -154,19 +153,19 @@ func (s *Store) sweepFiles(ctx context.Context, r *GCReport, opts GCOptions, now
 	done := 0
 	for _, set := range []struct {
 		files  []orphanFile
-		locks  *[64]sync.Mutex
+		lock   lockKeys
 		bucket []byte
 		cutoff time.Time
 	}{
-		{o.blobs, &s.digestLocks, bucketBlobs, blobCutoff},
-		{o.uploads, &s.uploadLocks, bucketUploads, uploadCutoff},
+		{o.blobs, s.lockDigests, bucketBlobs, blobCutoff},
+		{o.uploads, s.uploads.tryLockAll, bucketUploads, uploadCutoff},
 	} {
 		for start := 0; start < len(set.files); start += gcBatch {
 			if err := checkContext(ctx, "files"); err != nil {
 				return err
 			}
 			batch := set.files[start:min(start+gcBatch, len(set.files))]
-			removed, err := s.removeOrphans(batch, set.locks, set.bucket, set.cutoff)
+			removed, err := s.removeOrphans(batch, set.lock, set.bucket, set.cutoff)
 			if err != nil {
 				return fmt.Errorf("gc files: %w", err)
 			}
@@ -180,18 +179,36 @@ func (s *Store) sweepFiles(ctx context.Context, r *GCReport, opts GCOptions, now
 	return nil
 }
 
+// lockKeys locks the keys it can (digest locks: all, waiting; session
+// locks: the free ones) and returns those it holds and their unlock.
+type lockKeys func(keys []string) (held []string, unlock func())
+
+// lockDigests waits for the digest locks of keys, taken in stripe order.
+func (s *Store) lockDigests(keys []string) ([]string, func()) {
+	return keys, lockStripes(&s.digestLocks, keys)
+}
+
 // removeOrphans removes the files of batch that, under their locks, still
-// have no record in bucket and were not modified since cutoff.
-func (s *Store) removeOrphans(batch []orphanFile, locks *[64]sync.Mutex, bucket []byte, cutoff time.Time) ([]orphanFile, error) {
+// have no record in bucket and were not modified since cutoff. Files whose
+// lock lock could not take are left for another run.
+func (s *Store) removeOrphans(batch []orphanFile, lock lockKeys, bucket []byte, cutoff time.Time) ([]orphanFile, error) {
 	keys := make([]string, len(batch))
 	for i, f := range batch {
 		keys[i] = f.key
 	}
-	unlock := lockStripes(locks, keys)
+	held, unlock := lock(keys)
 	defer unlock()
+	locked := make(map[string]bool, len(held))
+	for _, k := range held {
+		locked[k] = true
+	}
 	var still []orphanFile
 	err := s.db.View(func(tx *bolt.Tx) error {
-		still = unrecorded(tx.Bucket(bucket), batch)
+		for _, f := range unrecorded(tx.Bucket(bucket), batch) {
+			if locked[f.key] {
+				still = append(still, f)
+			}
+		}
 		return nil
 	})
 	if err != nil {

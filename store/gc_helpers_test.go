@@ -93,7 +93,11 @@ func pushIndex(t testing.TB, s *Store, repo, tag string, children ...Digest) Dig
 	t.Helper()
 	m := testManifest{SchemaVersion: 2, MediaType: MediaTypeOCIIndex, Manifests: []testDesc{}}
 	for _, c := range children {
-		m.Manifests = append(m.Manifests, testDesc{MediaType: MediaTypeOCIManifest, Digest: c, Size: 1})
+		child, err := s.Manifest(repo, Reference{Digest: c})
+		if err != nil {
+			t.Fatalf("child %s: %v", c, err)
+		}
+		m.Manifests = append(m.Manifests, testDesc{MediaType: MediaTypeOCIManifest, Digest: c, Size: child.Size})
 	}
 	return mustPutManifest(t, s, repo, tag, m)
 }

@@ -136,7 +136,7 @@ func TestCollectGarbage_ChangesDuringRun(t *testing.T) {
 func TestCollectGarbage_UploadResumedDuringRun(t *testing.T) {
 	s := mustOpen(t)
 	clk := useClock(s)
-	u, err := s.StartUpload("r")
+	u, err := s.StartUpload("r", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -285,7 +285,9 @@ func (s *Store) removeFiles(paths []string) error {
 
 // sweepUploads removes the planned sessions that are still idle. The
 // session locks keep AppendUpload and CommitUpload out meanwhile; a session
-// that received data since the plan has a new record and is kept.
+// that received data since the plan has a new record, and one whose lock a
+// request holds is receiving data: both are kept. GC never waits for a
+// session's lock, since its holder may be waiting on a slow client.
 func (s *Store) sweepUploads(ctx context.Context, p *gcPlan, r *GCReport, opts GCOptions) error {
 	for start := 0; start < len(p.uploads); start += gcBatch {
 		if err := checkContext(ctx, "uploads"); err != nil {
@@ -296,16 +298,21 @@ func (s *Store) sweepUploads(ctx context.Context, p *gcPlan, r *GCReport, opts G
 		for i, u := range batch {
 			ids[i] = u.id
 		}
-		unlock := lockStripes(&s.uploadLocks, ids)
+		// A session whose lock is held is receiving a chunk: not idle.
+		held, unlock := s.uploads.tryLockAll(ids)
+		free := make(map[string]bool, len(held))
+		for _, id := range held {
+			free[id] = true
+		}
 		var removed []RemovedUpload
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			removed = nil
 			uploads := tx.Bucket(bucketUploads)
 			for _, u := range batch {
-				if !bytes.Equal(uploads.Get([]byte(u.id)), u.value) {
+				if !free[u.id] || !bytes.Equal(uploads.Get([]byte(u.id)), u.value) {
 					continue
 				}
-				if err := uploads.Delete([]byte(u.id)); err != nil {
+				if err := deleteUpload(tx, []byte(u.id)); err != nil {
 					return err
 				}
 				removed = append(removed, RemovedUpload{ID: u.id, Repo: u.repo, Size: u.size})

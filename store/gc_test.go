@@ -220,7 +220,7 @@ func mixedStore(t *testing.T) (*Store, *testClock) {
 	img := pushImage(t, s, "drop", "b", "", "", "shared", "dropped layer")
 	pushImage(t, s, "drop", "sig", "", img.Digest, "signature")
 	mustPutBlob(t, s, "loose", []byte("loose blob"))
-	u, err := s.StartUpload("keep")
+	u, err := s.StartUpload("keep", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,12 +270,12 @@ func TestCollectGarbage_DryRunChangesNothing(t *testing.T) {
 func TestCollectGarbage_UploadTTL(t *testing.T) {
 	s := mustOpen(t)
 	clk := useClock(s)
-	idle, err := s.StartUpload("r")
+	idle, err := s.StartUpload("r", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(23 * time.Hour)
-	active, err := s.StartUpload("r")
+	active, err := s.StartUpload("r", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"bytes"
+	"fmt"
+
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -70,28 +72,74 @@ func page(b *bolt.Bucket, p []byte, last string, n int) (out []string, more bool
 	return out, false
 }
 
-// Referrers returns the manifests of repo whose subject is d, filtered by
-// artifactType when it is not empty, in digest order. A subject nothing
-// refers to yields an empty list, not an error.
-func (s *Store) Referrers(repo string, d Digest, artifactType string) ([]StoredManifest, error) {
-	out := []StoredManifest{}
+// ReferrersPage is one page of the referrers of a subject: the digests to
+// list, and whether more follow.
+type ReferrersPage struct {
+	Digests []Digest
+	More    bool
+}
+
+// Referrers returns a page of the manifests of repo whose subject is d,
+// filtered by artifactType when it is not empty, in digest order, starting
+// after the digest after ("" for the first page). A page holds at most
+// maxCount referrers and, past its first, stops before its records would
+// exceed maxBytes: a referrer's annotations are copied into the response,
+// and 40 referrers of 4 MB each would otherwise make one answer of 160 MB.
+// A subject nothing refers to yields an empty page, not an error. Read each
+// listed referrer with Referrer.
+func (s *Store) Referrers(repo string, d Digest, artifactType string, after Digest, maxCount, maxBytes int) (ReferrersPage, error) {
+	page := ReferrersPage{Digests: []Digest{}}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		p := prefix(repo, string(d))
+		manifests := tx.Bucket(bucketManifests)
 		c := tx.Bucket(bucketReferrers).Cursor()
-		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-			m, err := storedManifest(tx, repo, Digest(k[len(p):]))
-			if err != nil {
-				return err
+		k, _ := c.Seek(p)
+		if after != "" {
+			k, _ = c.Seek(key(repo, string(d), string(after)))
+			if k != nil && string(k[len(p):]) == string(after) {
+				k, _ = c.Next()
 			}
-			if artifactType != "" && m.ArtifactType != artifactType {
+		}
+		total := 0
+		for ; k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			ref := Digest(k[len(p):])
+			v := manifests.Get(key(repo, string(ref)))
+			if v == nil {
+				return fmt.Errorf("referrer %s of %s: %w", ref, d, ErrManifestUnknown)
+			}
+			rec, _, err := decodeManifest(v)
+			if err != nil {
+				return fmt.Errorf("manifest %s: %w", ref, err)
+			}
+			if artifactType != "" && rec.ArtifactType != artifactType {
 				continue
 			}
-			m.Body = nil
-			out = append(out, m)
+			size := len(v) // head and body: more than the descriptor needs
+			if len(page.Digests) == maxCount || (len(page.Digests) > 0 && total+size > maxBytes) {
+				page.More = true
+				return nil
+			}
+			total += size
+			page.Digests = append(page.Digests, ref)
 		}
 		return nil
 	})
-	return out, err
+	return page, err
+}
+
+// Referrer returns the descriptor of manifest ref of repo as the referrers
+// API lists it, or ErrManifestUnknown when it is gone.
+func (s *Store) Referrer(repo string, ref Digest) (Descriptor, error) {
+	var desc Descriptor
+	err := s.db.View(func(tx *bolt.Tx) error {
+		m, err := storedManifest(tx, repo, ref)
+		if err != nil {
+			return err
+		}
+		desc = Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: m.ArtifactType, Annotations: m.Annotations}
+		return nil
+	})
+	return desc, err
 }
 
 // TagCount returns how many tags repo has, counting keys without decoding

@@ -77,6 +77,8 @@ type Manifest struct {
 	Blobs []Digest
 	// Children are the manifests an index refers to, each once, in order.
 	Children []Digest
+	// Sizes are the sizes the descriptors of Blobs and Children declare.
+	Sizes map[Digest]int64
 }
 
 // manifestBody is the wire form: the union of the fields of image manifests
@@ -246,13 +248,18 @@ func (m *Manifest) setImage(b *manifestBody) error {
 	}
 	blobs := newDigestList(1 + len(b.Layers))
 	blobs.add(b.Config.Digest)
+	m.Sizes = map[Digest]int64{b.Config.Digest: b.Config.Size}
 	for i := range b.Layers {
 		layer := &b.Layers[i]
-		if err := checkDescriptor(fmt.Sprintf("layers[%d]", i), layer); err != nil {
+		where := fmt.Sprintf("layers[%d]", i)
+		if err := checkDescriptor(where, layer); err != nil {
 			return err
 		}
 		if !nondistributableLayers[layer.MediaType] {
 			blobs.add(layer.Digest)
+			if err := m.addSize(where, layer); err != nil {
+				return err
+			}
 		}
 	}
 	m.Config, m.Layers, m.Blobs = b.Config, b.Layers, blobs.list
@@ -267,15 +274,30 @@ func (m *Manifest) setImage(b *manifestBody) error {
 // without entries is valid.
 func (m *Manifest) setIndex(b *manifestBody) error {
 	children := newDigestList(len(b.Manifests))
+	m.Sizes = make(map[Digest]int64, len(b.Manifests))
 	for i := range b.Manifests {
 		child := &b.Manifests[i]
-		if err := checkDescriptor(fmt.Sprintf("manifests[%d]", i), child); err != nil {
+		where := fmt.Sprintf("manifests[%d]", i)
+		if err := checkDescriptor(where, child); err != nil {
 			return err
 		}
 		children.add(child.Digest)
+		if err := m.addSize(where, child); err != nil {
+			return err
+		}
 	}
 	m.Manifests, m.Children = b.Manifests, children.list
 	m.ArtifactType = b.ArtifactType
+	return nil
+}
+
+// addSize records the size d declares, refusing a digest listed twice with
+// two sizes: at most one of them can be right.
+func (m *Manifest) addSize(where string, d *Descriptor) error {
+	if size, ok := m.Sizes[d.Digest]; ok && size != d.Size {
+		return fmt.Errorf("%w: %s: %s is listed with sizes %d and %d", ErrManifestInvalid, where, d.Digest, size, d.Size)
+	}
+	m.Sizes[d.Digest] = d.Size
 	return nil
 }
 

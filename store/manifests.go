@@ -28,7 +28,8 @@ type StoredManifest struct {
 // It parses and hashes the body first, then checks, in the same write
 // transaction that records the manifest, that every blob it references is
 // linked in repo and every child manifest is stored there; otherwise it
-// returns *MissingRefError and stores nothing. Because blob deletes and GC
+// returns *MissingRefError and stores nothing. A descriptor whose size is
+// not that of the stored blob or child fails with *SizeMismatchError. Because blob deletes and GC
 // remove links in their own write transactions, a manifest never becomes
 // visible while one of its blobs is missing. A digest ref that does not match
 // the body fails with ErrDigestMismatch.
@@ -60,7 +61,7 @@ func (s *Store) PutManifest(repo string, ref Reference, extraTags []string, cont
 		return StoredManifest{}, nil, err
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		return putManifest(tx, repo, d, rec, value, tags, now)
+		return putManifest(tx, repo, d, rec, m.Sizes, value, tags, now)
 	})
 	if err != nil {
 		return StoredManifest{}, nil, err
@@ -71,7 +72,7 @@ func (s *Store) PutManifest(repo string, ref Reference, extraTags []string, cont
 	}, m, nil
 }
 
-func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, value []byte, tags []string, now time.Time) error {
+func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, sizes map[Digest]int64, value []byte, tags []string, now time.Time) error {
 	links, manifests := tx.Bucket(bucketLinks), tx.Bucket(bucketManifests)
 	for _, b := range rec.Blobs {
 		if links.Get(key(repo, string(b))) == nil {
@@ -82,6 +83,9 @@ func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, value [
 		if manifests.Get(key(repo, string(c))) == nil {
 			return &MissingRefError{Digest: c}
 		}
+	}
+	if err := checkSizes(tx, repo, rec, sizes); err != nil {
+		return err
 	}
 	mk := key(repo, string(d))
 	existed := manifests.Get(mk) != nil
@@ -115,6 +119,32 @@ func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, value [
 		}
 	}
 	return ensureRepo(tx, repo, now)
+}
+
+// checkSizes compares the sizes the descriptors declare with the stored
+// blobs and child manifests, all present (putManifest checked): a mismatch
+// is a manifest that clients such as containerd refuse on pull.
+func checkSizes(tx *bolt.Tx, repo string, rec manifestRecord, sizes map[Digest]int64) error {
+	blobs, manifests := tx.Bucket(bucketBlobs), tx.Bucket(bucketManifests)
+	for _, b := range rec.Blobs {
+		var br blobRecord
+		if err := decode(blobs.Get([]byte(b)), &br); err != nil {
+			return fmt.Errorf("blob %s: %w", b, err)
+		}
+		if br.Size != sizes[b] {
+			return &SizeMismatchError{Digest: b, Declared: sizes[b], Stored: br.Size}
+		}
+	}
+	for _, c := range rec.Children {
+		size, err := manifestBodySize(manifests.Get(key(repo, string(c))))
+		if err != nil {
+			return fmt.Errorf("manifest %s: %w", c, err)
+		}
+		if size != sizes[c] {
+			return &SizeMismatchError{Digest: c, Declared: sizes[c], Stored: size}
+		}
+	}
+	return nil
 }
 
 // Manifest returns the manifest of repo that ref names: the tag's current

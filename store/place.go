@@ -81,23 +81,34 @@ func writeVerified(dir string, d Digest, size int64, r io.Reader) (tmp string, n
 }
 
 // moveIntoPlace renames the verified file tmp to the final path of d in
-// dir, or drops it when that path already holds the blob (content
-// addressed: the same name is the same bytes). An open store calls it under
-// the digest lock.
+// dir and syncs its shard, or drops tmp when that path already holds the
+// blob (content addressed: the same name is the same bytes). An open store
+// calls it under the digest lock.
 func moveIntoPlace(dir, tmp string, d Digest) error {
+	shard, err := renameIntoPlace(dir, tmp, d)
+	if err != nil || shard == "" {
+		return err
+	}
+	return SyncDir(shard)
+}
+
+// renameIntoPlace is moveIntoPlace without the final sync, for callers that
+// place several blobs and sync each shard once: it returns the shard to
+// sync, or "" when tmp was dropped.
+func renameIntoPlace(dir, tmp string, d Digest) (shard string, err error) {
 	final := BlobPathIn(dir, d)
 	if _, err := os.Stat(final); err == nil {
 		os.Remove(tmp)
-		return nil
+		return "", nil
 	}
-	shard := filepath.Dir(final)
+	shard = filepath.Dir(final)
 	if err := mkdirSynced(shard); err != nil {
-		return fmt.Errorf("create shard directory: %w", err)
+		return "", fmt.Errorf("create shard directory: %w", err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		return fmt.Errorf("rename blob %s: %w", d, err)
+		return "", fmt.Errorf("rename blob %s: %w", d, err)
 	}
-	return SyncDir(shard)
+	return shard, nil
 }
 
 // mkdirSynced creates dir and its missing parents like os.MkdirAll, and

@@ -93,6 +93,7 @@ func decodeManifest(v []byte) (rec manifestRecord, body []byte, err error) {
 // uploadRecord is the value of uploads/<id>.
 type uploadRecord struct {
 	Repo      string `json:"repo"`
+	Owner     string `json:"owner,omitempty"` // who started it, for the per-owner cap; "" before the cap existed
 	Offset    int64  `json:"offset"`
 	HashState []byte `json:"hashState"` // sha256 state of the first Offset bytes
 	Started   int64  `json:"started"`

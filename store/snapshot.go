@@ -108,7 +108,7 @@ func (s *Store) DropUploads() (int, error) {
 			return err
 		}
 		for _, id := range ids {
-			if err := tx.Bucket(bucketUploads).Delete(id); err != nil {
+			if err := deleteUpload(tx, id); err != nil {
 				return err
 			}
 		}

@@ -76,7 +76,7 @@ func TestStore_SnapshotErrorUnpins(t *testing.T) {
 func TestStore_DropUploads(t *testing.T) {
 	s := mustOpen(t)
 	for range 3 {
-		if _, err := s.StartUpload("app"); err != nil {
+		if _, err := s.StartUpload("app", "", 0); err != nil {
 			t.Fatal(err)
 		}
 	}

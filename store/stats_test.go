@@ -20,7 +20,7 @@ func TestStore_Stats(t *testing.T) {
 	// Two repositories share one layer: it is one blob, counted once.
 	pushImage(t, s, "a/one", "img", "v1", "", "shared layer", "only in one")
 	pushImage(t, s, "b/two", "img", "v1", "", "shared layer")
-	u, err := s.StartUpload("a/one")
+	u, err := s.StartUpload("a/one", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,9 +28,10 @@ type Store struct {
 	// digest: placing a blob file and recording it, against removing the
 	// record and the file (GC, verify --repair).
 	digestLocks [64]sync.Mutex
-	// uploadLocks serialise the calls on one upload session. They are apart
-	// from digestLocks because a commit holds one of each.
-	uploadLocks [64]sync.Mutex
+	// uploads serialise the calls on one upload session, one lock per
+	// session (sessionlock.go). A commit holds its session's lock and then
+	// a digest lock; nothing takes them the other way round.
+	uploads sessionLocks
 
 	// authGen counts committed changes of users and rules (AuthGeneration).
 	authGen atomic.Uint64
@@ -113,7 +114,7 @@ func (s *Store) Dir() string { return s.dir }
 
 func (s *Store) lockDigest(d Digest) func() { return lockStripe(&s.digestLocks, string(d)) }
 
-func (s *Store) lockUpload(id string) func() { return lockStripe(&s.uploadLocks, id) }
+func (s *Store) lockUpload(id string) func() { return s.uploads.lock(id) }
 
 // lockStripe locks the mutex that k hashes to and returns its unlock.
 func lockStripe(locks *[64]sync.Mutex, k string) func() {

@@ -113,7 +113,7 @@ func TestStore_ChunkedUpload(t *testing.T) {
 	s := mustOpen(t)
 	content := bytes.Repeat([]byte("0123456789"), 100_000)
 	d := DigestOf(SHA256, content)
-	u, err := s.StartUpload("r")
+	u, err := s.StartUpload("r", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestStore_CommitUploadSHA512(t *testing.T) {
 	s := mustOpen(t)
 	content := []byte("sha512 content")
 	d := DigestOf(SHA512, content)
-	u, err := s.StartUpload("r")
+	u, err := s.StartUpload("r", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,11 +28,24 @@ type Upload struct {
 }
 
 // copyBufferSize is the chunk size for streaming request bodies to disk:
-// large enough to keep syscalls rare, small enough that memory stays flat.
-const copyBufferSize = 256 << 10
+// large enough to keep syscalls rare, small enough that a stalled upload,
+// which holds the one buffer its read is waiting to fill, costs little.
+const copyBufferSize = 64 << 10
 
-// StartUpload opens an upload session in repo and returns it.
-func (s *Store) StartUpload(repo string) (Upload, error) {
+// copyBuffers recycles the buffers of CopyHashed, so the memory of an
+// upload that ended (or stalled and was cut off) goes back to the next one.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+
+// DefaultMaxUploadsPerOwner is the default cap of open upload sessions per
+// owner (serve --max-uploads-per-user). A docker push opens one per layer
+// it sends at once; hundreds stay open only when clients abandon them.
+const DefaultMaxUploadsPerOwner = 100
+
+// StartUpload opens an upload session in repo for owner (an account name,
+// or any key the caller counts clients by) and returns it. When max > 0
+// and owner already has max sessions open, it fails with ErrTooManyUploads
+// and creates nothing.
+func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 	id, err := newUploadID()
 	if err != nil {
 		return Upload{}, err
@@ -42,15 +57,56 @@ func (s *Store) StartUpload(repo string) (Upload, error) {
 	f.Close()
 	state, err := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
+		os.Remove(s.uploadPath(id))
 		return Upload{}, err
 	}
 	now := s.now()
-	rec := uploadRecord{Repo: repo, HashState: state, Started: now.UnixNano(), Updated: now.UnixNano()}
-	if err := s.putUpload(id, rec); err != nil {
+	rec := uploadRecord{Repo: repo, Owner: owner, HashState: state, Started: now.UnixNano(), Updated: now.UnixNano()}
+	v, err := encode(rec)
+	if err == nil {
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			owners := tx.Bucket(bucketUploadOwners)
+			if max > 0 && countPrefix(owners, prefix(owner), max) >= max {
+				return ErrTooManyUploads
+			}
+			if err := owners.Put(key(owner, id), nil); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketUploads).Put([]byte(id), v)
+		})
+	}
+	if err != nil {
 		os.Remove(s.uploadPath(id))
 		return Upload{}, err
 	}
 	return Upload{ID: id, Repo: repo, Started: now, Updated: now}, nil
+}
+
+// countPrefix counts the keys of b that start with p, stopping at limit.
+func countPrefix(b *bolt.Bucket, p []byte, limit int) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && n < limit; k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+// deleteUpload removes session id's record and its owner entry; a session
+// without a record is no error.
+func deleteUpload(tx *bolt.Tx, id []byte) error {
+	uploads := tx.Bucket(bucketUploads)
+	v := uploads.Get(id)
+	if v == nil {
+		return nil
+	}
+	var rec uploadRecord
+	if err := decode(v, &rec); err == nil {
+		if err := tx.Bucket(bucketUploadOwners).Delete(key(rec.Owner, string(id))); err != nil {
+			return err
+		}
+	}
+	return uploads.Delete(id)
 }
 
 // UploadStatus returns the session id of repo, or ErrUploadUnknown.
@@ -113,10 +169,10 @@ func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRec
 	}
 	n, readErr, writeErr := CopyHashed(f, h, r)
 	if writeErr != nil {
-		return uploadRecord{}, fmt.Errorf("write upload file: %w", writeErr)
+		return uploadRecord{}, dropTail(f, rec.Offset, fmt.Errorf("write upload file: %w", writeErr))
 	}
 	if err := f.Sync(); err != nil {
-		return uploadRecord{}, fmt.Errorf("sync upload file: %w", err)
+		return uploadRecord{}, dropTail(f, rec.Offset, fmt.Errorf("sync upload file: %w", err))
 	}
 	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
@@ -128,6 +184,15 @@ func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRec
 	return rec, readErr
 }
 
+// dropTail cuts the session file back to offset, the last recorded one,
+// after a chunk failed to be written: on a full disk the bytes of the
+// failed chunk are given back at once, not when the session is next used or
+// collected. It returns err.
+func dropTail(f *os.File, offset int64, err error) error {
+	f.Truncate(offset)
+	return err
+}
+
 // CopyHashed copies r into w and h and returns the bytes copied. It tells a failing reader (the client
 // went away) from a failing writer (the disk), because only the first leaves
 // the written bytes usable.
@@ -135,21 +200,20 @@ func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRec
 // Two things keep a push from being one core's read, write and sha256 in
 // series: the buffer is filled before it is written, so the file sees large
 // writes even when a chunked body arrives in small pieces, and hashing runs
-// on its own goroutine, overlapping the next read and write. When it returns,
-// h has seen exactly the n bytes written.
+// on its own goroutine, overlapping the next read and write. Buffers come
+// from copyBuffers and go back as soon as they are hashed, so a read that
+// waits on a slow client holds one buffer, not the pipeline's three. When it
+// returns, h has seen exactly the n bytes written.
 func CopyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, readErr, writeErr error) {
-	const buffers = 3
-	free := make(chan []byte, buffers)
-	for range buffers {
-		free <- make([]byte, copyBufferSize)
-	}
-	toHash := make(chan []byte, buffers)
+	const inFlight = 2 // buffers written and waiting for the hasher
+	toHash := make(chan *[]byte, inFlight)
 	hashed := make(chan struct{})
 	go func() {
 		defer close(hashed)
 		for b := range toHash {
-			h.Write(b)
-			free <- b[:cap(b)]
+			h.Write(*b)
+			*b = (*b)[:cap(*b)]
+			copyBuffers.Put(b)
 		}
 	}()
 	defer func() {
@@ -157,16 +221,18 @@ func CopyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, readErr, writeE
 		<-hashed
 	}()
 	for {
-		buf := <-free
-		m, err := fill(r, buf)
+		buf := copyBuffers.Get().(*[]byte)
+		m, err := fill(r, *buf)
 		if m > 0 {
-			if _, werr := w.Write(buf[:m]); werr != nil {
+			if _, werr := w.Write((*buf)[:m]); werr != nil {
+				copyBuffers.Put(buf)
 				return n, nil, werr
 			}
-			toHash <- buf[:m]
+			*buf = (*buf)[:m]
+			toHash <- buf
 			n += int64(m)
 		} else {
-			free <- buf
+			copyBuffers.Put(buf)
 		}
 		if err == io.EOF {
 			return n, nil, nil
@@ -224,7 +290,7 @@ func (s *Store) CommitUpload(repo, id string, start int64, r io.Reader, d Digest
 	if err := s.placeBlob(repo, s.uploadPath(id), d, next.Offset); err != nil {
 		return BlobInfo{}, err
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketUploads).Delete([]byte(id)) }); err != nil {
+	if err := s.db.Update(func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) }); err != nil {
 		return BlobInfo{}, err
 	}
 	return BlobInfo{Digest: d, Size: next.Offset, Created: s.now()}, nil
@@ -250,7 +316,7 @@ func (s *Store) uploadDigest(id string, rec uploadRecord, alg string) (Digest, e
 		return "", fmt.Errorf("open upload file: %w", err)
 	}
 	defer f.Close()
-	if _, err := io.CopyBuffer(h, io.LimitReader(f, rec.Offset), make([]byte, copyBufferSize)); err != nil {
+	if _, err := io.CopyBuffer(h, io.LimitReader(f, rec.Offset), make([]byte, 256<<10)); err != nil {
 		return "", fmt.Errorf("hash upload file: %w", err)
 	}
 	return digestFromHash(alg, h), nil
@@ -282,7 +348,7 @@ func (s *Store) CancelUpload(repo, id string) error {
 }
 
 func (s *Store) removeUpload(id string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketUploads).Delete([]byte(id)) })
+	err := s.db.Update(func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) })
 	if err != nil {
 		return err
 	}
@@ -311,14 +377,6 @@ func (s *Store) upload(repo, id string) (uploadRecord, error) {
 		return rec, ErrUploadUnknown
 	}
 	return rec, nil
-}
-
-func (s *Store) putUpload(id string, rec uploadRecord) error {
-	v, err := encode(rec)
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketUploads).Put([]byte(id), v) })
 }
 
 // putUploadIfPresent records progress unless the session was removed

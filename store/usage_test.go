@@ -90,7 +90,7 @@ func TestStore_DeleteRepository(t *testing.T) {
 		if _, _, err := s.Tags("gone", "", 0); !errors.Is(err, ErrNameUnknown) {
 			t.Errorf("Tags of the deleted repository: %v, want ErrNameUnknown", err)
 		}
-		if refs, err := s.Referrers("gone", img.Digest, ""); err != nil || len(refs) != 0 {
+		if refs, err := s.Referrers("gone", img.Digest, "", "", 100, 1<<20); err != nil || len(refs.Digests) != 0 {
 			t.Errorf("referrers of the deleted repository: %v, %v", refs, err)
 		}
 	})

@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -264,11 +263,11 @@ func (s *Store) findDebris(uploads []uploadEntry, now time.Time, opts GCOptions)
 	}
 	for _, set := range []struct {
 		files  []orphanFile
-		locks  *[64]sync.Mutex
+		lock   lockKeys
 		bucket []byte
-	}{{o.blobs, &s.digestLocks, bucketBlobs}, {o.uploads, &s.uploadLocks, bucketUploads}} {
+	}{{o.blobs, s.lockDigests, bucketBlobs}, {o.uploads, s.uploads.tryLockAll, bucketUploads}} {
 		for _, f := range set.files {
-			if !s.stillUnrecorded(f, set.locks, set.bucket) {
+			if !s.stillUnrecorded(f, set.lock, set.bucket) {
 				continue
 			}
 			rel := relFile(s.dir, f)
@@ -281,9 +280,13 @@ func (s *Store) findDebris(uploads []uploadEntry, now time.Time, opts GCOptions)
 
 // uploadWithoutFile reports whether upload id has a record but no data
 // file, looked at under the session's lock (a commit moves the file, then
-// deletes the record, holding it).
+// deletes the record, holding it). A session whose lock a request holds is
+// in use, and so not reported.
 func (s *Store) uploadWithoutFile(id string) bool {
-	unlock := s.lockUpload(id)
+	unlock, ok := s.uploads.tryLock(id)
+	if !ok {
+		return false
+	}
 	defer unlock()
 	recorded := false
 	s.db.View(func(tx *bolt.Tx) error {
@@ -296,9 +299,12 @@ func (s *Store) uploadWithoutFile(id string) bool {
 
 // stillUnrecorded reports whether orphan f still has no record, looked at
 // under its lock: placeBlob renames a file into place before it records it.
-func (s *Store) stillUnrecorded(f orphanFile, locks *[64]sync.Mutex, bucket []byte) bool {
-	unlock := lockStripe(locks, f.key)
+func (s *Store) stillUnrecorded(f orphanFile, lock lockKeys, bucket []byte) bool {
+	held, unlock := lock([]string{f.key})
 	defer unlock()
+	if len(held) == 0 {
+		return false
+	}
 	unknown := false
 	s.db.View(func(tx *bolt.Tx) error {
 		unknown = tx.Bucket(bucket).Get([]byte(f.key)) == nil

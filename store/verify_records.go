@@ -54,7 +54,29 @@ func verifyRecordsIn(tx *bolt.Tx, add func(Fault)) (blobs []BlobInfo, manifests,
 	tags = verifyTags(tx, add)
 	verifyIndexEntries(tx, add)
 	verifyLinks(tx, add)
+	verifyUploadOwners(tx, add)
 	return blobs, manifests, tags
+}
+
+// verifyUploadOwners checks that every session with an owner has its
+// uploadowners entry, and every entry its session.
+func verifyUploadOwners(tx *bolt.Tx, add func(Fault)) {
+	uploads, owners := tx.Bucket(bucketUploads), tx.Bucket(bucketUploadOwners)
+	uploads.ForEach(func(k, v []byte) error {
+		var rec uploadRecord
+		if decode(v, &rec) == nil && rec.Owner != "" && owners.Get(key(rec.Owner, string(k))) == nil {
+			add(Fault{Kind: FaultIndex, Subject: "upload " + string(k), Problem: fmt.Sprintf("its owner %q has no uploadowners entry for it", rec.Owner)})
+		}
+		return nil
+	})
+	owners.ForEach(func(k, _ []byte) error {
+		owner, id := splitPair(k)
+		var rec uploadRecord
+		if v := uploads.Get([]byte(id)); v == nil || decode(v, &rec) != nil || rec.Owner != owner {
+			add(Fault{Kind: FaultIndex, Subject: fmt.Sprintf("uploadowners entry %q", k), Problem: "it names no session of that owner"})
+		}
+		return nil
+	})
 }
 
 // checkPages runs bbolt's page check. It takes the writer lock for that

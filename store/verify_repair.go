@@ -191,12 +191,15 @@ func (s *Store) dropUnrecordedLink(repo string, d Digest) (string, error) {
 // dropDatalessUpload removes the record of upload session id if its data
 // file is still missing: no request can continue that session.
 func (s *Store) dropDatalessUpload(id string) (string, error) {
-	unlock := s.lockUpload(id)
+	unlock, ok := s.uploads.tryLock(id)
+	if !ok {
+		return "", nil // a request is using it
+	}
 	defer unlock()
 	if _, err := os.Lstat(s.uploadPath(id)); !errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketUploads).Delete([]byte(id)) })
+	err := s.db.Update(func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) })
 	if err != nil {
 		return "", err
 	}

@@ -128,10 +128,10 @@ func TestStore_Verify(t *testing.T) {
 		{
 			name: "UploadDebris",
 			break_: func(t *testing.T, f *verifyFixture) {
-				if _, err := f.s.StartUpload("app"); err != nil {
+				if _, err := f.s.StartUpload("app", "", 0); err != nil {
 					t.Fatal(err)
 				}
-				gone, err := f.s.StartUpload("app")
+				gone, err := f.s.StartUpload("app", "", 0)
 				if err != nil {
 					t.Fatal(err)
 				}

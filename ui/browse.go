@@ -136,7 +136,7 @@ func (u *UI) repository(c *fiber.Ctx, v *viewer) error {
 			row.Size += contentSize(pm)
 			row.Platforms = platforms(pm)
 		}
-		refs, err := u.st.Referrers(repo, m.Digest, "")
+		refs, err := u.referrers(repo, m.Digest)
 		if err != nil {
 			return err
 		}
@@ -156,6 +156,27 @@ func (u *UI) repository(c *fiber.Ctx, v *viewer) error {
 	return u.render(c, v, "repository", repo, map[string]any{
 		"Repo": repo, "Rows": rows, "Next": next, "CanDelete": canDelete, "Host": c.Hostname(),
 	})
+}
+
+// referrers returns the descriptors of what refers to d in repo: the first
+// pageSize of them, which is all a page shows.
+func (u *UI) referrers(repo string, d store.Digest) ([]store.Descriptor, error) {
+	pg, err := u.st.Referrers(repo, d, "", "", pageSize, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Descriptor, 0, len(pg.Digests))
+	for _, r := range pg.Digests {
+		desc, err := u.st.Referrer(repo, r)
+		if errors.Is(err, store.ErrManifestUnknown) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, desc)
+	}
+	return out, nil
 }
 
 // contentSize is what a manifest's references weigh: config and layers of

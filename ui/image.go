@@ -93,7 +93,7 @@ func (u *UI) image(c *fiber.Ctx, v *viewer) error {
 			data["Labels"] = sorted(cfg.Config.Labels)
 		}
 	}
-	refs, err := u.st.Referrers(repo, d, "")
+	refs, err := u.referrers(repo, d)
 	if err != nil {
 		return err
 	}
