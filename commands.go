@@ -15,6 +15,7 @@ func commands() []*cli.Command {
 		restoreCommand(),
 		verifyCommand(),
 		tlsCommand(),
+		importCommand(),
 		versionCommand(),
 	}
 	for _, c := range cmds {

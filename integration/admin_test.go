@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/berth-registry/berth/fixtures"
 )
 
 // adminRun is what one command printed and how it exited.
@@ -99,6 +101,11 @@ func TestAdminCommands_SameStoppedAndServing(t *testing.T) {
 		{"", []string{"tls", "init", "--host", "other.lan", "--force", "--port", "443"}},
 		{"", []string{"tls", "init"}},
 		{"", []string{"tls", "init", "--host", "a.lan", "--key", "dsa"}},
+		{"", []string{"import", "oci", fixtures.Path("multiarch"), "--repo", "imported/multi", "--dry-run"}},
+		{"", []string{"import", "oci", fixtures.Path("multiarch"), "--repo", "imported/multi"}},
+		{"", []string{"import", "registry2", filepath.Join(files, "missing")}},
+		{"", []string{"import", "oci", fixtures.Path("multiarch"), "--jobs", "0"}},
+		{"", []string{"du", "imported/multi"}},
 		{"", []string{"user", "sessions", "bob"}},
 		{"", []string{"user", "sessions", "nobody"}},
 		{"", []string{"user", "revoke", "bob", "--all"}},
@@ -159,6 +166,7 @@ var (
 	createdAt  = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
 	daysUntil  = regexp.MustCompile(`\d{4}-\d\d-\d\d`)
 	metaDBSize = regexp.MustCompile(`meta\.db \([^)]*\)`)
+	tookTime   = regexp.MustCompile(` in [0-9.]+(ns|µs|ms|s|m)\b`)
 )
 
 // normalize makes the output of a command on data comparable with the same
@@ -168,6 +176,7 @@ func normalize(s, data string) string {
 	s = backupID.ReplaceAllString(s, "ID")
 	s = createdAt.ReplaceAllString(s, "TIME")
 	s = daysUntil.ReplaceAllString(s, "DAY")
+	s = tookTime.ReplaceAllString(s, " in TOOK")
 	// meta.db's size depends on how its pages were allocated, which
 	// differs with the order of writes between two processes.
 	return metaDBSize.ReplaceAllString(s, "meta.db (SIZE)")

@@ -167,24 +167,57 @@ func (s *Store) MountAnyBlob(repo string, d Digest, readable func(repo string) b
 // file is dropped. The digest lock keeps GC from removing the file between
 // the existence check and the record.
 func (s *Store) placeBlob(repo, tmp string, d Digest, size int64) error {
-	unlock := s.lockDigest(d)
+	return s.placeBlobs(repo, []StagedBlob{{Digest: d, Size: size, tmp: tmp}})
+}
+
+// placeBlobs is placeBlob for a set of verified temp files, sharing the
+// directory syncs and the commit. The digests' locks are held from the
+// first rename to the commit, so GC cannot take a placed file for an
+// orphan. On error, the files placed so far are complete and verified; a
+// later push or import records them.
+func (s *Store) placeBlobs(repo string, staged []StagedBlob) error {
+	if len(staged) == 0 {
+		return nil
+	}
+	keys := make([]string, len(staged))
+	for i, b := range staged {
+		keys[i] = string(b.Digest)
+	}
+	unlock := lockStripes(&s.digestLocks, keys)
 	defer unlock()
-	if err := moveIntoPlace(s.dir, tmp, d); err != nil {
-		return err
+	dirs := map[string]bool{}
+	for _, b := range staged {
+		shard, err := renameIntoPlace(s.dir, b.tmp, b.Digest)
+		if err != nil {
+			return err
+		}
+		if shard != "" {
+			dirs[shard] = true
+		}
+	}
+	for dir := range dirs {
+		if err := SyncDir(dir); err != nil {
+			return err
+		}
 	}
 	now := s.now()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bucketBlobs)
-		if blobs.Get([]byte(d)) == nil {
-			v, err := encode(blobRecord{Size: size, Created: now.UnixNano()})
-			if err != nil {
-				return err
+		for _, b := range staged {
+			if blobs.Get([]byte(b.Digest)) == nil {
+				v, err := encode(blobRecord{Size: b.Size, Created: now.UnixNano()})
+				if err != nil {
+					return err
+				}
+				if err := blobs.Put([]byte(b.Digest), v); err != nil {
+					return err
+				}
 			}
-			if err := blobs.Put([]byte(d), v); err != nil {
+			if err := linkBlob(tx, repo, b.Digest, now); err != nil {
 				return err
 			}
 		}
-		return linkBlob(tx, repo, d, now)
+		return nil
 	})
 }
 

@@ -73,20 +73,38 @@ func (s *Store) PutManifest(repo string, ref Reference, extraTags []string, cont
 }
 
 func putManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, sizes map[Digest]int64, value []byte, tags []string, now time.Time) error {
-	links, manifests := tx.Bucket(bucketLinks), tx.Bucket(bucketManifests)
-	for _, b := range rec.Blobs {
-		if links.Get(key(repo, string(b))) == nil {
-			return &MissingRefError{Digest: b}
-		}
-	}
-	for _, c := range rec.Children {
-		if manifests.Get(key(repo, string(c))) == nil {
-			return &MissingRefError{Digest: c}
-		}
+	if missing := missingRefs(tx, repo, rec); len(missing) > 0 {
+		return &MissingRefError{Digest: missing[0]}
 	}
 	if err := checkSizes(tx, repo, rec, sizes); err != nil {
 		return err
 	}
+	return recordManifest(tx, repo, d, rec, value, tags, now)
+}
+
+// missingRefs returns the blobs rec lists that repo does not link and the
+// children repo does not store, blobs first, in the record's order.
+func missingRefs(tx *bolt.Tx, repo string, rec manifestRecord) []Digest {
+	links, manifests := tx.Bucket(bucketLinks), tx.Bucket(bucketManifests)
+	var missing []Digest
+	for _, b := range rec.Blobs {
+		if links.Get(key(repo, string(b))) == nil {
+			missing = append(missing, b)
+		}
+	}
+	for _, c := range rec.Children {
+		if manifests.Get(key(repo, string(c))) == nil {
+			missing = append(missing, c)
+		}
+	}
+	return missing
+}
+
+// recordManifest writes manifest d of repo with its references, subject
+// and tags, clearing a broken mark; the caller has checked its references
+// (or marks it broken after).
+func recordManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, value []byte, tags []string, now time.Time) error {
+	manifests := tx.Bucket(bucketManifests)
 	mk := key(repo, string(d))
 	existed := manifests.Get(mk) != nil
 	// Its references were just checked: a manifest a repair had marked is
