@@ -3,6 +3,7 @@ package ui_test
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -30,7 +31,7 @@ func newApp(t testing.TB, st *store.Store) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &app{t: t, st: st, srv: server.New(st, server.Config{UI: web})}
+	return &app{t: t, st: st, srv: server.New(st, server.Config{UI: web, Logger: discardLogger()})}
 }
 
 // get returns the status and body of GET path.
@@ -158,3 +159,5 @@ func mustManifest(t testing.TB, st *store.Store, repo string, d store.Digest) []
 	}
 	return m.Body
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
