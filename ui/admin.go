@@ -41,8 +41,11 @@ func (u *UI) renderAdmin(c *fiber.Ctx, v *viewer, output, failure string) error 
 	if err != nil {
 		return err
 	}
+	// du sorts by exclusive size, largest first: the page shows the
+	// largest pageSize, which are the ones worth acting on.
+	usage := du.Repos[:min(len(du.Repos), pageSize)]
 	return u.render(c, v, "admin", "Administration", map[string]any{
-		"Users": users.Users, "Usage": du.Repos, "Output": output, "Failure": failure, "AuthOn": u.auth != nil,
+		"Users": users.Users, "Usage": usage, "MoreUsage": len(du.Repos) - len(usage), "Output": output, "Failure": failure, "AuthOn": u.auth != nil,
 	})
 }
 
