@@ -212,10 +212,11 @@ func TestUI_Permissions(t *testing.T) {
 	token := csrfOf(t, s, alice)
 	origin := "http://" + s.Addr
 	for path, form := range map[string]url.Values{
-		"/ui/delete":         {"csrf": {token}, "name": {"web/app"}, "tag": {"v1"}},
-		"/ui/admin/user/add": {"csrf": {token}, "name": {"mallory"}, "password": {"x-secret"}},
-		"/ui/admin/gc":       {"csrf": {token}, "mode": {"run"}},
-		"/ui/admin/user/del": {"csrf": {token}, "name": {"admin"}},
+		"/ui/delete":          {"csrf": {token}, "name": {"web/app"}, "tag": {"v1"}},
+		"/ui/admin/user/add":  {"csrf": {token}, "name": {"mallory"}, "password": {"x-secret"}},
+		"/ui/admin/gc":        {"csrf": {token}, "mode": {"run"}},
+		"/ui/admin/user/del":  {"csrf": {token}, "name": {"admin"}},
+		"/ui/admin/rules/add": {"csrf": {token}, "account": {"alice"}, "actions": {"*"}},
 	} {
 		if p := doPage(t, formPost(t, s.URL(path), form, alice, origin)); p.status != http.StatusForbidden {
 			t.Errorf("alice POST %s: status %d, want 403", path, p.status)
@@ -267,5 +268,46 @@ func TestUI_SigninThrottled(t *testing.T) {
 	// /token refuses the same account from the same address now.
 	if r := s.getToken(t, "admin", adminPW, url.Values{"service": {"berth"}}); r.Status != http.StatusTooManyRequests {
 		t.Errorf("/token after the UI's failures: status %d, want 429", r.Status)
+	}
+}
+
+// An admin lists, adds and deletes access rules and asks the tester, which
+// answers with the API's evaluation; the CLI sees the same rules.
+func TestUI_AccessRules(t *testing.T) {
+	s, adminPW := startAuthServer(t, "")
+	s.addUser(t, "alice", "alice-secret")
+	admin := signIn(t, s, "admin", adminPW)
+	token, origin := csrfOf(t, s, admin), "http://"+s.Addr
+	p := doPage(t, formPost(t, s.URL("/ui/admin/rules/add"), url.Values{"csrf": {token}, "account": {"alice"}, "name": {"shared/*"}, "actions": {"pull,delete"}, "comment": {"<b>team</b>"}}, admin, origin))
+	if p.status != http.StatusOK || len(p.find("table", "id", "rules")) != 1 {
+		t.Fatalf("add rule: status %d", p.status)
+	}
+	if out := s.berth(t, "", "acl", "list"); !strings.Contains(out, "shared/*") || !strings.Contains(out, "<b>team</b>") {
+		t.Fatalf("acl list after the UI added a rule:\n%s", out)
+	}
+	for _, tc := range []struct {
+		query string
+		want  string
+	}{
+		{"account=alice&action=delete&repo=shared/x", "Yes"},
+		{"account=alice&action=push&repo=shared/x", "No"},
+		{"account=alice&action=pull&repo=other/x", "No"},
+		{"account=admin&action=delete&repo=other/x", "Yes"},
+		{"account=&action=pull&repo=shared/x", "No"},
+	} {
+		p := getPage(t, s, "/ui/admin/rules/test?"+tc.query, admin)
+		answers := p.find("p", "id", "answer")
+		if len(answers) != 1 || !strings.HasPrefix(textOf(answers[0]), tc.want+":") {
+			t.Errorf("tester %s: status %d, answers %d, want %s", tc.query, p.status, len(answers), tc.want)
+		}
+	}
+	if p := doPage(t, formPost(t, s.URL("/ui/admin/rules/add"), url.Values{"csrf": {token}, "actions": {"fly"}}, admin, origin)); p.status != http.StatusBadRequest || len(p.find("p", "id", "error")) != 1 {
+		t.Errorf("a bad rule: status %d, want 400 with the error", p.status)
+	}
+	if p := doPage(t, formPost(t, s.URL("/ui/admin/rules/del"), url.Values{"csrf": {token}, "number": {"1"}}, admin, origin)); p.status != http.StatusOK {
+		t.Errorf("delete rule 1: status %d", p.status)
+	}
+	if out := s.berth(t, "", "acl", "list"); strings.Contains(out, "shared/*") {
+		t.Fatalf("the rule survived its deletion:\n%s", out)
 	}
 }

@@ -116,6 +116,10 @@ func (u *UI) Mount(r fiber.Router) {
 	g.Post("/admin/user/passwd", u.page(u.adminOnly(u.userPasswd)))
 	g.Post("/admin/user/del", u.page(u.adminOnly(u.userDel)))
 	g.Post("/admin/gc", u.page(u.adminOnly(u.gc)))
+	g.Get("/admin/rules", u.page(u.adminOnly(u.rules)))
+	g.Get("/admin/rules/test", u.page(u.adminOnly(u.ruleTester)))
+	g.Post("/admin/rules/add", u.page(u.adminOnly(u.ruleAdd)))
+	g.Post("/admin/rules/del", u.page(u.adminOnly(u.ruleDel)))
 	g.All("/*", u.page(func(*fiber.Ctx, *viewer) error { return errStatus(fiber.StatusNotFound, "no such page") }))
 }
 
