@@ -160,7 +160,11 @@ func runServe(c *cli.Context) error {
 	// The web UI's admin pages run the same operations as the control
 	// socket, on the same store; server only mounts it (it must not
 	// import admin).
-	web, err := ui.New(ui.Options{Store: st, Auth: cfg.Auth, Admin: env, Secure: cert != nil, Logger: log})
+	uiOpts := ui.Options{Store: st, Auth: cfg.Auth, Admin: env, Secure: cert != nil, Logger: log, Version: version, Started: time.Now()}
+	if cert != nil {
+		uiOpts.CertExpiry = func() time.Time { return cert.Leaf().NotAfter }
+	}
+	web, err := ui.New(uiOpts)
 	if err != nil {
 		return err
 	}

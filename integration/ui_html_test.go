@@ -2,9 +2,13 @@ package integration
 
 import (
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/html"
 )
@@ -309,5 +313,59 @@ func TestUI_AccessRules(t *testing.T) {
 	}
 	if out := s.berth(t, "", "acl", "list"); strings.Contains(out, "shared/*") {
 		t.Fatalf("the rule survived its deletion:\n%s", out)
+	}
+}
+
+// Under TLS the cookies are Secure, and the admin page shows when the
+// certificate expires.
+func TestUI_TLSCookiesSecure(t *testing.T) {
+	s, roots := startTLSServer(t, "--auth", "token")
+	pw, err := os.ReadFile(filepath.Join(s.Data, "initial-admin-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Transport: tlsTransport(s, roots), Jar: jar, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	base := "https://" + registryHost
+	resp, err := client.Get(base + "/ui/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var token string
+	for _, c := range resp.Cookies() {
+		if c.Name == "berth_csrf" {
+			token = c.Value
+			if !c.Secure {
+				t.Error("berth_csrf is not Secure under TLS")
+			}
+		}
+	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err = client.PostForm(base+"/ui/signin", url.Values{"csrf": {token}, "name": {"admin"}, "password": {strings.TrimSpace(string(pw))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	secure := false
+	for _, c := range resp.Cookies() {
+		secure = secure || c.Name == "berth_session" && c.Secure && c.HttpOnly
+	}
+	if !secure {
+		t.Fatalf("sign-in over TLS: status %d, cookies %v: want a Secure HttpOnly berth_session", resp.StatusCode, resp.Cookies())
+	}
+	resp, err = client.Get(base + "/ui/admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	doc, err := html.Parse(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := page{status: resp.StatusCode, doc: doc}
+	if info := p.find("dl", "id", "server"); len(info) != 1 || !strings.Contains(textOf(info[0]), "expires 20") {
+		t.Fatalf("admin page over TLS (%d) does not show the certificate's expiry", resp.StatusCode)
 	}
 }

@@ -3,7 +3,10 @@ package ui
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -44,8 +47,17 @@ func (u *UI) renderAdmin(c *fiber.Ctx, v *viewer, output, failure string) error 
 	// du sorts by exclusive size, largest first: the page shows the
 	// largest pageSize, which are the ones worth acting on.
 	usage := du.Repos[:min(len(du.Repos), pageSize)]
+	srv := map[string]string{"Version": u.opts.Version, "Go": runtime.Version()}
+	if !u.opts.Started.IsZero() {
+		srv["Uptime"] = time.Since(u.opts.Started).Round(time.Second).String()
+	}
+	if u.opts.CertExpiry != nil {
+		exp := u.opts.CertExpiry()
+		srv["CertExpiry"] = exp.UTC().Format("2006-01-02 15:04 UTC") + " (in " + strconv.Itoa(int(time.Until(exp).Hours()/24)) + " days)"
+	}
 	return u.render(c, v, "admin", "Administration", map[string]any{
-		"Users": users.Users, "Usage": usage, "MoreUsage": len(du.Repos) - len(usage), "Output": output, "Failure": failure, "AuthOn": u.auth != nil,
+		"Server": srv,
+		"Users":  users.Users, "Usage": usage, "MoreUsage": len(du.Repos) - len(usage), "Output": output, "Failure": failure, "AuthOn": u.auth != nil,
 	})
 }
 

@@ -54,6 +54,12 @@ type Options struct {
 	// SessionTTL is how long a sign-in lasts; zero means 12 hours.
 	SessionTTL time.Duration
 	Logger     *slog.Logger
+	// Version is shown on the admin page; Started is when serve started.
+	Version string
+	Started time.Time
+	// CertExpiry, when not nil, returns when the served TLS certificate
+	// expires (it may be reloaded on SIGHUP, so it is asked each time).
+	CertExpiry func() time.Time
 }
 
 // UI serves the web pages. Create it with New; it is safe for concurrent
