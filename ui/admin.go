@@ -61,19 +61,25 @@ func (u *UI) renderAdmin(c *fiber.Ctx, v *viewer, output, failure string) error 
 	})
 }
 
-// opResult renders the admin page with an operation's output, as the
-// command would have printed it, or its error.
-func opResult[Req, Res any](u *UI, c *fiber.Ctx, v *viewer, op *admin.Op[Req, Res], req Req) error {
+// runOp runs an admin operation and shows its output, as the command
+// would have printed it, or its error (status 400) with show: the page the
+// form was on.
+func runOp[Req, Res any](u *UI, c *fiber.Ctx, op *admin.Op[Req, Res], req Req, show func(output, failure string) error) error {
 	res, err := op.Run(context.Background(), u.opts.Admin, req)
 	if err != nil {
 		c.Status(fiber.StatusBadRequest)
-		return u.renderAdmin(c, v, "", op.Name+": "+err.Error())
+		return show("", op.Name+": "+err.Error())
 	}
 	text, err := op.Text(res)
 	if err != nil {
 		return err
 	}
-	return u.renderAdmin(c, v, text, "")
+	return show(text, "")
+}
+
+// opResult runs op and shows the admin page with its result.
+func opResult[Req, Res any](u *UI, c *fiber.Ctx, v *viewer, op *admin.Op[Req, Res], req Req) error {
+	return runOp(u, c, op, req, func(output, failure string) error { return u.renderAdmin(c, v, output, failure) })
 }
 
 // newPassword hashes the form's password in this process, the way the

@@ -50,16 +50,7 @@ func (u *UI) rules(c *fiber.Ctx, v *viewer) error {
 
 // ruleOp runs an acl operation and shows the rules page with its result.
 func ruleOp[Req, Res any](u *UI, c *fiber.Ctx, v *viewer, op *admin.Op[Req, Res], req Req) error {
-	res, err := op.Run(context.Background(), u.opts.Admin, req)
-	if err != nil {
-		c.Status(fiber.StatusBadRequest)
-		return u.rulesPage(c, v, "", op.Name+": "+err.Error(), ruleTest{})
-	}
-	text, err := op.Text(res)
-	if err != nil {
-		return err
-	}
-	return u.rulesPage(c, v, text, "", ruleTest{})
+	return runOp(u, c, op, req, func(output, failure string) error { return u.rulesPage(c, v, output, failure, ruleTest{}) })
 }
 
 // ruleAdd adds a rule. An empty account or name matches anything, as
