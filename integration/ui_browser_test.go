@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -207,6 +208,7 @@ func TestUI_Browser(t *testing.T) {
 		t.Fatalf("repository page shows %q", text)
 	}
 	b.shoot("ui-repository")
+	b.phoneAndDark("ui-repository")
 	b.do("image page", chromedp.Click(css("a.tag")), chromedp.WaitVisible(css("#layers")))
 	if n := b.count("#layers tr.layer"); n != 2 {
 		t.Errorf("image page lists %d layers, want 2", n)
@@ -287,6 +289,44 @@ func tagsList(t *testing.T, s *server, repo, user, password string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// phoneAndDark checks the page on a phone-sized screen — nothing wider
+// than the screen but inside a scroll box — and in dark mode, where the
+// background must turn dark, then restores the desktop view. It saves
+// screenshots of both.
+func (b *browser) phoneAndDark(name string) {
+	b.t.Helper()
+	b.do("phone view", chromedp.EmulateViewport(390, 844))
+	ctx, cancel := b.bounded()
+	width, err := chromedp.Run(ctx, chromedp.Evaluate[int]("document.documentElement.scrollWidth"))
+	cancel()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if width > 390 {
+		b.t.Errorf("on a 390 px screen the page is %d px wide", width)
+	}
+	b.shoot(name + "-phone")
+	ctx, cancel = b.bounded()
+	defer cancel()
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+	}); err != nil {
+		b.t.Fatal(err)
+	}
+	bg, err := chromedp.Run(ctx, chromedp.Evaluate[string]("getComputedStyle(document.body).backgroundColor"))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if bg != "rgb(22, 24, 27)" {
+		b.t.Errorf("dark mode background is %q, want the dark one", bg)
+	}
+	b.shoot(name + "-dark")
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{}); err != nil {
+		b.t.Fatal(err)
+	}
+	b.do("desktop view", chromedp.EmulateViewport(1100, 800))
 }
 
 // sessionCookie returns the browser's berth_session cookie, checking its
