@@ -245,7 +245,19 @@ func TestUI_Permissions(t *testing.T) {
 		t.Errorf("alice/own:v1 survived its deletion: %s", tags)
 	}
 
-	// The user's deletion ends the session.
+	// Signing out ends the session on the server, not only in the browser.
+	if p := doPage(t, formPost(t, s.URL("/ui/signout"), url.Values{"csrf": {token}}, alice, origin)); p.status != http.StatusSeeOther {
+		t.Errorf("sign out: status %d, want 303", p.status)
+	}
+	if p := getPage(t, s, "/ui/", alice); len(p.find("span", "class", "who")) != 0 {
+		t.Error("the session outlived signing out")
+	}
+
+	// The user's deletion ends a session.
+	alice = signIn(t, s, "alice", "alice-secret")
+	if p := getPage(t, s, "/ui/", alice); len(p.find("span", "class", "who")) != 1 {
+		t.Fatal("alice's new session is not signed in")
+	}
 	s.berth(t, "", "user", "del", "alice")
 	if p := getPage(t, s, "/ui/", alice); len(p.find("span", "class", "who")) != 0 {
 		t.Error("alice's session outlived her deletion")
