@@ -112,20 +112,31 @@ func BenchmarkUIPages(b *testing.B) {
 		b.Fatal(err)
 	}
 	srv := server.New(st, server.Config{Auth: svc, UI: web, Logger: discardLogger()})
-	for _, bc := range []struct{ name, path string }{
-		{"repositories-10k", "/ui/"},
-		{"repositories-10k-page-100", "/ui/?after=team99/app04999"},
-		{"repositories-10k-search-miss", "/ui/?q=nothing-matches"},
-		{"tags-100k", "/ui/repo?name=" + bigRepo},
-		{"tags-100k-last-page", "/ui/repo?name=" + bigRepo + "&after=v99970"},
-		{"image", "/ui/image?name=" + bigRepo + "&digest=" + string(mustTag(b, st, bigRepo, "v0"))},
+	// The admin page, under --auth none where every visitor is an admin: it
+	// runs du over every repository.
+	open, err := ui.New(ui.Options{Store: st, Admin: &admin.Env{Store: st}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	adminSrv := server.New(st, server.Config{UI: open, Logger: discardLogger()})
+	for _, bc := range []struct {
+		name, path string
+		srv        *server.Server
+	}{
+		{"repositories-10k", "/ui/", srv},
+		{"repositories-10k-page-100", "/ui/?after=team99/app04999", srv},
+		{"repositories-10k-search-miss", "/ui/?q=nothing-matches", srv},
+		{"tags-100k", "/ui/repo?name=" + bigRepo, srv},
+		{"tags-100k-last-page", "/ui/repo?name=" + bigRepo + "&after=v99970", srv},
+		{"image", "/ui/image?name=" + bigRepo + "&digest=" + string(mustTag(b, st, bigRepo, "v0")), srv},
+		{"admin-10k", "/ui/admin", adminSrv},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var times []time.Duration
 			var size int64
 			for b.Loop() {
 				start := time.Now()
-				resp, err := srv.App().Test(httptest.NewRequest(http.MethodGet, bc.path, nil), -1)
+				resp, err := bc.srv.App().Test(httptest.NewRequest(http.MethodGet, bc.path, nil), -1)
 				if err != nil {
 					b.Fatal(err)
 				}
