@@ -55,6 +55,7 @@ type repoRow struct {
 	Tags      int
 	Exclusive int64
 	Shared    int64
+	LastPush  time.Time
 }
 
 // repositories lists the repositories the viewer may pull, filtered by
@@ -87,7 +88,11 @@ func (u *UI) repositories(c *fiber.Ctx, v *viewer) error {
 		if err != nil && !errors.Is(err, store.ErrNameUnknown) {
 			return err
 		}
-		rows = append(rows, repoRow{Name: n, Tags: tags, Exclusive: usage[n].Exclusive, Shared: usage[n].Shared})
+		last, err := u.st.LastPush(n)
+		if err != nil && !errors.Is(err, store.ErrNameUnknown) {
+			return err
+		}
+		rows = append(rows, repoRow{Name: n, Tags: tags, Exclusive: usage[n].Exclusive, Shared: usage[n].Shared, LastPush: last})
 	}
 	next := ""
 	if more && len(names) > 0 {

@@ -79,7 +79,11 @@ func TestUI_IndexPlatformsAndReferrers(t *testing.T) {
 	storetest.PushImage(t, st, "multi/app", "", idx, "an sbom")
 	a := newApp(t, st)
 
-	status, body := a.get("/ui/repo?name=multi/app")
+	status, body := a.get("/ui/")
+	if status != 200 || !strings.Contains(body, ">multi/app</a>") || !strings.Contains(body, " UTC</td>") {
+		t.Fatalf("repository list (%d) lacks the repository or its last push:\n%s", status, body)
+	}
+	status, body = a.get("/ui/repo?name=multi/app")
 	if status != 200 || !strings.Contains(body, "linux/amd64, linux/arm64/v8") || !strings.Contains(body, `<span class="badge">SBOM</span>`) {
 		t.Fatalf("repository page (%d) lacks the platforms or the SBOM badge:\n%s", status, body)
 	}
