@@ -45,11 +45,11 @@ func TestAdminCommands_SameStoppedAndServing(t *testing.T) {
 	notBackup := write("notes.txt", "not a backup")
 
 	for _, data := range []string{stopped, serving} {
-		// A user first, so that serve makes no initial admin of its own.
-		if out, errOut, err := runBerth(t, t.Context(), strings.NewReader("first-pw"), "user", "add", "admin", "--admin", "--password-stdin", "--data", data); err != nil {
+		fillStore(t, data, 2, 3, "")
+		// A user, so that serve makes no initial admin of its own.
+		if out, errOut, err := runBerth(t, t.Context(), strings.NewReader("first-password"), "user", "add", "admin", "--admin", "--password-stdin", "--data", data); err != nil {
 			t.Fatalf("user add admin: %v\n%s%s", err, out, errOut)
 		}
-		fillStore(t, data, 2, 3, "")
 	}
 	srv := startServer(t, serving)
 
@@ -58,14 +58,14 @@ func TestAdminCommands_SameStoppedAndServing(t *testing.T) {
 		stdin string
 		args  []string
 	}{
-		{"alice-pw", []string{"user", "add", "alice", "--password-stdin"}},
-		{"bob-pw", []string{"user", "add", "bob", "--admin", "--password-stdin"}},
-		{"again", []string{"user", "add", "alice", "--password-stdin"}},
+		{"alice-password", []string{"user", "add", "alice", "--password-stdin"}},
+		{"bob-password", []string{"user", "add", "bob", "--admin", "--password-stdin"}},
+		{"again-password", []string{"user", "add", "alice", "--password-stdin"}},
 		{"", []string{"user", "add", "nopassword", "--password-stdin"}},
-		{"x", []string{"user", "add", "Bad:Name", "--password-stdin"}},
+		{"x-password", []string{"user", "add", "Bad:Name", "--password-stdin"}},
 		{"", []string{"user", "add"}},
-		{"bob-new", []string{"user", "passwd", "bob", "--password-stdin"}},
-		{"pw", []string{"user", "passwd", "nobody", "--password-stdin"}},
+		{"bob-new-password", []string{"user", "passwd", "bob", "--password-stdin"}},
+		{"pw-password", []string{"user", "passwd", "nobody", "--password-stdin"}},
 		{"", []string{"user", "list"}},
 		{"", []string{"user", "list", "extra"}},
 		{"", []string{"user", "import-htpasswd", htpasswd}},
