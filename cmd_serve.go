@@ -22,6 +22,7 @@ import (
 	"github.com/berth-registry/berth/server"
 	"github.com/berth-registry/berth/server/auth"
 	"github.com/berth-registry/berth/store"
+	"github.com/berth-registry/berth/ui"
 )
 
 func serveCommand() *cli.Command {
@@ -162,7 +163,8 @@ func runServe(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go reloadOnHangup(ctx, cert, log)
-	stopControl, err := admin.ServeControl(ctx, &admin.Env{Store: st, Logger: log, Version: versionInfo()}, admin.SocketPath(dir))
+	env := &admin.Env{Store: st, Logger: log, Version: versionInfo()}
+	stopControl, err := admin.ServeControl(ctx, env, admin.SocketPath(dir))
 	if err != nil {
 		return err
 	}
@@ -175,6 +177,18 @@ func runServe(c *cli.Context) error {
 
 	stopEvents := startEvents(ctx, st, &cfg, ln.Addr().String(), durationOf(c, "webhook-backoff"), durationOf(c, "webhook-backoff-max"), log)
 	defer stopEvents()
+	// The web UI's admin pages run the same operations as the control
+	// socket, on the same store; server only mounts it (it must not
+	// import admin).
+	uiOpts := ui.Options{Store: st, Auth: cfg.Auth, Admin: env, Secure: cert != nil, Logger: log, Version: version, Started: time.Now()}
+	if cert != nil {
+		uiOpts.CertExpiry = func() time.Time { return cert.Leaf().NotAfter }
+	}
+	web, err := ui.New(uiOpts)
+	if err != nil {
+		return err
+	}
+	cfg.UI = web
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -33,6 +33,9 @@ func (s *Server) routes() {
 		s.app.Get("/token", s.getToken)
 		s.app.Post("/token", s.postToken)
 	}
+	if s.ui != nil {
+		s.ui.Mount(s.app)
+	}
 	s.app.All("/v2", s.dispatch)
 	s.app.All("/v2/*", s.dispatch)
 }

@@ -47,6 +47,16 @@ type Config struct {
 	// MaxUploadsPerUser caps the upload sessions one account (or, without
 	// one, one client address) may have open; 0 means no cap.
 	MaxUploadsPerUser int
+	// UI, when not nil, is mounted on the same port (the web UI under
+	// /ui/, with / redirecting there). An interface so that server need
+	// not import the packages the UI uses (admin).
+	UI Mounter
+}
+
+// Mounter adds its routes to the application. Its handlers run after the
+// server's middleware (recover, request id, client address, access log).
+type Mounter interface {
+	Mount(r fiber.Router)
 }
 
 // Server serves one store over HTTP. Create it with New.
@@ -60,6 +70,7 @@ type Server struct {
 	proxies proxySet
 	metrics *metrics
 	onPull  func(store.Event)
+	ui      Mounter
 	// timeouts and limits are kept by the connections (conn.go,
 	// listener.go), not by fasthttp.
 	timeouts Timeouts
@@ -82,7 +93,7 @@ func New(st *store.Store, cfg Config) *Server {
 	}
 	s := &Server{
 		store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger,
-		tls: cfg.TLS, proxies: cfg.TrustedProxies, onPull: cfg.OnPull, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
+		tls: cfg.TLS, proxies: cfg.TrustedProxies, onPull: cfg.OnPull, ui: cfg.UI, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
 		timeouts: cfg.Timeouts.withDefaults(), limits: cfg.Limits, maxUploads: cfg.MaxUploadsPerUser,
 	}
 	if s.limits.MaxConnections <= 0 {

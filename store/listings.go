@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -142,4 +143,50 @@ func (s *Store) Referrer(repo string, ref Digest) (Descriptor, error) {
 		return nil
 	})
 	return desc, err
+}
+
+// TagCount returns how many tags repo has, counting keys without decoding
+// them. It returns ErrNameUnknown when the repository does not exist.
+func (s *Store) TagCount(repo string) (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketRepos).Get([]byte(repo)) == nil {
+			return ErrNameUnknown
+		}
+		p := prefix(repo)
+		c := tx.Bucket(bucketTags).Cursor()
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// LastPush returns when the newest manifest of repo was pushed: the
+// largest Created of its manifests, the zero time when it has none. It
+// reads every manifest record of the repository, so its cost grows with
+// the repository's manifests (not its tags). It returns ErrNameUnknown
+// when the repository does not exist.
+func (s *Store) LastPush(repo string) (time.Time, error) {
+	var last int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketRepos).Get([]byte(repo)) == nil {
+			return ErrNameUnknown
+		}
+		p := prefix(repo)
+		c := tx.Bucket(bucketManifests).Cursor()
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			rec, _, err := decodeManifest(v)
+			if err != nil {
+				return fmt.Errorf("manifest %s: %w", k[len(p):], err)
+			}
+			last = max(last, rec.Created)
+		}
+		return nil
+	})
+	if err != nil || last == 0 {
+		return time.Time{}, err
+	}
+	return time.Unix(0, last), nil
 }

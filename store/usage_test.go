@@ -121,3 +121,21 @@ func TestStore_DeleteRepository(t *testing.T) {
 		checkInvariants(t, s)
 	})
 }
+
+func TestStore_LastPush(t *testing.T) {
+	s := mustOpen(t)
+	if _, err := s.LastPush("none"); !errors.Is(err, ErrNameUnknown) {
+		t.Fatalf("LastPush of a missing repository: %v, want ErrNameUnknown", err)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	s.now = func() time.Time { return at }
+	pushImage(t, s, "r", "r", "v1", "", "first layer")
+	s.now = func() time.Time { return at.Add(time.Hour) }
+	pushImage(t, s, "r", "r", "v2", "", "second layer")
+	s.now = func() time.Time { return at.Add(2 * time.Hour) }
+	pushImage(t, s, "other", "other", "v1", "", "elsewhere")
+	got, err := s.LastPush("r")
+	if err != nil || !got.Equal(at.Add(time.Hour)) {
+		t.Fatalf("LastPush(r) = %v, %v; want %v", got, err, at.Add(time.Hour))
+	}
+}

@@ -1,0 +1,191 @@
+// Package ui is berth's web UI: server-rendered html/template pages to
+// browse, inspect and delete what the registry holds and, for admins, to
+// run the admin operations. It is mounted by `serve` on the API's port
+// (same origin as /v2/, so no CORS) under /ui/. Every asset is embedded;
+// the pages need no script at all.
+//
+// Who sees what follows the API's rules exactly: a page lists only what the
+// viewer may pull (auth.Service.PullFilter, as _catalog), a delete needs
+// the delete right (auth.Service.Authorize, as a manifest DELETE), and the
+// admin pages need an admin. Sign-in checks the same users through the same
+// throttle as /token (auth.Service.Authenticate).
+package ui
+
+import (
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
+
+	"github.com/berth-registry/berth/admin"
+	"github.com/berth-registry/berth/server/auth"
+	"github.com/berth-registry/berth/store"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static
+var staticFiles embed.FS
+
+// Prefix is where the UI is mounted.
+const Prefix = "/ui"
+
+// pageSize bounds every list a page shows; the rest is behind "next".
+const pageSize = 50
+
+// Options configure the UI.
+type Options struct {
+	Store *store.Store
+	// Auth checks sign-ins and rights; nil under --auth none, where every
+	// visitor may do everything, as on the API.
+	Auth *auth.Service
+	// Admin is what the admin pages run operations against.
+	Admin *admin.Env
+	// Secure marks the session cookie Secure (serve runs TLS).
+	Secure bool
+	// SessionTTL is how long a sign-in lasts; zero means 12 hours.
+	SessionTTL time.Duration
+	Logger     *slog.Logger
+	// Version is shown on the admin page; Started is when serve started.
+	Version string
+	Started time.Time
+	// CertExpiry, when not nil, returns when the served TLS certificate
+	// expires (it may be reloaded on SIGHUP, so it is asked each time).
+	CertExpiry func() time.Time
+}
+
+// UI serves the web pages. Create it with New; it is safe for concurrent
+// use.
+type UI struct {
+	opts     Options
+	st       *store.Store
+	auth     *auth.Service
+	log      *slog.Logger
+	sessions *sessions
+	pages    map[string]*template.Template
+}
+
+// New parses the embedded templates and returns the UI; an error means a
+// template does not parse (a bug, found at start-up).
+func New(opts Options) (*UI, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.SessionTTL == 0 {
+		opts.SessionTTL = 12 * time.Hour
+	}
+	u := &UI{opts: opts, st: opts.Store, auth: opts.Auth, log: opts.Logger,
+		sessions: newSessions(opts.SessionTTL), pages: map[string]*template.Template{}}
+	names, err := fs.Glob(templateFiles, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n, "/base.html") {
+			continue
+		}
+		t, err := template.New("base.html").Funcs(funcs).ParseFS(templateFiles, "templates/base.html", n)
+		if err != nil {
+			return nil, err
+		}
+		u.pages[strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")] = t
+	}
+	return u, nil
+}
+
+// Mount adds the UI's routes: / redirects to /ui/. Every UI response
+// carries the security headers (headers.go); POSTs pass the CSRF check
+// first (csrf.go).
+func (u *UI) Mount(r fiber.Router) {
+	r.Get("/", func(c *fiber.Ctx) error { return c.Redirect(Prefix+"/", fiber.StatusFound) })
+	g := r.Group(Prefix, securityHeaders)
+	static, _ := fs.Sub(staticFiles, "static")
+	g.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static), MaxAge: 3600}))
+	g.Get("/", u.page(u.repositories))
+	g.Get("/repo", u.page(u.repository))
+	g.Get("/image", u.page(u.image))
+	g.Get("/signin", u.page(u.signinForm))
+	g.Post("/signin", u.page(u.signin))
+	g.Post("/signout", u.page(u.signout))
+	g.Get("/delete", u.page(u.deleteConfirm))
+	g.Post("/delete", u.page(u.delete))
+	g.Get("/admin", u.page(u.adminOnly(u.adminHome)))
+	g.Post("/admin/user/add", u.page(u.adminOnly(u.userAdd)))
+	g.Post("/admin/user/passwd", u.page(u.adminOnly(u.userPasswd)))
+	g.Post("/admin/user/del", u.page(u.adminOnly(u.userDel)))
+	g.Post("/admin/gc", u.page(u.adminOnly(u.gc)))
+	g.Get("/admin/rules", u.page(u.adminOnly(u.rules)))
+	g.Get("/admin/rules/test", u.page(u.adminOnly(u.ruleTester)))
+	g.Post("/admin/rules/add", u.page(u.adminOnly(u.ruleAdd)))
+	g.Post("/admin/rules/del", u.page(u.adminOnly(u.ruleDel)))
+	g.All("/*", u.page(func(*fiber.Ctx, *viewer) error { return errStatus(fiber.StatusNotFound, "no such page") }))
+}
+
+// handlerFunc is a page handler: it gets the request's viewer, already
+// authenticated and, for a POST, past the CSRF check.
+type handlerFunc func(c *fiber.Ctx, v *viewer) error
+
+// page wraps h: it settles the viewer, checks CSRF on POSTs, and turns an
+// error into an error page (never the API's JSON body).
+func (u *UI) page(h handlerFunc) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		v, err := u.viewerOf(c)
+		if err == nil && c.Method() == fiber.MethodPost {
+			err = u.checkCSRF(c, v)
+		}
+		if err == nil {
+			err = h(c, v)
+		}
+		if err == nil {
+			return nil
+		}
+		var pe *pageError
+		if !errors.As(err, &pe) {
+			u.log.Error("ui request failed", "id", c.Locals("requestid"), "path", c.Path(), "err", err)
+			pe = &pageError{Status: fiber.StatusInternalServerError, Message: "internal error"}
+		}
+		c.Status(pe.Status)
+		return u.render(c, v, "error", pe.Message, pe)
+	}
+}
+
+// pageError is an error shown to the visitor with its status; its
+// message must hold nothing internal.
+type pageError struct {
+	Status  int
+	Message string
+}
+
+func (e *pageError) Error() string { return e.Message }
+
+func errStatus(status int, msg string) error { return &pageError{Status: status, Message: msg} }
+
+// pageData is what every template gets: the viewer, the page title, the
+// CSRF token for its forms, and the page's own data.
+type pageData struct {
+	Title  string
+	Viewer *viewer
+	CSRF   string
+	Data   any
+}
+
+// render writes page name with data as HTML.
+func (u *UI) render(c *fiber.Ctx, v *viewer, name, title string, data any) error {
+	t, ok := u.pages[name]
+	if !ok {
+		return errors.New("no template " + name)
+	}
+	if v == nil {
+		v = &viewer{}
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return t.Execute(c.Response().BodyWriter(), pageData{Title: title, Viewer: v, CSRF: u.csrfToken(c, v), Data: data})
+}
