@@ -133,13 +133,16 @@ func (u *UI) Mount(r fiber.Router) {
 // authenticated and, for a POST, past the CSRF check.
 type handlerFunc func(c *fiber.Ctx, v *viewer) error
 
-// page wraps h: it settles the viewer, checks CSRF on POSTs, and turns an
-// error into an error page (never the API's JSON body).
+// page wraps h: it settles the viewer, bounds a POST's form and checks its
+// CSRF token, and turns an error into an error page (never the API's JSON
+// body).
 func (u *UI) page(h handlerFunc) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		v, err := u.viewerOf(c)
 		if err == nil && c.Method() == fiber.MethodPost {
-			err = u.checkCSRF(c, v)
+			if err = boundForm(c); err == nil {
+				err = u.checkCSRF(c, v)
+			}
 		}
 		if err == nil {
 			err = h(c, v)
