@@ -130,6 +130,9 @@ func (s *Store) oldUploadFiles(cutoff time.Time) ([]orphanFile, error) {
 		if !e.Type().IsRegular() || !ValidUploadID(e.Name()) {
 			continue
 		}
+		if _, importing := s.staged.Load(e.Name()); importing {
+			continue
+		}
 		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
 			out = append(out, orphanFile{key: e.Name(), path: filepath.Join(dir, e.Name()), size: info.Size()})
 		}

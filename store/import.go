@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -87,7 +88,13 @@ func (s *Store) StageBlobFile(d Digest, src string, copyFile bool) (StagedBlob, 
 	}
 	st := StagedBlob{Digest: d, How: BlobLinked, tmp: s.uploadPath(id)}
 	if !copyFile {
+		// Named before the link exists, so no GC can list the file
+		// unprotected; a copy is new and needs no such care.
+		s.staged.Store(id, struct{}{})
 		st.Size, err = linkVerified(src, st.tmp, d)
+		if err != nil {
+			s.staged.Delete(id)
+		}
 		if errors.Is(err, errCannotLink) {
 			copyFile = true
 		} else if err != nil {
@@ -104,7 +111,10 @@ func (s *Store) StageBlobFile(d Digest, src string, copyFile bool) (StagedBlob, 
 }
 
 // DropStagedBlob removes a staged blob's temp file.
-func (s *Store) DropStagedBlob(b StagedBlob) { os.Remove(b.tmp) }
+func (s *Store) DropStagedBlob(b StagedBlob) {
+	os.Remove(b.tmp)
+	s.staged.Delete(filepath.Base(b.tmp))
+}
 
 // PlaceStagedBlobs moves staged blobs into their final paths and records
 // them, linked in repo, in one transaction: the steps of placeBlob, with the
@@ -113,6 +123,11 @@ func (s *Store) DropStagedBlob(b StagedBlob) { os.Remove(b.tmp) }
 // placed file for an orphan. On error, the files placed so far are
 // complete and verified; a later import or push records them.
 func (s *Store) PlaceStagedBlobs(repo string, staged []StagedBlob) error {
+	defer func() {
+		for _, b := range staged {
+			s.staged.Delete(filepath.Base(b.tmp))
+		}
+	}()
 	return s.placeBlobs(repo, staged)
 }
 
@@ -120,10 +135,9 @@ func (s *Store) PlaceStagedBlobs(repo string, staged []StagedBlob) error {
 var errCannotLink = errors.New("cannot hard-link")
 
 // linkVerified hashes src, then hard-links it to tmp and checks that the
-// link is the very file that was hashed, unchanged since. Hashing the source
-// before linking keeps the temp name short-lived: it carries the source's
-// old modification time, so a GC running meanwhile may take it for an
-// orphan upload (the placement then fails and a re-run redoes the blob).
+// link is the very file that was hashed, unchanged since. The link carries
+// the source's old modification time, which is why StageBlobFile names it
+// in s.staged for GC to pass over.
 func linkVerified(src, tmp string, d Digest) (int64, error) {
 	before, err := os.Stat(src)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // writeSource writes content as a file of a pretend source registry and
@@ -173,4 +174,33 @@ func TestStore_ImportManifests(t *testing.T) {
 			t.Fatalf("a body that does not hash to its digest: %v", err)
 		}
 	})
+}
+
+// A staged hard link carries its source's modification time, however old;
+// a GC with no grace and no upload TTL running between staging and placing
+// must leave it, or the import fails half-way.
+func TestStore_StagedBlobSurvivesGC(t *testing.T) {
+	s := mustOpen(t)
+	src, d := writeSource(t, t.TempDir(), "data", []byte("an old layer"))
+	old := time.Now().Add(-30 * 24 * time.Hour)
+	if err := os.Chtimes(src, old, old); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.StageBlobFile(d, src, false)
+	if err != nil || st.How != BlobLinked {
+		t.Fatalf("StageBlobFile: %+v, %v", st, err)
+	}
+	if _, err := s.CollectGarbage(t.Context(), GCOptions{Grace: NoAge, UploadTTL: NoAge}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PlaceStagedBlobs("lib/a", []StagedBlob{st}); err != nil {
+		t.Fatalf("placing after a gc: %v", err)
+	}
+	if got := readBlob(t, s, "lib/a", d); string(got) != "an old layer" {
+		t.Fatalf("blob reads %q", got)
+	}
+	// Once placed, the name is no longer protected: nothing leaks.
+	if _, held := s.staged.Load(filepath.Base(st.tmp)); held {
+		t.Error("the staged name outlived its placement")
+	}
 }

@@ -46,6 +46,10 @@ type Store struct {
 
 	// gc serialises garbage collections and holds the pins (gc.go).
 	gc gcState
+	// staged names the files in DATA/uploads that are hard links of an
+	// import's source files (import.go): they carry the source's old
+	// modification time, so GC must not take them for abandoned uploads.
+	staged sync.Map
 
 	// hooks is the list of webhook endpoints, consulted by every change to
 	// decide whether it records events (webhooks.go).
