@@ -275,13 +275,23 @@ func (s *Store) DeleteManifestBy(o Origin, repo string, ref Reference) error {
 
 // DeleteTag deletes tag of repo and returns the manifest it pointed at,
 // which stays until GC finds nothing else keeps it. It returns
-// ErrManifestUnknown when repo has no such tag.
+// ErrManifestUnknown when repo has no such tag. Like a tag DELETE through
+// the API, it records a delete event when a webhook wants one.
 func (s *Store) DeleteTag(repo, tag string) (Digest, error) {
+	evs := func() []Event {
+		return []Event{{Time: s.now(), Action: ActionDelete, Repo: repo, Tag: tag}}
+	}
+	pending, err := s.prepareEvents(evs())
+	if err != nil {
+		return "", err
+	}
 	var d Digest
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		var err error
-		d, err = deleteTag(tx, repo, tag)
-		return err
+		if d, err = deleteTag(tx, repo, tag); err != nil {
+			return err
+		}
+		return s.recordEvents(tx, pending, evs)
 	})
 	return d, err
 }

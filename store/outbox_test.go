@@ -69,6 +69,25 @@ func TestStore_OutboxWrittenWithTheChange(t *testing.T) {
 			t.Errorf("push and digest delete must name %s: %+v %+v", img.Digest, b.Events[0], b.Events[2])
 		}
 	})
+	t.Run("TagDeletedByCommand", func(t *testing.T) {
+		// berth tag del goes through DeleteTag, not the API's DELETE: its
+		// event must be recorded all the same.
+		s := mustOpen(t)
+		if err := s.AddWebhook(testHook("a", ActionDelete)); err != nil {
+			t.Fatal(err)
+		}
+		pushImage(t, s, "app", "app", "v1", "")
+		if _, err := s.DeleteTag("app", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.Pending("a", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Events) != 1 || b.Events[0].Action != ActionDelete || b.Events[0].Tag != "v1" || b.Events[0].Repo != "app" {
+			t.Fatalf("events after DeleteTag: %+v, want one delete of app:v1", b.Events)
+		}
+	})
 	t.Run("FailedChangeRecordsNothing", func(t *testing.T) {
 		s := mustOpen(t)
 		if err := s.AddWebhook(testHook("a", ActionPush, ActionDelete)); err != nil {
