@@ -58,6 +58,11 @@ type Store struct {
 	// wake is closed when events or endpoints change (OutboxChanged).
 	wakeMu sync.Mutex
 	wake   chan struct{}
+
+	// immutable is the list of immutability rules (policy.go); pulls holds
+	// the last-pull times not yet written (pulls.go).
+	immutable atomic.Pointer[[]ImmutableRule]
+	pulls     pullLog
 }
 
 // Options adjust Open.
@@ -110,7 +115,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	if err := s.loadHooks(); err != nil && !opts.ReadOnly {
+	if err := errors.Join(s.loadHooks(), s.loadImmutable()); err != nil && !opts.ReadOnly {
 		db.Close()
 		return nil, err
 	}
@@ -140,7 +145,9 @@ func (s *Store) init() error {
 }
 
 // Close closes meta.db. Running transactions finish first.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	return errors.Join(s.FlushPulls(), s.db.Close())
+}
 
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.dir }
