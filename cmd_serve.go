@@ -171,6 +171,9 @@ func runServe(c *cli.Context) error {
 	defer stopControl()
 	go admin.RunGCLoop(ctx, st, durationOf(c, "gc-interval"), store.GCOptions{}, log)
 	go admin.RunUploadExpiry(ctx, st, durationOf(c, "upload-ttl"), log)
+	// Last-pull times (retention's keep-pulled) are noted in memory and
+	// written once a second; Close writes the rest at shutdown.
+	go st.FlushPullsEvery(ctx, time.Second, func(err error) { log.Warn("last-pull times not written", "err", err) })
 	if cfg.Auth != nil {
 		go cfg.Auth.RunRefreshCleanup(ctx, refreshCleanupInterval, log)
 	}

@@ -17,6 +17,8 @@ func commands() []*cli.Command {
 		verifyCommand(),
 		tlsCommand(),
 		webhookCommand(),
+		retentionCommand(),
+		immutableCommand(),
 		importCommand(),
 		versionCommand(),
 	}

@@ -198,6 +198,12 @@ func errorFor(err error) (e *Error, unmapped bool) {
 	}
 	// The handler also sets the Range header from the offset, as the spec
 	// asks of a 416 for an out-of-order chunk.
+	// The message names the rule, so the pusher knows why and whom to ask.
+	var immutable *store.ImmutableError
+	if errors.As(err, &immutable) {
+		return &Error{Code: codeDenied, Message: immutable.Error(),
+			Detail: map[string]string{"rule": immutable.Rule, "tag": immutable.Tag}}, false
+	}
 	var offset *store.OffsetError
 	if errors.As(err, &offset) {
 		return &Error{Code: codeRangeInvalid, Message: "chunk does not start where the upload ends",
