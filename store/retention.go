@@ -267,9 +267,13 @@ func (s *Store) planRepo(tx *bolt.Tx, p *retentionPlan, repo string, rules []*Re
 func (s *Store) keptTags(repo string, tags []TagInfo, rules []*RetentionRule, now time.Time) []bool {
 	kept := make([]bool, len(tags))
 	governed := false
-	byPush := make([]int, len(tags))
-	for i := range byPush {
-		byPush[i] = i
+	// Fallback tags of signatures follow their subject (planRepo): they
+	// take no place among the last pushed or pulled.
+	var byPush []int
+	for i, t := range tags {
+		if _, sig := SignatureSubject(t.Tag); !sig {
+			byPush = append(byPush, i)
+		}
 	}
 	byPull := append([]int(nil), byPush...)
 	sort.SliceStable(byPush, func(a, b int) bool { return tags[byPush[a]].Pushed.After(tags[byPush[b]].Pushed) })
@@ -279,10 +283,10 @@ func (s *Store) keptTags(repo string, tags []TagInfo, rules []*RetentionRule, no
 			continue
 		}
 		governed = true
-		for _, i := range byPush[:min(r.KeepLast, len(tags))] {
+		for _, i := range byPush[:min(r.KeepLast, len(byPush))] {
 			kept[i] = true
 		}
-		for _, i := range byPull[:min(r.KeepPulled, len(tags))] {
+		for _, i := range byPull[:min(r.KeepPulled, len(byPull))] {
 			if !tags[i].Pulled.IsZero() {
 				kept[i] = true
 			}
