@@ -204,6 +204,11 @@ func errorFor(err error) (e *Error, unmapped bool) {
 		return &Error{Code: codeDenied, Message: immutable.Error(),
 			Detail: map[string]string{"rule": immutable.Rule, "tag": immutable.Tag}}, false
 	}
+	var quota *store.QuotaError
+	if errors.As(err, &quota) {
+		return &Error{Code: codeDenied, Message: quota.Error(),
+			Detail: map[string]any{quota.Kind: quota.Name, "usage": quota.Usage, "limit": quota.Limit, "need": quota.Need}}, false
+	}
 	var offset *store.OffsetError
 	if errors.As(err, &offset) {
 		return &Error{Code: codeRangeInvalid, Message: "chunk does not start where the upload ends",

@@ -35,6 +35,7 @@ import (
 //	retention  <name> → retention rule
 //	immutable  <name> → immutability rule
 //	lifts      <repo>\x00<tag> → until              an admin's one-off lift of an immutable tag
+//	quotas     <kind>\x00<name> → limit in bytes     kind: namespace or repository (quota.go)
 var (
 	bucketMeta         = []byte("meta")
 	bucketRepos        = []byte("repos")
@@ -61,13 +62,14 @@ var (
 	bucketRetention    = []byte("retention")
 	bucketImmutable    = []byte("immutable")
 	bucketLifts        = []byte("lifts")
+	bucketQuotas       = []byte("quotas")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketRepos, bucketBlobs, bucketLinks, bucketBlobRepos,
 		bucketManifests, bucketRefs, bucketTags, bucketReferrers, bucketBroken, bucketUploads, bucketUploadOwners,
 		bucketUsers, bucketRules, bucketKeys, bucketTokens,
 		bucketWebhooks, bucketHookState, bucketOutbox, bucketDeadLetters,
-		bucketTagTimes, bucketPulls, bucketRetention, bucketImmutable, bucketLifts,
+		bucketTagTimes, bucketPulls, bucketRetention, bucketImmutable, bucketLifts, bucketQuotas,
 	}
 )
 

@@ -82,6 +82,11 @@ func (s *Store) PutManifestBy(o Origin, repo string, ref Reference, extraTags []
 				return err
 			}
 		}
+		if tx.Bucket(bucketManifests).Get(key(repo, string(d))) == nil {
+			if err := s.checkQuotas(tx, repo, nil, int64(len(body))); err != nil {
+				return err
+			}
+		}
 		if err := putManifest(tx, repo, d, rec, m.Sizes, value, tags, now); err != nil {
 			return err
 		}

@@ -63,6 +63,8 @@ type Store struct {
 	// the last-pull times not yet written (pulls.go).
 	immutable atomic.Pointer[[]ImmutableRule]
 	pulls     pullLog
+	// quotas holds the quota limits by kind and name (quota.go).
+	quotas atomic.Pointer[map[string]int64]
 }
 
 // Options adjust Open.
@@ -115,7 +117,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	if err := errors.Join(s.loadHooks(), s.loadImmutable()); err != nil && !opts.ReadOnly {
+	if err := errors.Join(s.loadHooks(), s.loadImmutable(), s.loadQuotas()); err != nil && !opts.ReadOnly {
 		db.Close()
 		return nil, err
 	}
