@@ -49,3 +49,22 @@ func immutableCommand() *cli.Command {
 		},
 	}
 }
+
+// quotaCommand is `berth quota ...`: byte limits per namespace or
+// repository (docs/retention.md).
+func quotaCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "quota",
+		Usage: "limits in bytes per namespace (a name's first component) or repository",
+		Subcommands: []*cli.Command{
+			adminCommand(admin.QuotaSetOp, &cli.Command{
+				Name:  "set",
+				Usage: "set a limit; a push that would exceed it gets 403 DENIED with usage and limit",
+				Description: "A blob that several repositories of a namespace link counts once. Pushes are refused as early\n" +
+					"as possible: at a monolithic upload of known size, at the chunk that crosses, at the manifest PUT.",
+			}),
+			adminCommand(admin.QuotaListOp, &cli.Command{Name: "list", Usage: "list the limits with their usage"}),
+			adminCommand(admin.QuotaDelOp, &cli.Command{Name: "del", Usage: "remove a limit"}),
+		},
+	}
+}

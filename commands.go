@@ -19,6 +19,7 @@ func commands() []*cli.Command {
 		webhookCommand(),
 		retentionCommand(),
 		immutableCommand(),
+		quotaCommand(),
 		importCommand(),
 		versionCommand(),
 	}

@@ -175,7 +175,14 @@ func scopeRepos(kind, name string) [][]byte {
 // quotaUsage adds up what a quota's scope holds: each linked blob once, and
 // the manifests' bodies.
 func quotaUsage(tx *bolt.Tx, kind, name string) (int64, error) {
-	var n int64
+	n, _, err := scopeUsage(tx, kind, name)
+	return n, err
+}
+
+// scopeUsage is quotaUsage that also returns the size of the largest blob
+// the scope links: an upload of unknown digest no larger than that may be
+// a blob the scope has, which costs nothing at its commit.
+func scopeUsage(tx *bolt.Tx, kind, name string) (n, largest int64, err error) {
 	seen := make(map[string]bool)
 	blobs := tx.Bucket(bucketBlobs)
 	for _, pre := range scopeRepos(kind, name) {
@@ -188,20 +195,21 @@ func quotaUsage(tx *bolt.Tx, kind, name string) (int64, error) {
 			seen[d] = true
 			var br blobRecord
 			if err := decode(blobs.Get([]byte(d)), &br); err != nil {
-				return 0, fmt.Errorf("blob %s: %w", d, err)
+				return 0, 0, fmt.Errorf("blob %s: %w", d, err)
 			}
 			n += br.Size
+			largest = max(largest, br.Size)
 		}
 		c = tx.Bucket(bucketManifests).Cursor()
 		for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Next() {
 			size, err := manifestBodySize(v)
 			if err != nil {
-				return 0, fmt.Errorf("manifest %q: %w", k, err)
+				return 0, 0, fmt.Errorf("manifest %q: %w", k, err)
 			}
 			n += size
 		}
 	}
-	return n, nil
+	return n, largest, nil
 }
 
 // linkedIn reports whether a repository of the quota's scope links d.
@@ -274,8 +282,14 @@ func (s *Store) CheckUploadQuota(repo, id string, n int64) error {
 	if err != nil {
 		return err
 	}
-	if err := s.CheckQuota(repo, "", rec.Offset+n); err != nil {
-		return s.dropOverQuota(id, err)
+	r, err := s.quotaReader(repo, rec.Offset, "", nil)
+	if err != nil {
+		return err
+	}
+	if o, ok := r.(*overQuota); ok && rec.Offset+n > o.offset+o.room {
+		e := *o.err
+		e.Need = rec.Offset + n
+		return s.dropOverQuota(id, &e)
 	}
 	return nil
 }
@@ -304,11 +318,18 @@ func (s *Store) quotaReader(repo string, offset int64, d Digest, r io.Reader) (i
 			if d != "" && linkedIn(tx, q.Kind, q.Name, d) {
 				continue
 			}
-			usage, err := quotaUsage(tx, q.Kind, q.Name)
+			usage, largest, err := scopeUsage(tx, q.Kind, q.Name)
 			if err != nil {
 				return err
 			}
-			if left := q.Limit - usage - offset; room < 0 || left < room {
+			left := q.Limit - usage - offset
+			if d == "" {
+				// The digest is not known before the commit: up to the
+				// size of the largest blob the scope has, this may be one
+				// of them. The commit decides exactly.
+				left = max(left, largest-offset)
+			}
+			if room < 0 || left < room {
 				room = max(left, 0)
 				q.Usage = usage
 				first = &QuotaError{Quota: q}
