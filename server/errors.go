@@ -158,6 +158,9 @@ var sentinelCodes = []struct {
 	{store.ErrRangeInvalid, codeRangeInvalid},
 	{store.ErrSizeInvalid, codeSizeInvalid},
 	{store.ErrTooManyUploads, codeTooManyRequests},
+	// Refused before the first byte (the free-space watermark): the same
+	// answer as a full disk, with the reason.
+	{store.ErrSpaceLow, codeStorageFull},
 	{errNotFound, codeNotFound},
 }
 

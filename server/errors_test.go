@@ -161,6 +161,7 @@ var sentinelTable = map[string]struct {
 	"ErrManifestInUse":     {store.ErrManifestInUse, codeInUse},
 	"ErrBlobInUse":         {store.ErrBlobInUse, codeInUse},
 	"ErrTooManyUploads":    {store.ErrTooManyUploads, codeTooManyRequests},
+	"ErrSpaceLow":          {store.ErrSpaceLow, codeStorageFull},
 }
 
 // notForClients are the store's sentinels that no /v2 or /token request

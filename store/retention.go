@@ -64,11 +64,18 @@ const retentionBatch = 1000
 // re-put or newly referenced, is kept. Blobs are left for GC, which
 // should follow.
 func (s *Store) ApplyRetention(ctx context.Context, opts RetentionOptions) (RetentionReport, error) {
+	return s.applyRetention(ctx, opts, s.keptTags)
+}
+
+// keepFunc decides, by index in tags, which tags of repo survive.
+type keepFunc func(repo string, tags []TagInfo, rules []*RetentionRule, now time.Time) []bool
+
+func (s *Store) applyRetention(ctx context.Context, opts RetentionOptions, keep keepFunc) (RetentionReport, error) {
 	now := opts.Now
 	if now.IsZero() {
 		now = s.now()
 	}
-	p, err := s.planRetention(opts.Rules, now)
+	p, err := s.planRetention(opts.Rules, now, keep)
 	if err != nil {
 		return RetentionReport{}, fmt.Errorf("retention plan: %w", err)
 	}
@@ -154,7 +161,7 @@ func (s *Store) untag(ctx context.Context, p *retentionPlan, r *RetentionReport)
 
 // planRetention reads every repository a rule matches and decides, in one
 // read transaction, which tags and manifests go.
-func (s *Store) planRetention(rules []RetentionRule, now time.Time) (*retentionPlan, error) {
+func (s *Store) planRetention(rules []RetentionRule, now time.Time, keep keepFunc) (*retentionPlan, error) {
 	p := &retentionPlan{stamps: make(map[string][]byte), graphs: make(map[string]*repoGraph)}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if rules == nil {
@@ -177,7 +184,7 @@ func (s *Store) planRetention(rules []RetentionRule, now time.Time) (*retentionP
 				continue
 			}
 			p.repos++
-			if err := s.planRepo(tx, p, repo, matching, now); err != nil {
+			if err := s.planRepo(tx, p, repo, matching, now, keep); err != nil {
 				return fmt.Errorf("%s: %w", repo, err)
 			}
 		}
@@ -187,7 +194,7 @@ func (s *Store) planRetention(rules []RetentionRule, now time.Time) (*retentionP
 }
 
 // planRepo plans one repository under the rules that match it.
-func (s *Store) planRepo(tx *bolt.Tx, p *retentionPlan, repo string, rules []*RetentionRule, now time.Time) error {
+func (s *Store) planRepo(tx *bolt.Tx, p *retentionPlan, repo string, rules []*RetentionRule, now time.Time, keep keepFunc) error {
 	pulls := s.lastPulls(tx, repo)
 	tags, err := tagInfos(tx, repo, pulls)
 	if err != nil {
@@ -197,7 +204,7 @@ func (s *Store) planRepo(tx *bolt.Tx, p *retentionPlan, repo string, rules []*Re
 	if err != nil {
 		return err
 	}
-	kept := s.keptTags(repo, tags, rules, now)
+	kept := keep(repo, tags, rules, now)
 	// Fallback tags of signatures follow their subject: kept while it is.
 	var seeds []Digest
 	for i, t := range tags {
@@ -247,9 +254,9 @@ func (s *Store) planRepo(tx *bolt.Tx, p *retentionPlan, repo string, rules []*Re
 			seeds = append(seeds, d) // left to GC and its grace period
 		}
 	}
-	keep := g.closure(seeds)
+	held = g.closure(seeds)
 	for d := range g.closure(roots) {
-		if !keep[d] {
+		if !held[d] {
 			g.doomed[d] = true
 		}
 	}

@@ -65,6 +65,9 @@ type Store struct {
 	pulls     pullLog
 	// quotas holds the quota limits by kind and name (quota.go).
 	quotas atomic.Pointer[map[string]int64]
+	// spaceLow refuses pushes: the free-space watermark found nothing
+	// more to prune (space.go).
+	spaceLow atomic.Bool
 }
 
 // Options adjust Open.

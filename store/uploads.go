@@ -46,6 +46,9 @@ const DefaultMaxUploadsPerOwner = 100
 // and owner already has max sessions open, it fails with ErrTooManyUploads
 // and creates nothing.
 func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
+	if err := s.checkSpace(); err != nil {
+		return Upload{}, err
+	}
 	id, err := newUploadID()
 	if err != nil {
 		return Upload{}, err
@@ -127,6 +130,9 @@ func (s *Store) UploadStatus(repo, id string) (Upload, error) {
 // the client can ask for the offset and resume. Calls for one session are
 // serialised.
 func (s *Store) AppendUpload(repo, id string, start int64, r io.Reader) (Upload, error) {
+	if err := s.checkSpace(); err != nil {
+		return Upload{}, err
+	}
 	unlock := s.lockUpload(id)
 	defer unlock()
 	rec, err := s.upload(repo, id)
@@ -270,6 +276,9 @@ func fill(r io.Reader, buf []byte) (int, error) {
 // and the session is removed. On success the blob is in place and linked in
 // repo.
 func (s *Store) CommitUpload(repo, id string, start int64, r io.Reader, d Digest) (BlobInfo, error) {
+	if err := s.checkSpace(); err != nil {
+		return BlobInfo{}, err
+	}
 	unlock := s.lockUpload(id)
 	defer unlock()
 	rec, err := s.upload(repo, id)
@@ -342,6 +351,9 @@ func (s *Store) uploadDigest(id string, rec uploadRecord, alg string) (Digest, e
 // is the expected length or -1 when unknown; a body of another length fails
 // with ErrSizeInvalid, one that does not hash to d with ErrDigestMismatch.
 func (s *Store) PutBlob(repo string, d Digest, size int64, r io.Reader) (BlobInfo, error) {
+	if err := s.checkSpace(); err != nil {
+		return BlobInfo{}, err
+	}
 	r, err := s.quotaReader(repo, 0, d, r)
 	if err != nil {
 		return BlobInfo{}, err
