@@ -169,3 +169,22 @@ func tagInfos(tx *bolt.Tx, repo string, pulls map[Digest]time.Time) ([]TagInfo, 
 	}
 	return out, nil
 }
+
+// LastPull returns when manifest d of repo was last pulled (by tag or by
+// digest), counting pulls not yet written; zero when never.
+func (s *Store) LastPull(repo string, d Digest) time.Time {
+	k := key(repo, string(d))
+	var t time.Time
+	s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketPulls); b != nil {
+			t = parseTimeValue(b.Get(k))
+		}
+		return nil
+	})
+	s.pulls.mu.Lock()
+	if ns, ok := s.pulls.pending[string(k)]; ok && time.Unix(0, ns).After(t) {
+		t = time.Unix(0, ns)
+	}
+	s.pulls.mu.Unlock()
+	return t
+}
