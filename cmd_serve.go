@@ -42,6 +42,8 @@ func serveCommand() *cli.Command {
 				Usage: "below this much free disk (such as 10%), prune the least recently used tags of repositories a retention rule covers; refuse pushes if that is not enough (empty: off)"},
 			&cli.StringFlag{Name: "free-high", EnvVars: []string{"BERTH_FREE_HIGH"}, Usage: "prune until this much is free (default: --free-low plus 5%)"},
 			durationFlag("free-check-interval", 10*time.Second, "how often the free-space watermark measures the disk", "BERTH_FREE_CHECK_INTERVAL"),
+			&cli.BoolFlag{Name: "no-pull-times", EnvVars: []string{"BERTH_NO_PULL_TIMES"},
+				Usage: "do not record when manifests are pulled (retention's --keep-pulled and the watermark then go by push times)"},
 			durationFlag("free-gc-grace", time.Minute, "the watermark's gc keeps what was pushed more recently than this", "BERTH_FREE_GC_GRACE"),
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"BERTH_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"BERTH_LOG_FORMAT"}, Usage: "text (key=value) or json, one line per record"},
@@ -133,6 +135,7 @@ func runServe(c *cli.Context) error {
 			MaxConnectionsPerAddr: c.Int("max-connections-per-address"),
 		},
 		MaxUploadsPerUser: c.Int("max-uploads-per-user"),
+		NoPullTimes:       c.Bool("no-pull-times"),
 	}
 	if cfg.Limits.MaxConnections == 0 {
 		cfg.Limits.MaxConnections = server.MaxConnectionsFor(fileLimit())
