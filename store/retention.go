@@ -75,30 +75,57 @@ func (s *Store) applyRetention(ctx context.Context, opts RetentionOptions, keep 
 	if now.IsZero() {
 		now = s.now()
 	}
-	p, err := s.planRetention(opts.Rules, now, keep)
-	if err != nil {
-		return RetentionReport{}, fmt.Errorf("retention plan: %w", err)
-	}
-	r := RetentionReport{DryRun: opts.DryRun, Bytes: p.bytes, Repos: p.repos}
-	if opts.DryRun {
-		r.Tags = p.tags
-		for _, batch := range batchManifests(p.graphs) {
-			for _, m := range batch {
-				r.Manifests = append(r.Manifests, RemovedManifest{Repo: m.repo, Digest: m.digest, Size: m.size})
+	r := RetentionReport{DryRun: opts.DryRun}
+	rules := opts.Rules
+	var repos []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if rules == nil {
+			var err error
+			if rules, err = retentionRules(tx); err != nil {
+				return err
 			}
 		}
-		r.sort()
-		return r, nil
-	}
-	if err := s.untag(ctx, p, &r); err != nil {
-		return r, err
-	}
-	var gr GCReport
-	gp := &gcPlan{manifests: batchManifests(p.graphs)}
-	if err := s.sweepManifests(ctx, gp, &gr, GCOptions{}); err != nil {
+		for _, repo := range allRepos(tx) {
+			if matchesAny(rules, repo) {
+				repos = append(repos, repo)
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return r, fmt.Errorf("retention: %w", err)
 	}
-	r.Manifests, r.Kept = gr.Manifests, r.Kept+gr.Kept
+	// One repository at a time: memory stays that of the largest one
+	// (and the report), not of the whole registry.
+	for _, repo := range repos {
+		if err := checkContext(ctx, "retention"); err != nil {
+			return r, err
+		}
+		p, err := s.planRetention(repo, rules, now, keep)
+		if err != nil {
+			return r, fmt.Errorf("retention plan: %w", err)
+		}
+		r.Repos++
+		r.Bytes += p.bytes
+		if opts.DryRun {
+			r.Tags = append(r.Tags, p.tags...)
+			for _, batch := range batchManifests(p.graphs) {
+				for _, m := range batch {
+					r.Manifests = append(r.Manifests, RemovedManifest{Repo: m.repo, Digest: m.digest, Size: m.size})
+				}
+			}
+			continue
+		}
+		if err := s.untag(ctx, p, &r); err != nil {
+			return r, err
+		}
+		var gr GCReport
+		gp := &gcPlan{manifests: batchManifests(p.graphs)}
+		if err := s.sweepManifests(ctx, gp, &gr, GCOptions{}); err != nil {
+			return r, fmt.Errorf("retention: %w", err)
+		}
+		r.Manifests, r.Kept = append(r.Manifests, gr.Manifests...), r.Kept+gr.Kept
+	}
 	r.sort()
 	return r, nil
 }
@@ -120,7 +147,6 @@ type retentionPlan struct {
 	stamps map[string][]byte // key(repo, tag) → its tagtimes value when planned (nil: none)
 	graphs map[string]*repoGraph
 	bytes  int64
-	repos  int
 }
 
 // untag removes the planned tags that still point where they did and have
@@ -159,38 +185,26 @@ func (s *Store) untag(ctx context.Context, p *retentionPlan, r *RetentionReport)
 	return nil
 }
 
-// planRetention reads every repository a rule matches and decides, in one
-// read transaction, which tags and manifests go.
-func (s *Store) planRetention(rules []RetentionRule, now time.Time, keep keepFunc) (*retentionPlan, error) {
+// planRetention reads repo and decides, in one read transaction, which of
+// its tags and manifests go.
+func (s *Store) planRetention(repo string, rules []RetentionRule, now time.Time, keep keepFunc) (*retentionPlan, error) {
 	p := &retentionPlan{stamps: make(map[string][]byte), graphs: make(map[string]*repoGraph)}
+	var matching []*RetentionRule
+	for i := range rules {
+		if rules[i].repos.Match(repo) {
+			matching = append(matching, &rules[i])
+		}
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if rules == nil {
-			var err error
-			if rules, err = retentionRules(tx); err != nil {
-				return err
-			}
+		if tx.Bucket(bucketRepos).Get([]byte(repo)) == nil {
+			return nil // deleted since the list was read
 		}
-		if len(rules) == 0 {
-			return nil
-		}
-		for _, repo := range allRepos(tx) {
-			var matching []*RetentionRule
-			for i := range rules {
-				if rules[i].repos.Match(repo) {
-					matching = append(matching, &rules[i])
-				}
-			}
-			if len(matching) == 0 {
-				continue
-			}
-			p.repos++
-			if err := s.planRepo(tx, p, repo, matching, now, keep); err != nil {
-				return fmt.Errorf("%s: %w", repo, err)
-			}
-		}
-		return nil
+		return s.planRepo(tx, p, repo, matching, now, keep)
 	})
-	return p, err
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", repo, err)
+	}
+	return p, nil
 }
 
 // planRepo plans one repository under the rules that match it.
