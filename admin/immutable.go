@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -83,14 +82,8 @@ var ImmutableLiftOp = register(&Op[ImmutableLift, Done]{
 	Name:     "immutable lift",
 	Defaults: ImmutableLift{For: 10 * time.Minute},
 	Do: func(_ context.Context, env *Env, _ *Task, req ImmutableLift) (*Done, error) {
-		repo, tag, ok := strings.Cut(req.Ref, ":")
-		if !ok {
-			return nil, fmt.Errorf("%q is not REPO:TAG", req.Ref)
-		}
-		if err := store.ValidateRepository(repo); err != nil {
-			return nil, err
-		}
-		if err := store.ValidateTag(tag); err != nil {
+		repo, tag, err := parseRepoTag(req.Ref)
+		if err != nil {
 			return nil, err
 		}
 		if err := env.Store.LiftImmutable(repo, tag, req.For); err != nil {

@@ -104,14 +104,8 @@ var TagListOp = register(&Op[TagList, TagListing]{
 var TagDelOp = register(&Op[TagDel, TagDeleted]{
 	Name: "tag del",
 	Do: func(_ context.Context, env *Env, _ *Task, req TagDel) (*TagDeleted, error) {
-		repo, tag, ok := strings.Cut(req.Ref, ":")
-		if !ok {
-			return nil, fmt.Errorf("%q is not REPO:TAG", req.Ref)
-		}
-		if err := store.ValidateRepository(repo); err != nil {
-			return nil, err
-		}
-		if err := store.ValidateTag(tag); err != nil {
+		repo, tag, err := parseRepoTag(req.Ref)
+		if err != nil {
 			return nil, err
 		}
 		d, err := env.Store.DeleteTag(repo, tag)
@@ -129,6 +123,21 @@ var TagDelOp = register(&Op[TagDel, TagDeleted]{
 		return err
 	},
 })
+
+// parseRepoTag splits and checks a REPO:TAG argument.
+func parseRepoTag(ref string) (repo, tag string, err error) {
+	repo, tag, ok := strings.Cut(ref, ":")
+	if !ok {
+		return "", "", fmt.Errorf("%q is not REPO:TAG", ref)
+	}
+	if err := store.ValidateRepository(repo); err != nil {
+		return "", "", err
+	}
+	if err := store.ValidateTag(tag); err != nil {
+		return "", "", err
+	}
+	return repo, tag, nil
+}
 
 func renderNames(w Output, res *Lines) error {
 	var b strings.Builder
