@@ -104,7 +104,9 @@ func checkSpace(ctx context.Context, s *store.Store, w Watermark, logger *slog.L
 		}
 		return
 	}
-	logger.Warn("free space below the low mark: pruning the least recently used eligible tags", "free", free, "low", low, "high", high)
+	if !s.PushesRefused() { // once refused, each check would say it again
+		logger.Warn("free space below the low mark: pruning the least recently used eligible tags", "free", free, "low", low, "high", high)
+	}
 	for free < high && ctx.Err() == nil {
 		r, err := s.PruneOldest(ctx, pruneRound)
 		if err != nil {

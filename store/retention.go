@@ -226,9 +226,19 @@ func (s *Store) planRepo(tx *bolt.Tx, p *retentionPlan, repo string, rules []*Re
 			seeds = append(seeds, t.Digest)
 		}
 	}
+	// A fallback tag whose subject is a tagged image here follows the
+	// subject; otherwise the rules decide it like any tag. Immutable ones
+	// stay.
 	held := g.closure(seeds)
+	imageTagged := make(map[Digest]bool)
+	for _, t := range tags {
+		if _, sig := SignatureSubject(t.Tag); !sig {
+			imageTagged[t.Digest] = true
+		}
+	}
 	for i, t := range tags {
-		if subject, sig := SignatureSubject(t.Tag); sig && g.nodes[subject] != nil {
+		subject, sig := SignatureSubject(t.Tag)
+		if _, immutable := s.immutableRule(repo, t.Tag); sig && imageTagged[subject] && !immutable {
 			kept[i] = held[subject]
 		}
 		if kept[i] {

@@ -291,3 +291,24 @@ func TestRetention_UnderConcurrentPushes(t *testing.T) {
 	t.Logf("%d retention runs during 60 pushes", runs)
 	checkInvariants(t, s)
 }
+
+// TestRetention_SignatureTagOfUntaggedSubject: a fallback tag whose
+// subject has no tag of its own is a tag like any other; a rule that keeps
+// all tags keeps it, and an immutable one is never removed.
+func TestRetention_SignatureTagOfUntaggedSubject(t *testing.T) {
+	s := mustOpen(t)
+	img := pushImage(t, s, "apps/s", "img", "", "", "l") // pushed by digest
+	sigTag := "sha256-" + img.Digest.Hex() + ".sig"
+	pushImage(t, s, "apps/s", "sig", sigTag, img.Digest, "sig")
+	only := []RetentionRule{mustRule(t, RetentionRule{Repos: "apps/s", UntaggedAfter: time.Hour})}
+	if r := mustRetain(t, s, RetentionOptions{Rules: only, DryRun: true}); len(r.Tags) != 0 {
+		t.Fatalf("a rule that keeps all tags removes %v", removedTags(r))
+	}
+	if err := s.AddImmutableRule(ImmutableRule{Name: "sigs", Repos: "**", Tags: "**", Signatures: true}); err != nil {
+		t.Fatal(err)
+	}
+	none := []RetentionRule{mustRule(t, RetentionRule{Repos: "apps/s", KeepTags: "nothing"})}
+	if r := mustRetain(t, s, RetentionOptions{Rules: none, DryRun: true}); len(r.Tags) != 0 {
+		t.Fatalf("an immutable signature tag would go: %v", removedTags(r))
+	}
+}
