@@ -38,6 +38,13 @@ func serveCommand() *cli.Command {
 			durationFlag("refresh-token-ttl", auth.DefaultRefreshTTL, "lifetime of refresh tokens (docker login's saved sign-in); 0 keeps the default", "BERTH_REFRESH_TOKEN_TTL"),
 			&cli.IntFlag{Name: "refresh-tokens-per-user", Value: auth.DefaultRefreshPerUser, EnvVars: []string{"BERTH_REFRESH_TOKENS_PER_USER"}, Usage: "refresh tokens a user may hold; a new one revokes the oldest"},
 			durationFlag("gc-interval", 0, "run garbage collection this often, such as 24h (0: never)", "BERTH_GC_INTERVAL"),
+			&cli.StringFlag{Name: "free-low", EnvVars: []string{"BERTH_FREE_LOW"},
+				Usage: "below this much free disk (such as 10%), prune the least recently used tags of repositories a retention rule covers; refuse pushes if that is not enough (empty: off)"},
+			&cli.StringFlag{Name: "free-high", EnvVars: []string{"BERTH_FREE_HIGH"}, Usage: "prune until this much is free (default: --free-low plus 5%)"},
+			durationFlag("free-check-interval", 10*time.Second, "how often the free-space watermark measures the disk", "BERTH_FREE_CHECK_INTERVAL"),
+			&cli.BoolFlag{Name: "no-pull-times", EnvVars: []string{"BERTH_NO_PULL_TIMES"},
+				Usage: "do not record when manifests are pulled (retention's --keep-pulled and the watermark then go by push times)"},
+			durationFlag("free-gc-grace", time.Minute, "the watermark's gc keeps what was pushed more recently than this", "BERTH_FREE_GC_GRACE"),
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"BERTH_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"BERTH_LOG_FORMAT"}, Usage: "text (key=value) or json, one line per record"},
 			&cli.BoolFlag{Name: "tls", EnvVars: []string{"BERTH_TLS"}, Usage: "serve HTTPS with the certificate that 'berth tls init' wrote in DATA/tls"},
@@ -93,6 +100,10 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	watermark, err := watermarkOf(c)
+	if err != nil {
+		return err
+	}
 	st, err := store.Open(dir, store.Options{})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("%s is in use by another berth process (is the server already running?)", dir)
@@ -124,6 +135,7 @@ func runServe(c *cli.Context) error {
 			MaxConnectionsPerAddr: c.Int("max-connections-per-address"),
 		},
 		MaxUploadsPerUser: c.Int("max-uploads-per-user"),
+		NoPullTimes:       c.Bool("no-pull-times"),
 	}
 	if cfg.Limits.MaxConnections == 0 {
 		cfg.Limits.MaxConnections = server.MaxConnectionsFor(fileLimit())
@@ -171,6 +183,10 @@ func runServe(c *cli.Context) error {
 	defer stopControl()
 	go admin.RunGCLoop(ctx, st, durationOf(c, "gc-interval"), store.GCOptions{}, log)
 	go admin.RunUploadExpiry(ctx, st, durationOf(c, "upload-ttl"), log)
+	go admin.RunWatermark(ctx, st, watermark, log)
+	// Last-pull times (retention's keep-pulled) are noted in memory and
+	// written once a second; Close writes the rest at shutdown.
+	go st.FlushPullsEvery(ctx, time.Second, func(err error) { log.Warn("last-pull times not written", "err", err) })
 	if cfg.Auth != nil {
 		go cfg.Auth.RunRefreshCleanup(ctx, refreshCleanupInterval, log)
 	}
@@ -352,4 +368,32 @@ func logCertificate(log *slog.Logger, msg string, cert *server.Certificate) {
 		return
 	}
 	log.Info(msg, attrs...)
+}
+
+// watermarkOf reads the free-space watermark flags.
+func watermarkOf(c *cli.Context) (admin.Watermark, error) {
+	w := admin.Watermark{Interval: durationOf(c, "free-check-interval"), Grace: durationOf(c, "free-gc-grace")}
+	if w.Grace <= 0 {
+		w.Grace = store.NoAge
+	}
+	if c.String("free-low") == "" {
+		return w, nil
+	}
+	var err error
+	if w.Low, err = admin.ParseFraction(c.String("free-low")); err != nil {
+		return w, fmt.Errorf("--free-low: %w", err)
+	}
+	w.High = min(w.Low+0.05, 0.99)
+	if c.String("free-high") != "" {
+		if w.High, err = admin.ParseFraction(c.String("free-high")); err != nil {
+			return w, fmt.Errorf("--free-high: %w", err)
+		}
+		if w.High < w.Low {
+			return w, fmt.Errorf("--free-high %s is below --free-low %s", c.String("free-high"), c.String("free-low"))
+		}
+	}
+	if w.Interval <= 0 {
+		return w, fmt.Errorf("--free-check-interval must be positive")
+	}
+	return w, nil
 }

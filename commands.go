@@ -17,6 +17,9 @@ func commands() []*cli.Command {
 		verifyCommand(),
 		tlsCommand(),
 		webhookCommand(),
+		retentionCommand(),
+		immutableCommand(),
+		quotaCommand(),
 		importCommand(),
 		versionCommand(),
 	}

@@ -22,6 +22,9 @@ type Usage struct {
 	JSON  bool              `json:"json,omitempty"` // render as JSON
 	// Total is the whole store's, when du named no repository.
 	Total *store.Stats `json:"total,omitempty"`
+	// Quotas are the limits that bound the listed repositories, with
+	// their usage.
+	Quotas []store.Quota `json:"quotas,omitempty"`
 }
 
 // repoUsageJSON is one element of `du --json`.
@@ -51,6 +54,9 @@ var DUOp = register(&Op[DU, Usage]{
 			return nil, fmt.Errorf("du: %w", err)
 		}
 		res := &Usage{Repos: usage, JSON: req.JSON}
+		if res.Quotas, err = quotasOf(env.Store, usage); err != nil {
+			return nil, fmt.Errorf("du: %w", err)
+		}
 		if len(req.Repos) == 0 {
 			st, err := env.Store.Stats()
 			if err != nil {
@@ -75,8 +81,16 @@ var DUOp = register(&Op[DU, Usage]{
 		for _, u := range res.Repos {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t\t%s\n", HumanBytes(u.Exclusive), HumanBytes(u.Shared), u.Blobs, u.Manifests, u.Repo)
 		}
-		if err := tw.Flush(); err != nil || res.Total == nil {
+		if err := tw.Flush(); err != nil {
 			return err
+		}
+		if len(res.Quotas) > 0 {
+			if err := writeQuotas(w, res.Quotas); err != nil {
+				return err
+			}
+		}
+		if res.Total == nil {
+			return nil
 		}
 		// Blobs shared between repositories are counted once here, so the
 		// total is what DATA/blobs holds, not the sum of the columns;
@@ -93,6 +107,24 @@ var DUOp = register(&Op[DU, Usage]{
 		return err
 	},
 })
+
+// quotasOf returns the quotas that bound any of the repositories.
+func quotasOf(s *store.Store, usage []store.RepoUsage) ([]store.Quota, error) {
+	all, err := s.Quotas()
+	if err != nil || len(all) == 0 {
+		return nil, err
+	}
+	var out []store.Quota
+	for _, q := range all {
+		for _, u := range usage {
+			if q.Kind == store.QuotaRepository && q.Name == u.Repo || q.Kind == store.QuotaNamespace && q.Name == store.NamespaceOf(u.Repo) {
+				out = append(out, q)
+				break
+			}
+		}
+	}
+	return out, nil
+}
 
 // HumanBytes formats n bytes in binary units with three significant
 // digits at most: "512 B", "1.5 KiB", "23.4 MiB", "118 GiB".

@@ -162,6 +162,7 @@ func RunGCLoop(ctx context.Context, s *store.Store, interval time.Duration, opts
 	}
 	logger.Info("scheduled gc", "interval", interval, "grace", opts.GracePeriod(), "keep_untagged", opts.KeepUntagged)
 	every(ctx, interval, func() {
+		runRetention(ctx, s, logger)
 		start := time.Now()
 		report, err := s.CollectGarbage(ctx, opts)
 		if ctx.Err() != nil {

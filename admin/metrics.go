@@ -15,12 +15,12 @@ import (
 // runs in the CLI's own process counts there and is forgotten with it.
 
 // countedOperations are the commands whose runs are counted.
-var countedOperations = map[string]bool{"gc": true, "backup": true, "verify": true}
+var countedOperations = map[string]bool{"gc": true, "backup": true, "verify": true, "retention": true}
 
 var (
 	maintenanceRuns = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "berth_maintenance_runs_total",
-		Help: "Runs of gc, backup and verify in this process, by operation and result (ok or error).",
+		Help: "Runs of gc, retention, backup and verify in this process, by operation and result (ok or error).",
 	}, []string{"operation", "result"})
 	maintenanceLastSuccess = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "berth_maintenance_last_success_timestamp_seconds",

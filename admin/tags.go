@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/berth-registry/berth/store"
 )
@@ -17,6 +19,14 @@ type RepoList struct{}
 // what GET /v2/<name>/tags/list shows.
 type TagList struct {
 	Repo string `arg:"REPO" json:"repo"`
+	Long bool   `flag:"long" usage:"also print each tag's digest, push time and last pull" json:"long,omitempty"`
+}
+
+// TagListing is the result of tag list: the names, and with --long each
+// tag's times.
+type TagListing struct {
+	Names []string        `json:"names"`
+	Tags  []store.TagInfo `json:"tags,omitempty"`
 }
 
 // TagDel deletes one tag; the manifest it pointed at stays until gc finds
@@ -49,11 +59,21 @@ var RepoListOp = register(&Op[RepoList, Lines]{
 	Render: renderNames,
 })
 
-var TagListOp = register(&Op[TagList, Lines]{
+var TagListOp = register(&Op[TagList, TagListing]{
 	Name: "tag list",
-	Do: func(_ context.Context, env *Env, _ *Task, req TagList) (*Lines, error) {
+	Do: func(_ context.Context, env *Env, _ *Task, req TagList) (*TagListing, error) {
 		if err := store.ValidateRepository(req.Repo); err != nil {
 			return nil, err
+		}
+		if req.Long {
+			infos, err := env.Store.TagInfos(req.Repo)
+			if errors.Is(err, store.ErrNameUnknown) {
+				return nil, fmt.Errorf("no repository %s", req.Repo)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list the tags of %s: %w", req.Repo, err)
+			}
+			return &TagListing{Tags: infos}, nil
 		}
 		tags, _, err := env.Store.Tags(req.Repo, "", 0)
 		if errors.Is(err, store.ErrNameUnknown) {
@@ -62,22 +82,30 @@ var TagListOp = register(&Op[TagList, Lines]{
 		if err != nil {
 			return nil, fmt.Errorf("list the tags of %s: %w", req.Repo, err)
 		}
-		return &Lines{Names: tags}, nil
+		return &TagListing{Names: tags}, nil
 	},
-	Render: renderNames,
+	Render: func(w Output, res *TagListing) error {
+		if res.Tags == nil {
+			return renderNames(w, &Lines{Names: res.Names})
+		}
+		tw := tabwriter.NewWriter(w.Out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TAG\tDIGEST\tPUSHED\tLAST PULLED")
+		for _, t := range res.Tags {
+			pulled := "never"
+			if !t.Pulled.IsZero() {
+				pulled = t.Pulled.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Tag, t.Digest, t.Pushed.UTC().Format(time.RFC3339), pulled)
+		}
+		return tw.Flush()
+	},
 })
 
 var TagDelOp = register(&Op[TagDel, TagDeleted]{
 	Name: "tag del",
 	Do: func(_ context.Context, env *Env, _ *Task, req TagDel) (*TagDeleted, error) {
-		repo, tag, ok := strings.Cut(req.Ref, ":")
-		if !ok {
-			return nil, fmt.Errorf("%q is not REPO:TAG", req.Ref)
-		}
-		if err := store.ValidateRepository(repo); err != nil {
-			return nil, err
-		}
-		if err := store.ValidateTag(tag); err != nil {
+		repo, tag, err := parseRepoTag(req.Ref)
+		if err != nil {
 			return nil, err
 		}
 		d, err := env.Store.DeleteTag(repo, tag)
@@ -95,6 +123,21 @@ var TagDelOp = register(&Op[TagDel, TagDeleted]{
 		return err
 	},
 })
+
+// parseRepoTag splits and checks a REPO:TAG argument.
+func parseRepoTag(ref string) (repo, tag string, err error) {
+	repo, tag, ok := strings.Cut(ref, ":")
+	if !ok {
+		return "", "", fmt.Errorf("%q is not REPO:TAG", ref)
+	}
+	if err := store.ValidateRepository(repo); err != nil {
+		return "", "", err
+	}
+	if err := store.ValidateTag(tag); err != nil {
+		return "", "", err
+	}
+	return repo, tag, nil
+}
 
 func renderNames(w Output, res *Lines) error {
 	var b strings.Builder

@@ -220,12 +220,15 @@ func smallBlob(prefix []byte, i int) []byte {
 func BenchmarkManifest(b *testing.B) {
 	none := benchRegistry(b, "none")
 	token := benchRegistry(b, "token")
+	noPulls := benchRegistry(b, "none", "--no-pull-times")
 	modes := []struct {
 		name          string
 		s             *server
 		authorization string
 	}{
 		{"auth=none", none, ""},
+		// The cost of noting last-pull times for retention (GET only).
+		{"auth=none,no-pull-times", noPulls, ""},
 		{"auth=bearer", token, "Bearer " + fetchToken(b, token)},
 		{"auth=basic", token, basicAuth(benchUser, benchPassword)},
 	}
@@ -332,12 +335,12 @@ func launchServer(b *testing.B, data string, args ...string) *server {
 
 // benchRegistry starts berth with --auth mode on a store holding one small
 // image in benchRepo, tagged v0, and the user benchUser.
-func benchRegistry(b *testing.B, mode string) *server {
+func benchRegistry(b *testing.B, mode string, extra ...string) *server {
 	b.Helper()
 	data := b.TempDir()
 	fillTags(b, data, []string{benchRepo}, 1)
 	if mode == "none" {
-		return startServer(b, data)
+		return startServer(b, data, extra...)
 	}
 	_, stderr, err := runBerth(b, b.Context(), bytes.NewReader([]byte(benchPassword+"\n")),
 		"user", "add", benchUser, "--password-stdin", "--data", data)

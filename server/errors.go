@@ -158,6 +158,9 @@ var sentinelCodes = []struct {
 	{store.ErrRangeInvalid, codeRangeInvalid},
 	{store.ErrSizeInvalid, codeSizeInvalid},
 	{store.ErrTooManyUploads, codeTooManyRequests},
+	// Refused before the first byte (the free-space watermark): the same
+	// answer as a full disk, with the reason.
+	{store.ErrSpaceLow, codeStorageFull},
 	{errNotFound, codeNotFound},
 }
 
@@ -198,6 +201,17 @@ func errorFor(err error) (e *Error, unmapped bool) {
 	}
 	// The handler also sets the Range header from the offset, as the spec
 	// asks of a 416 for an out-of-order chunk.
+	// The message names the rule, so the pusher knows why and whom to ask.
+	var immutable *store.ImmutableError
+	if errors.As(err, &immutable) {
+		return &Error{Code: codeDenied, Message: immutable.Error(),
+			Detail: map[string]string{"rule": immutable.Rule, "tag": immutable.Tag}}, false
+	}
+	var quota *store.QuotaError
+	if errors.As(err, &quota) {
+		return &Error{Code: codeDenied, Message: quota.Error(),
+			Detail: map[string]any{quota.Kind: quota.Name, "usage": quota.Usage, "limit": quota.Limit, "need": quota.Need}}, false
+	}
 	var offset *store.OffsetError
 	if errors.As(err, &offset) {
 		return &Error{Code: codeRangeInvalid, Message: "chunk does not start where the upload ends",

@@ -161,6 +161,7 @@ var sentinelTable = map[string]struct {
 	"ErrManifestInUse":     {store.ErrManifestInUse, codeInUse},
 	"ErrBlobInUse":         {store.ErrBlobInUse, codeInUse},
 	"ErrTooManyUploads":    {store.ErrTooManyUploads, codeTooManyRequests},
+	"ErrSpaceLow":          {store.ErrSpaceLow, codeStorageFull},
 }
 
 // notForClients are the store's sentinels that no /v2 or /token request
@@ -182,6 +183,30 @@ var notForClients = map[string]error{
 	"ErrWebhookUnknown":    store.ErrWebhookUnknown,    // webhook del, status, replay, test
 	"ErrWebhookExists":     store.ErrWebhookExists,     // webhook add
 	"ErrWebhookInvalid":    store.ErrWebhookInvalid,    // webhook add
+	"ErrPolicyUnknown":     store.ErrPolicyUnknown,     // retention, immutable and quota del
+	"ErrPolicyExists":      store.ErrPolicyExists,      // retention and immutable add
+	"ErrPolicyInvalid":     store.ErrPolicyInvalid,     // retention, immutable add, quota set
+}
+
+// TestErrorFor_PolicyRefusals checks that an immutable tag and a quota
+// answer 403 DENIED with a message that names the rule, or gives usage
+// and limit.
+func TestErrorFor_PolicyRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"immutable", &store.ImmutableError{Rule: "releases", Repo: "prod/api", Tag: "v1"}, `rule "releases"`},
+		{"quota", &store.QuotaError{Quota: store.Quota{Kind: store.QuotaNamespace, Name: "team", Limit: 100, Usage: 90}, Need: 20}, "90 of 100 bytes used"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, unmapped := errorFor(fmt.Errorf("put manifest: %w", tc.err))
+			if unmapped || e.Code.Name != "DENIED" || e.Code.Status != 403 || !strings.Contains(e.Message, tc.want) {
+				t.Fatalf("errorFor = %+v (unmapped %v), want 403 DENIED with %q", e, unmapped, tc.want)
+			}
+		})
+	}
 }
 
 func TestErrorFor_StoreSentinels(t *testing.T) {

@@ -19,6 +19,11 @@ func (s *Server) getManifest(c *fiber.Ctx, t target) error {
 	if err != nil {
 		return err
 	}
+	// A GET by tag or by digest is a pull; a HEAD (containerd's tag
+	// resolution) is not.
+	if s.pullTimes {
+		s.store.RecordPull(t.Repo, m.Digest)
+	}
 	if s.onPull != nil && s.store.WantsAny(store.ActionPull) {
 		ev := store.Event{Time: time.Now(), Action: store.ActionPull, Repo: t.Repo, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, Origin: s.origin(c)}
 		if ref, _ := store.ParseReference(t.Ref); ref.Tag != "" {

@@ -44,6 +44,10 @@ type Config struct {
 	// while some webhook wants pulls. It must not block: the events
 	// package collects them and writes them in batches.
 	OnPull func(store.Event)
+	// NoPullTimes stops manifest GETs from noting last-pull times
+	// (store.RecordPull), which retention's keep-pulled rules read. Only
+	// for measuring what the noting costs.
+	NoPullTimes bool
 	// MaxUploadsPerUser caps the upload sessions one account (or, without
 	// one, one client address) may have open; 0 means no cap.
 	MaxUploadsPerUser int
@@ -70,7 +74,9 @@ type Server struct {
 	proxies proxySet
 	metrics *metrics
 	onPull  func(store.Event)
-	ui      Mounter
+	// pullTimes notes each manifest GET for retention (Config.NoPullTimes).
+	pullTimes bool
+	ui        Mounter
 	// timeouts and limits are kept by the connections (conn.go,
 	// listener.go), not by fasthttp.
 	timeouts Timeouts
@@ -95,6 +101,7 @@ func New(st *store.Store, cfg Config) *Server {
 		store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger,
 		tls: cfg.TLS, proxies: cfg.TrustedProxies, onPull: cfg.OnPull, ui: cfg.UI, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
 		timeouts: cfg.Timeouts.withDefaults(), limits: cfg.Limits, maxUploads: cfg.MaxUploadsPerUser,
+		pullTimes: !cfg.NoPullTimes,
 	}
 	if s.limits.MaxConnections <= 0 {
 		s.limits.MaxConnections = DefaultMaxConnections

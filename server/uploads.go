@@ -23,6 +23,10 @@ func (s *Server) startUpload(c *fiber.Ctx, t target) error {
 		if err != nil {
 			return err
 		}
+		// A quota refuses a push of known size before its first byte.
+		if err := s.store.CheckQuota(t.Repo, d, requestLength(c)); err != nil {
+			return err
+		}
 		info, err := s.store.PutBlob(t.Repo, d, requestLength(c), s.body(c))
 		if err != nil {
 			return err
@@ -96,6 +100,9 @@ func (s *Server) patchUpload(c *fiber.Ctx, t target) error {
 	if err != nil {
 		return err
 	}
+	if err := s.store.CheckUploadQuota(t.Repo, t.Ref, requestLength(c)); err != nil {
+		return err
+	}
 	u, err := s.store.AppendUpload(t.Repo, t.Ref, start, s.body(c))
 	if err != nil {
 		s.offsetHeaders(c, t)
@@ -113,6 +120,9 @@ func (s *Server) putUpload(c *fiber.Ctx, t target) error {
 	}
 	start, err := chunkStart(c)
 	if err != nil {
+		return err
+	}
+	if err := s.store.CheckUploadQuota(t.Repo, t.Ref, requestLength(c)); err != nil {
 		return err
 	}
 	info, err := s.store.CommitUpload(t.Repo, t.Ref, start, s.body(c), d)

@@ -133,6 +133,9 @@ func (s *Store) MountBlob(repo, from string, d Digest) (BlobInfo, error) {
 		if info, err = linkedBlob(tx, from, d); err != nil {
 			return err
 		}
+		if err := s.checkQuotas(tx, repo, map[Digest]int64{d: info.Size}, 0); err != nil {
+			return err
+		}
 		return linkBlob(tx, repo, d, s.now())
 	})
 	return info, err
@@ -201,7 +204,16 @@ func (s *Store) placeBlobs(repo string, staged []StagedBlob) error {
 		}
 	}
 	now := s.now()
-	return s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if len(s.quotasOf(repo)) > 0 {
+			sizes := make(map[Digest]int64, len(staged))
+			for _, b := range staged {
+				sizes[b.Digest] = b.Size
+			}
+			if err := s.checkQuotas(tx, repo, sizes, 0); err != nil {
+				return err
+			}
+		}
 		blobs := tx.Bucket(bucketBlobs)
 		for _, b := range staged {
 			if blobs.Get([]byte(b.Digest)) == nil {
@@ -215,6 +227,25 @@ func (s *Store) placeBlobs(repo string, staged []StagedBlob) error {
 			}
 			if err := linkBlob(tx, repo, b.Digest, now); err != nil {
 				return err
+			}
+		}
+		return nil
+	})
+	if qe := (*QuotaError)(nil); errors.As(err, &qe) {
+		s.dropUnrecorded(staged)
+	}
+	return err
+}
+
+// dropUnrecorded removes the placed files of staged that no blob record
+// names, after a refused commit: a push over quota leaves nothing on disk.
+// The caller holds the digests' locks, so no other commit is recording
+// them meanwhile.
+func (s *Store) dropUnrecorded(staged []StagedBlob) {
+	s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range staged {
+			if tx.Bucket(bucketBlobs).Get([]byte(b.Digest)) == nil {
+				os.Remove(s.BlobPath(b.Digest))
 			}
 		}
 		return nil

@@ -30,6 +30,12 @@ import (
 //	hookstate  <name> → delivery cursor (outbox position) and last attempt
 //	outbox     <seq, big-endian uint64> → event, written in the transaction of the change it reports
 //	deadletters <name>\x00<seq> → event an endpoint never took, with the reason
+//	tagtimes   <repo>\x00<tag> → pushed at          when the tag last moved; absent for tags older than retention
+//	pulls      <repo>\x00<digest> → last pulled at  written in batches from memory (pulls.go)
+//	retention  <name> → retention rule
+//	immutable  <name> → immutability rule
+//	lifts      <repo>\x00<tag> → until              an admin's one-off lift of an immutable tag
+//	quotas     <kind>\x00<name> → limit in bytes     kind: namespace or repository (quota.go)
 var (
 	bucketMeta         = []byte("meta")
 	bucketRepos        = []byte("repos")
@@ -51,12 +57,19 @@ var (
 	bucketHookState    = []byte("hookstate")
 	bucketOutbox       = []byte("outbox")
 	bucketDeadLetters  = []byte("deadletters")
+	bucketTagTimes     = []byte("tagtimes")
+	bucketPulls        = []byte("pulls")
+	bucketRetention    = []byte("retention")
+	bucketImmutable    = []byte("immutable")
+	bucketLifts        = []byte("lifts")
+	bucketQuotas       = []byte("quotas")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketRepos, bucketBlobs, bucketLinks, bucketBlobRepos,
 		bucketManifests, bucketRefs, bucketTags, bucketReferrers, bucketBroken, bucketUploads, bucketUploadOwners,
 		bucketUsers, bucketRules, bucketKeys, bucketTokens,
 		bucketWebhooks, bucketHookState, bucketOutbox, bucketDeadLetters,
+		bucketTagTimes, bucketPulls, bucketRetention, bucketImmutable, bucketLifts, bucketQuotas,
 	}
 )
 

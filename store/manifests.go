@@ -77,6 +77,16 @@ func (s *Store) PutManifestBy(o Origin, repo string, ref Reference, extraTags []
 		return StoredManifest{}, nil, err
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
+		for _, t := range tags {
+			if err := s.checkRetag(tx, repo, t, d); err != nil {
+				return err
+			}
+		}
+		if tx.Bucket(bucketManifests).Get(key(repo, string(d))) == nil {
+			if err := s.checkQuotas(tx, repo, nil, int64(len(body))); err != nil {
+				return err
+			}
+		}
 		if err := putManifest(tx, repo, d, rec, m.Sizes, value, tags, now); err != nil {
 			return err
 		}
@@ -149,6 +159,10 @@ func recordManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord, valu
 	}
 	for _, t := range tags {
 		if err := tx.Bucket(bucketTags).Put(key(repo, t), []byte(d)); err != nil {
+			return err
+		}
+		// The push time retention's keep-last orders tags by.
+		if err := tx.Bucket(bucketTagTimes).Put(key(repo, t), timeValue(now)); err != nil {
 			return err
 		}
 	}
@@ -258,6 +272,9 @@ func (s *Store) DeleteManifestBy(o Origin, repo string, ref Reference) error {
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if ref.Tag != "" {
+			if err := s.checkMutable(tx, repo, ref.Tag); err != nil {
+				return err
+			}
 			if _, err := deleteTag(tx, repo, ref.Tag); err != nil {
 				return err
 			}
@@ -265,6 +282,9 @@ func (s *Store) DeleteManifestBy(o Origin, repo string, ref Reference) error {
 		}
 		if hasPrefix(tx.Bucket(bucketRefs), prefix(repo, string(ref.Digest))) {
 			return ErrManifestInUse
+		}
+		if err := s.checkTagsMutable(tx, repo, ref.Digest); err != nil {
+			return err
 		}
 		if err := deleteManifest(tx, repo, ref.Digest); err != nil {
 			return err
@@ -287,6 +307,9 @@ func (s *Store) DeleteTag(repo, tag string) (Digest, error) {
 	}
 	var d Digest
 	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.checkMutable(tx, repo, tag); err != nil {
+			return err
+		}
 		var err error
 		if d, err = deleteTag(tx, repo, tag); err != nil {
 			return err
@@ -303,6 +326,9 @@ func deleteTag(tx *bolt.Tx, repo, tag string) (Digest, error) {
 		return "", ErrManifestUnknown
 	}
 	d := Digest(v)
+	if err := tx.Bucket(bucketTagTimes).Delete(tk); err != nil {
+		return "", err
+	}
 	return d, tx.Bucket(bucketTags).Delete(tk)
 }
 
@@ -348,6 +374,12 @@ func removeManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord) erro
 		if err := tags.Delete(k); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketTagTimes).Delete(k); err != nil {
+			return err
+		}
+	}
+	if err := tx.Bucket(bucketPulls).Delete(mk); err != nil {
+		return err
 	}
 	if err := tx.Bucket(bucketBroken).Delete(mk); err != nil {
 		return err

@@ -58,6 +58,16 @@ type Store struct {
 	// wake is closed when events or endpoints change (OutboxChanged).
 	wakeMu sync.Mutex
 	wake   chan struct{}
+
+	// immutable is the list of immutability rules (policy.go); pulls holds
+	// the last-pull times not yet written (pulls.go).
+	immutable atomic.Pointer[[]ImmutableRule]
+	pulls     pullLog
+	// quotas holds the quota limits by kind and name (quota.go).
+	quotas atomic.Pointer[map[string]int64]
+	// spaceLow refuses pushes: the free-space watermark found nothing
+	// more to prune (space.go).
+	spaceLow atomic.Bool
 }
 
 // Options adjust Open.
@@ -110,7 +120,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	if err := s.loadHooks(); err != nil && !opts.ReadOnly {
+	if err := errors.Join(s.loadHooks(), s.loadImmutable(), s.loadQuotas()); err != nil && !opts.ReadOnly {
 		db.Close()
 		return nil, err
 	}
@@ -140,7 +150,9 @@ func (s *Store) init() error {
 }
 
 // Close closes meta.db. Running transactions finish first.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	return errors.Join(s.FlushPulls(), s.db.Close())
+}
 
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.dir }

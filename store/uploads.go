@@ -46,6 +46,9 @@ const DefaultMaxUploadsPerOwner = 100
 // and owner already has max sessions open, it fails with ErrTooManyUploads
 // and creates nothing.
 func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
+	if err := s.checkSpace(); err != nil {
+		return Upload{}, err
+	}
 	id, err := newUploadID()
 	if err != nil {
 		return Upload{}, err
@@ -127,6 +130,9 @@ func (s *Store) UploadStatus(repo, id string) (Upload, error) {
 // the client can ask for the offset and resume. Calls for one session are
 // serialised.
 func (s *Store) AppendUpload(repo, id string, start int64, r io.Reader) (Upload, error) {
+	if err := s.checkSpace(); err != nil {
+		return Upload{}, err
+	}
 	unlock := s.lockUpload(id)
 	defer unlock()
 	rec, err := s.upload(repo, id)
@@ -136,7 +142,14 @@ func (s *Store) AppendUpload(repo, id string, start int64, r io.Reader) (Upload,
 	if start >= 0 && start != rec.Offset {
 		return Upload{}, &OffsetError{Offset: rec.Offset}
 	}
+	r, err = s.quotaReader(repo, rec.Offset, "", r)
+	if err != nil {
+		return Upload{}, err
+	}
 	rec, copyErr := s.appendChunk(id, rec, r)
+	if qe := (*QuotaError)(nil); errors.As(copyErr, &qe) {
+		return Upload{}, s.dropOverQuota(id, copyErr)
+	}
 	if rec.Updated == 0 {
 		return Upload{}, copyErr
 	}
@@ -263,6 +276,9 @@ func fill(r io.Reader, buf []byte) (int, error) {
 // and the session is removed. On success the blob is in place and linked in
 // repo.
 func (s *Store) CommitUpload(repo, id string, start int64, r io.Reader, d Digest) (BlobInfo, error) {
+	if err := s.checkSpace(); err != nil {
+		return BlobInfo{}, err
+	}
 	unlock := s.lockUpload(id)
 	defer unlock()
 	rec, err := s.upload(repo, id)
@@ -272,7 +288,13 @@ func (s *Store) CommitUpload(repo, id string, start int64, r io.Reader, d Digest
 	if start >= 0 && start != rec.Offset {
 		return BlobInfo{}, &OffsetError{Offset: rec.Offset}
 	}
+	if r, err = s.quotaReader(repo, rec.Offset, d, r); err != nil {
+		return BlobInfo{}, err
+	}
 	next, err := s.appendChunk(id, rec, r)
+	if qe := (*QuotaError)(nil); errors.As(err, &qe) {
+		return BlobInfo{}, s.dropOverQuota(id, err)
+	}
 	if err != nil {
 		if next.Updated != 0 {
 			_ = s.putUploadIfPresent(id, next)
@@ -288,6 +310,9 @@ func (s *Store) CommitUpload(repo, id string, start int64, r io.Reader, d Digest
 		return BlobInfo{}, fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, d)
 	}
 	if err := s.placeBlob(repo, s.uploadPath(id), d, next.Offset); err != nil {
+		if qe := (*QuotaError)(nil); errors.As(err, &qe) {
+			return BlobInfo{}, s.dropOverQuota(id, err)
+		}
 		return BlobInfo{}, err
 	}
 	if err := s.db.Update(func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) }); err != nil {
@@ -326,6 +351,13 @@ func (s *Store) uploadDigest(id string, rec uploadRecord, alg string) (Digest, e
 // is the expected length or -1 when unknown; a body of another length fails
 // with ErrSizeInvalid, one that does not hash to d with ErrDigestMismatch.
 func (s *Store) PutBlob(repo string, d Digest, size int64, r io.Reader) (BlobInfo, error) {
+	if err := s.checkSpace(); err != nil {
+		return BlobInfo{}, err
+	}
+	r, err := s.quotaReader(repo, 0, d, r)
+	if err != nil {
+		return BlobInfo{}, err
+	}
 	tmp, n, err := writeVerified(s.dir, d, size, r)
 	if err != nil {
 		return BlobInfo{}, err

@@ -160,6 +160,11 @@ func (s *Store) DeleteRepositoryBy(o Origin, repo string) (RepoDeletion, error) 
 		pre := prefix(repo)
 		// Collect first, then delete: deleting under a cursor skips keys.
 		tags := keysWithPrefix(tx.Bucket(bucketTags), pre)
+		for _, k := range tags {
+			if err := s.checkMutable(tx, repo, string(k[len(pre):])); err != nil {
+				return err
+			}
+		}
 		manifests := keysWithPrefix(tx.Bucket(bucketManifests), pre)
 		links := keysWithPrefix(tx.Bucket(bucketLinks), pre)
 		del = RepoDeletion{Tags: len(tags), Manifests: len(manifests), Links: len(links)}
@@ -168,6 +173,8 @@ func (s *Store) DeleteRepositoryBy(o Origin, repo string) (RepoDeletion, error) 
 			keys [][]byte
 		}{
 			{bucketTags, tags},
+			{bucketTagTimes, keysWithPrefix(tx.Bucket(bucketTagTimes), pre)},
+			{bucketPulls, keysWithPrefix(tx.Bucket(bucketPulls), pre)},
 			{bucketManifests, manifests},
 			{bucketRefs, keysWithPrefix(tx.Bucket(bucketRefs), pre)},
 			{bucketReferrers, keysWithPrefix(tx.Bucket(bucketReferrers), pre)},

@@ -126,6 +126,9 @@ var contentKeys = []struct {
 	{bucketTags, keyShape{partRepo, partTag}, partDigestBytes},
 	{bucketReferrers, keyShape{partRepo, partDigest, partDigest}, nil},
 	{bucketBroken, keyShape{partRepo, partDigest}, nil},
+	{bucketTagTimes, keyShape{partRepo, partTag}, nil},
+	{bucketPulls, keyShape{partRepo, partDigest}, nil},
+	{bucketLifts, keyShape{partRepo, partTag}, nil},
 	{bucketKeys, nil, func(v []byte) error { var k SigningKey; return decode(v, &k) }},
 	{bucketTokens, nil, func(v []byte) error { var t RefreshToken; return decode(v, &t) }},
 }

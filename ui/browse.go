@@ -110,6 +110,7 @@ type tagRow struct {
 	MediaType string
 	Size      int64 // the manifest, its config and layers; for an index, its children's manifests
 	Pushed    time.Time
+	Pulled    time.Time // the manifest's last pull (by tag or digest); zero: never
 	Platforms []string
 	Referrers []string // artifact types of what refers to the digest
 }
@@ -136,7 +137,7 @@ func (u *UI) repository(c *fiber.Ctx, v *viewer) error {
 		if err != nil {
 			return err
 		}
-		row := tagRow{Tag: tag, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, Pushed: m.Created}
+		row := tagRow{Tag: tag, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, Pushed: m.Created, Pulled: u.st.LastPull(repo, m.Digest)}
 		if pm, err := store.ParseManifest(m.MediaType, m.Body); err == nil {
 			row.Size += contentSize(pm)
 			row.Platforms = platforms(pm)

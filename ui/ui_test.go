@@ -165,3 +165,22 @@ func mustManifest(t testing.TB, st *store.Store, repo string, d store.Digest) []
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestUI_LastPulled checks the repository page's last-pulled column: never
+// before a pull, the time after one (a UI view is no pull).
+func TestUI_LastPulled(t *testing.T) {
+	st := storetest.Open(t, t.TempDir())
+	storetest.PushImage(t, st, "pulled/app", "latest", nil, "layer")
+	a := newApp(t, st)
+	if _, body := a.get("/ui/repo?name=pulled/app"); !strings.Contains(body, "<th>Last pulled</th>") || !strings.Contains(body, `<td class="small">never</td>`) {
+		t.Fatalf("before a pull the page does not say never:\n%s", body)
+	}
+	m, err := st.Manifest("pulled/app", store.Reference{Tag: "latest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.RecordPull("pulled/app", m.Digest)
+	if _, body := a.get("/ui/repo?name=pulled/app"); strings.Contains(body, `<td class="small">never</td>`) {
+		t.Fatalf("after a pull the page still says never:\n%s", body)
+	}
+}
