@@ -30,6 +30,11 @@ import (
 //	hookstate  <name> → delivery cursor (outbox position) and last attempt
 //	outbox     <seq, big-endian uint64> → event, written in the transaction of the change it reports
 //	deadletters <name>\x00<seq> → event an endpoint never took, with the reason
+//	orgs       <org> → organization record                      (orgs.go)
+//	teams      <org>\x00<team> → team record: members, LDAP group
+//	grants     <org>\x00<repos pattern>\x00<u|t>\x00<user or team> → level
+//	visibility <repository or namespace> → "public" or "private"
+//	ldap       "config" → LDAP sign-in settings                 (ldap.go)
 var (
 	bucketMeta         = []byte("meta")
 	bucketRepos        = []byte("repos")
@@ -57,6 +62,7 @@ var (
 		bucketManifests, bucketRefs, bucketTags, bucketReferrers, bucketBroken, bucketUploads, bucketUploadOwners,
 		bucketUsers, bucketRules, bucketKeys, bucketTokens,
 		bucketWebhooks, bucketHookState, bucketOutbox, bucketDeadLetters,
+		bucketOrgs, bucketTeams, bucketGrants, bucketVisibility, bucketLDAP,
 	}
 )
 

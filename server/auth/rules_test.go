@@ -113,7 +113,8 @@ func TestAuthorizer_Rules(t *testing.T) {
 	ci := caller{account: "ci-main"}
 	runAllowed(t, a, []allowedCase{
 		{"alice owns alice/*", alice, repo, "alice/app", everyAction, everyAction},
-		{"glob * stops at slash", alice, repo, "alice/team/app", pull, nil},
+		{"glob * stops at slash", alice, repo, "shared/team/app", pull, nil},
+		{"personal namespace at any depth, rules or not", alice, repo, "alice/team/app", everyAction, everyAction},
 		{"alice pulls library", alice, repo, "library/alpine", everyAction, pull},
 		{"alice no access to bob's", alice, repo, "bob/app", pull, nil},
 		{"default deny for top-level", alice, repo, "alpine", pull, nil},

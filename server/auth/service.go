@@ -182,13 +182,18 @@ func (s *Service) Authenticate(name, password, remote string) (store.User, error
 // for more is not an error: the answer is less. The result is never nil, so
 // it encodes as "access": []. Errors come from reading the rules.
 func (s *Service) Authorize(u store.User, scopes []Scope) ([]Access, error) {
+	return s.AuthorizePrincipal(Principal{Name: u.Name, Admin: u.Admin}, scopes)
+}
+
+// AuthorizePrincipal is Authorize for a Principal, whose Teams count too.
+func (s *Service) AuthorizePrincipal(p Principal, scopes []Scope) ([]Access, error) {
 	authz, err := s.Authorizer()
 	if err != nil {
 		return nil, err
 	}
 	out := []Access{}
 	for _, sc := range scopes {
-		granted := authz.Allowed(u.Name, u.Admin, sc.Type, sc.Name, sc.Actions)
+		granted := authz.AllowedTo(p, sc.Type, sc.Name, sc.Actions)
 		if len(granted) > 0 {
 			out = mergeAccess(out, Access{Type: sc.Type, Name: sc.Name, Actions: granted})
 		}
@@ -257,13 +262,9 @@ func (s *Service) Authorizer() (*Authorizer, error) {
 	}
 	// The version was read before the rules, so the rules are at least that
 	// new; a change in between only causes one more reload.
-	rules, err := s.store.Rules()
+	authz, err := LoadAuthorizer(s.store, s.opts.AnonymousPull)
 	if err != nil {
-		return nil, fmt.Errorf("read rules: %w", err)
-	}
-	authz, err := NewAuthorizer(rules, s.opts.AnonymousPull)
-	if err != nil {
-		return nil, fmt.Errorf("compile rules: %w", err)
+		return nil, err
 	}
 	s.rules.Store(&compiledRules{version: version, authz: authz})
 	return authz, nil
@@ -301,4 +302,21 @@ func (s *Service) VerifyToken(raw, service string) (account string, access []Acc
 		return "", nil, fmt.Errorf("%w: issued before %s's password changed", ErrTokenInvalid, v.account)
 	}
 	return v.account, v.access, nil
+}
+
+// LoadAuthorizer compiles the access model and rules in st now.
+func LoadAuthorizer(st *store.Store, anonymousPull bool) (*Authorizer, error) {
+	rules, err := st.Rules()
+	if err != nil {
+		return nil, fmt.Errorf("read rules: %w", err)
+	}
+	m, err := st.AccessModel()
+	if err != nil {
+		return nil, fmt.Errorf("read access model: %w", err)
+	}
+	authz, err := NewModelAuthorizer(m, rules, anonymousPull)
+	if err != nil {
+		return nil, fmt.Errorf("compile access model and rules: %w", err)
+	}
+	return authz, nil
 }
