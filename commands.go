@@ -17,6 +17,9 @@ func commands() []*cli.Command {
 		verifyCommand(),
 		tlsCommand(),
 		webhookCommand(),
+		orgCommand(),
+		teamCommand(),
+		accessCommand(),
 		importCommand(),
 		versionCommand(),
 	}

@@ -196,3 +196,17 @@ func deepGlobRegexp(glob string) (*regexp.Regexp, error) {
 	b.WriteString("$")
 	return regexp.Compile(b.String())
 }
+
+// PatternMatchesAnonymous reports whether the account pattern raw would
+// match the anonymous account "" under docker_auth's rules, where globs
+// and regular expressions match "" too ("*", "/.*/"). berth's rules match
+// anonymous only with the account "" itself; acl import uses this to keep
+// a docker_auth file's meaning. A pattern that does not compile matches
+// nothing.
+func PatternMatchesAnonymous(raw string) bool {
+	if strings.Contains(raw, accountPlaceholder) {
+		return false
+	}
+	p, err := compilePattern(raw)
+	return err == nil && p.match("", "")
+}

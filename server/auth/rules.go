@@ -199,4 +199,3 @@ func (a *Authorizer) accountMatches(r *compiledRule, account string) bool {
 func (r *compiledRule) grants(act string) bool {
 	return r.all || contains(r.actions, act)
 }
-
