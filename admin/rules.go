@@ -49,8 +49,8 @@ type RuleChange struct {
 	// (signed-in users pull everything), added with the first rule; 0 when
 	// none was added.
 	DefaultRule int        `json:"default_rule,omitempty"`
-	Number  int        `json:"number"`
-	Deleted store.Rule `json:"deleted"` // for acl del
+	Number      int        `json:"number"`
+	Deleted     store.Rule `json:"deleted"` // for acl del
 }
 
 var ACLListOp = register(&Op[ACLList, Rules]{
@@ -140,7 +140,7 @@ func renderRuleChange(w Output, res *RuleChange) error {
 // matchAny is the pattern an omitted --account or --name stands for, like
 // an absent match field in docker_auth: a regular expression matching every
 // value. As an account it matches every signed-in caller, never anonymous
-// (only --account '' does). A glob "*" would not do for names: it stops at
+// (only --account ” does). A glob "*" would not do for names: it stops at
 // '/'.
 const matchAny = "/.*/"
 

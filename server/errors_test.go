@@ -180,6 +180,14 @@ var notForClients = map[string]error{
 	"ErrUserInvalid":       store.ErrUserInvalid,       // user add
 	"ErrPasswordHashEmpty": store.ErrPasswordHashEmpty, // user add
 	"ErrWebhookUnknown":    store.ErrWebhookUnknown,    // webhook del, status, replay, test
+	"ErrLDAPNotConfigured": store.ErrLDAPNotConfigured, // ldap show, test; sign-in skips LDAP
+	"ErrOrgExists":         store.ErrOrgExists,         // org add
+	"ErrOrgUnknown":        store.ErrOrgUnknown,        // org and team commands
+	"ErrTeamExists":        store.ErrTeamExists,        // team add
+	"ErrTeamUnknown":       store.ErrTeamUnknown,       // team commands
+	"ErrGrantInvalid":      store.ErrGrantInvalid,      // org grant
+	"ErrGrantUnknown":      store.ErrGrantUnknown,      // org revoke
+	"ErrNamespaceUsed":     store.ErrNamespaceUsed,     // org add, user add
 	"ErrWebhookExists":     store.ErrWebhookExists,     // webhook add
 	"ErrWebhookInvalid":    store.ErrWebhookInvalid,    // webhook add
 }

@@ -139,3 +139,23 @@ func (a *Authorizer) describeRule(i int) string {
 	}
 	return fmt.Sprintf("%d (account %s, name %s, actions %s)", i+1, account, r.name.raw, strings.Join(r.actions, ","))
 }
+
+// Explain says whether account ("" for anonymous) may take act on the
+// resource (typ, name) under the model and rules now, and why: what a
+// refused request's log line and error carry. Teams from LDAP groups are
+// not known here (they live in the caller's token), so a refusal of an LDAP
+// user names the local grants and rules only.
+func (s *Service) Explain(account, typ, name, act string) (Decision, error) {
+	p := Principal{Name: account}
+	if account != "" {
+		u, err := s.users.user(s.store, account)
+		if err == nil {
+			p.Admin = u.Admin
+		}
+	}
+	authz, err := s.Authorizer()
+	if err != nil {
+		return Decision{}, err
+	}
+	return authz.Explain(p, typ, name, act), nil
+}
