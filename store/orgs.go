@@ -236,19 +236,19 @@ func (s *Store) DeleteGrant(g Grant) error {
 }
 
 // SetVisibility makes the repository or namespace name public or private.
-// Private is the default, so setting it deletes the record; a more specific
-// name's visibility wins over its namespace's. It returns an error wrapping
+// Both are kept as records, because the most specific record wins: a
+// private repository inside a public namespace stays private. It returns an error wrapping
 // ErrNameInvalid for a name outside the repository grammar.
 func (s *Store) SetVisibility(name string, public bool) error {
 	if err := ValidateRepository(name); err != nil {
 		return err
 	}
 	return s.updateAuth(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketVisibility)
+		v := "private"
 		if public {
-			return b.Put([]byte(name), []byte("public"))
+			v = "public"
 		}
-		return b.Delete([]byte(name))
+		return tx.Bucket(bucketVisibility).Put([]byte(name), []byte(v))
 	})
 }
 
