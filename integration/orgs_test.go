@@ -194,3 +194,35 @@ func shellWords(t *testing.T, s string) []string {
 	}
 	return out
 }
+
+// TestDocs_AccessExamples runs the "$ berth ..." session of docs/auth.md's
+// access section against a served registry and compares what each command
+// prints with the lines the document shows under it.
+func TestDocs_AccessExamples(t *testing.T) {
+	s, _ := startAuthServer(t, "")
+	s.addUser(t, "alice", "alice-password")
+	raw, err := os.ReadFile("../docs/auth.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(raw), "\n")
+	ran := 0
+	for i := 0; i < len(lines); i++ {
+		cmd, ok := strings.CutPrefix(lines[i], "$ berth ")
+		if !ok || strings.HasPrefix(cmd, "user ") {
+			continue
+		}
+		var want strings.Builder
+		for j := i + 1; j < len(lines) && !strings.HasPrefix(lines[j], "$ ") && !strings.HasPrefix(lines[j], "```"); j++ {
+			want.WriteString(lines[j] + "\n")
+		}
+		got := s.berth(t, "", shellWords(t, cmd)...)
+		if strings.HasPrefix(cmd, "access explain") && got != want.String() {
+			t.Errorf("berth %s\n printed %q\n docs say %q", cmd, got, want.String())
+		}
+		ran++
+	}
+	if ran < 6 {
+		t.Fatalf("ran %d examples of docs/auth.md; want the access section's session", ran)
+	}
+}
