@@ -308,7 +308,9 @@ func TestUI_AccessRules(t *testing.T) {
 	}{
 		{"account=alice&action=delete&repo=shared/x", "Yes"},
 		{"account=alice&action=push&repo=shared/x", "No"},
-		{"account=alice&action=pull&repo=other/x", "No"},
+		// The first rule kept the default policy as rule 2: signed-in pull.
+		{"account=alice&action=pull&repo=other/x", "Yes"},
+		{"account=alice&action=push&repo=other/x", "No"},
 		{"account=admin&action=delete&repo=other/x", "Yes"},
 		{"account=&action=pull&repo=shared/x", "No"},
 	} {
