@@ -50,3 +50,17 @@ func accessCommand() *cli.Command {
 		},
 	}
 }
+
+// ldapCommand is `berth ldap ...` (docs/ldap.md).
+func ldapCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "ldap",
+		Usage: "sign users in against an LDAP or Active Directory server",
+		Subcommands: []*cli.Command{
+			adminCommand(admin.LDAPSetOp, &cli.Command{Name: "set", Usage: "configure LDAP sign-in (replaces the settings)"}),
+			adminCommand(admin.LDAPShowOp, &cli.Command{Name: "show", Usage: "print the LDAP settings (never the bind password)"}),
+			adminCommand(admin.LDAPTestOp, &cli.Command{Name: "test", Usage: "look a user up as the bind DN and print its DN, groups and teams"}),
+			adminCommand(admin.LDAPDisableOp, &cli.Command{Name: "disable", Usage: "turn LDAP sign-in off; local users are unaffected"}),
+		},
+	}
+}

@@ -20,6 +20,7 @@ func commands() []*cli.Command {
 		orgCommand(),
 		teamCommand(),
 		accessCommand(),
+		ldapCommand(),
 		importCommand(),
 		versionCommand(),
 	}

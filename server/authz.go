@@ -197,6 +197,11 @@ func (s *Server) authError(c *fiber.Ctx, err error, badCredentials func(*fiber.C
 		return newError(codeTooManyRequests, nil)
 	case errors.Is(err, auth.ErrBadCredentials):
 		return badCredentials(c)
+	case errors.Is(err, auth.ErrLDAPUnavailable):
+		// Said plainly, never a silent fallback; the detail (which host,
+		// which step) goes to the log.
+		s.log.Error("LDAP sign-in", "err", err)
+		return newError(codeDirectoryDown, nil)
 	}
 	return err
 }

@@ -72,6 +72,7 @@ var codeTable = map[string]struct {
 	"codeBodyShort":           {codeBodyShort, "BLOB_UPLOAD_INVALID", 400, false},
 	"codeBodyStalled":         {codeBodyStalled, "BLOB_UPLOAD_INVALID", 408, false},
 	"codeUnknown":             {codeUnknown, "UNKNOWN", 500, false},
+	"codeDirectoryDown":       {codeDirectoryDown, "UNAUTHORIZED", 503, false},
 	"codeBadRequest":          {codeBadRequest, "UNSUPPORTED", 400, false},
 	"codeHeaderTooLarge":      {codeHeaderTooLarge, "UNSUPPORTED", 431, false},
 	"codeURITooLong":          {codeURITooLong, "UNSUPPORTED", 414, false},

@@ -109,7 +109,9 @@ func (s *Server) issueToken(c *fiber.Ctx, req tokenRequest) error {
 	switch {
 	case req.grantType == "refresh_token":
 		resp["refresh_token"] = req.refreshToken
-	case req.offline && user.Name != "":
+	case req.offline && user.Name != "" && !auth.IsDirectoryUser(user):
+		// Directory users get none: each token is a new LDAP check, so a
+		// user removed there is refused at the next one.
 		rt, err := s.auth.IssueRefresh(user, s.service, clientName(c, req))
 		if err != nil {
 			return err

@@ -24,6 +24,7 @@ type model struct {
 	teamsOf map[string]map[string]struct{} // user → "org/team"
 	public  map[string]bool                // repository or namespace → public
 	groups  map[string][]string            // LDAP group DN (lower case) → "org/team"
+	orgs    map[string]bool
 }
 
 type compiledGrant struct {
@@ -61,6 +62,10 @@ func compileModel(m store.Model) (*model, error) {
 		teamsOf: make(map[string]map[string]struct{}),
 		public:  make(map[string]bool),
 		groups:  make(map[string][]string),
+		orgs:    make(map[string]bool),
+	}
+	for _, o := range m.Orgs {
+		cm.orgs[o.Name] = true
 	}
 	for _, g := range m.Grants {
 		cg := compiledGrant{Grant: g, actions: levelActions[g.Level]}
