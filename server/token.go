@@ -165,7 +165,7 @@ func (s *Server) tokenUser(c *fiber.Ctx, req tokenRequest) (store.User, error) {
 		}
 		return u, nil
 	case req.basic || req.grantType == "password":
-		u, err := s.auth.Authenticate(req.username, req.password, c.IP())
+		u, err := s.auth.AuthenticateForToken(req.username, req.password, c.IP())
 		if err != nil {
 			return store.User{}, s.authError(c, err, s.tokenUnauthorized)
 		}

@@ -69,13 +69,13 @@ func (s *Service) ldapConfig() (*store.LDAPConfig, error) {
 
 // authenticateLDAP signs name in against the directory (see the order
 // above). keys and now are Authenticate's throttle keys and time.
-func (s *Service) authenticateLDAP(c *store.LDAPConfig, name, password string, keys attemptKeys, now time.Time) (store.User, error) {
+func (s *Service) authenticateLDAP(c *store.LDAPConfig, name, password string, keys attemptKeys, now time.Time, fresh bool) (store.User, error) {
 	entry := sha256.Sum256([]byte(name + "\x00" + password))
 	l := s.ldap
 	l.mu.Lock()
 	at, ok := l.verified[entry]
 	l.mu.Unlock()
-	if ok && now.Sub(at) < ldapCheckTTL {
+	if ok && !fresh && now.Sub(at) < ldapCheckTTL {
 		return store.User{Name: name}, nil
 	}
 	if wait := s.throttle.begin(keys, now); wait > 0 {

@@ -132,6 +132,17 @@ func NewService(st *store.Store, opts Options) (*Service, error) {
 // everything else counts against the throttle before bcrypt starts, and
 // bcrypt runs under the limiter.
 func (s *Service) Authenticate(name, password, remote string) (store.User, error) {
+	return s.authenticate(name, password, remote, false)
+}
+
+// AuthenticateForToken is Authenticate for the token endpoint: a directory
+// user is always checked against the directory, never answered from the
+// cache, so that a user removed there gets no new token.
+func (s *Service) AuthenticateForToken(name, password, remote string) (store.User, error) {
+	return s.authenticate(name, password, remote, true)
+}
+
+func (s *Service) authenticate(name, password, remote string, fresh bool) (store.User, error) {
 	now := s.now()
 	keys := keysFor(name, remote)
 	u, err := s.users.user(s.store, name)
@@ -141,7 +152,7 @@ func (s *Service) Authenticate(name, password, remote string) (store.User, error
 			return store.User{}, err
 		}
 		if c != nil {
-			return s.authenticateLDAP(c, name, password, keys, now)
+			return s.authenticateLDAP(c, name, password, keys, now, fresh)
 		}
 		if wait := s.throttle.begin(keys, now); wait > 0 {
 			return store.User{}, &ThrottledError{RetryAfter: wait}
