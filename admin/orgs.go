@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -237,12 +238,31 @@ var AccessExplainOp = register(&Op[AccessExplain, Explained]{
 		if req.Account == "anonymous" || req.Account == `""` {
 			p.Name = ""
 		}
+		var note string
 		if p.Name != "" {
 			u, err := env.Store.User(p.Name)
-			if err != nil {
-				return nil, fmt.Errorf("account %s: %w (LDAP accounts: their teams come from the directory at sign-in; try berth ldap test %s)", p.Name, err, p.Name)
+			switch {
+			case err == nil:
+				p.Admin = u.Admin
+			case errors.Is(err, store.ErrUserUnknown):
+				// Perhaps a directory user: its teams are its groups' now.
+				c, cerr := env.Store.LDAPConfig()
+				if cerr != nil {
+					return nil, fmt.Errorf("account %s: %w", p.Name, err)
+				}
+				lu, lerr := auth.LDAPLookup(c, p.Name)
+				if lerr != nil {
+					return nil, fmt.Errorf("account %s: no local user, and LDAP: %w", p.Name, lerr)
+				}
+				authz, aerr := auth.LoadAuthorizer(env.Store, false)
+				if aerr != nil {
+					return nil, aerr
+				}
+				p.Teams = authz.TeamsOfGroups(lu.Groups)
+				note = fmt.Sprintf("%s is an LDAP user (%s), in teams %s", p.Name, lu.DN, strings.Join(p.Teams, ","))
+			default:
+				return nil, fmt.Errorf("account %s: %w", p.Name, err)
 			}
-			p.Admin = u.Admin
 		}
 		typ, name, action := auth.TypeRepository, req.Repo, req.Action
 		if req.Action == "catalog" {
@@ -254,7 +274,7 @@ var AccessExplainOp = register(&Op[AccessExplain, Explained]{
 		if err != nil {
 			return nil, err
 		}
-		res := &Explained{Account: req.Account, Action: req.Action, Resource: name, Decision: authz.Explain(p, typ, name, action)}
+		res := &Explained{Account: req.Account, Action: req.Action, Resource: name, Decision: authz.Explain(p, typ, name, action), Note: note}
 		if !res.Allowed && p.Name == "" {
 			res.Note = "serve --anonymous-pull, when on, lets anonymous pull everything"
 		}

@@ -61,6 +61,10 @@ func TestLDAP_MemberOf(t *testing.T) {
 		if out != want {
 			t.Errorf("ldap test alice:\n got %q\nwant %q", out, want)
 		}
+		want = "allowed: bob delete acme/db: grant: team acme/ops has admin on acme/**\nnote: bob is an LDAP user (uid=bob," + ldapPeople + "), in teams acme/ops\n"
+		if out := s.berth(t, "", "access", "explain", "bob", "delete", "acme/db"); out != want {
+			t.Errorf("access explain bob delete acme/db:\n got %q\nwant %q", out, want)
+		}
 		if show := s.berth(t, "", "ldap", "show"); strings.Contains(show, ldapRootPW) || !strings.Contains(show, "bind-password: (set)") || !strings.Contains(show, "groups: memberOf") {
 			t.Errorf("ldap show:\n%s", show)
 		}
