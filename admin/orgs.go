@@ -192,7 +192,7 @@ var OrgGrantOp = register(&Op[OrgGrant, ModelChange]{
 		if err := env.Store.PutGrant(g); err != nil {
 			return nil, fmt.Errorf("grant: %w", err)
 		}
-		return &ModelChange{Message: "granted: " + describeGrant(g)}, nil
+		return &ModelChange{Message: "granted: " + g.String()}, nil
 	},
 	Render: renderModelChange,
 })
@@ -204,7 +204,7 @@ var OrgRevokeOp = register(&Op[OrgGrant, ModelChange]{
 		if err := env.Store.DeleteGrant(g); err != nil {
 			return nil, fmt.Errorf("revoke: %w", err)
 		}
-		return &ModelChange{Message: "revoked the grant to " + strings.TrimSuffix(describeGrant(g), " ")}, nil
+		return &ModelChange{Message: "revoked the grant to " + g.String()}, nil
 	},
 	Render: renderModelChange,
 })
@@ -330,21 +330,6 @@ func splitTeam(s string) (org, team string, err error) {
 	return org, team, nil
 }
 
-func describeGrant(g store.Grant) string {
-	who := "user " + g.User
-	if g.Team != "" {
-		who = "team " + g.Org + "/" + g.Team
-	}
-	on := g.Repos
-	if on == "" {
-		on = g.Org + "/** (the whole organization)"
-	}
-	if g.Level == "" {
-		return who + " on " + on
-	}
-	return who + " has " + g.Level + " on " + on
-}
-
 func renderModelChange(w Output, res *ModelChange) error {
 	_, err := fmt.Fprintln(w.Out, res.Message)
 	return err
@@ -370,7 +355,7 @@ func renderModel(w Output, m *store.Model) error {
 		}
 		for _, g := range m.Grants {
 			if g.Org == o.Name {
-				fmt.Fprintf(tw, "  grant\t%s\n", describeGrant(g))
+				fmt.Fprintf(tw, "  grant\t%s\n", g)
 			}
 		}
 	}

@@ -229,7 +229,7 @@ func (s *Store) DeleteGrant(g Grant) error {
 	return s.updateAuth(func(tx *bolt.Tx) error {
 		k := grantKey(g)
 		if tx.Bucket(bucketGrants).Get(k) == nil {
-			return fmt.Errorf("%w: %s", ErrGrantUnknown, describeGrantTarget(g))
+			return fmt.Errorf("%w: %s", ErrGrantUnknown, g.String())
 		}
 		return tx.Bucket(bucketGrants).Delete(k)
 	})
@@ -365,16 +365,22 @@ func grantKey(g Grant) []byte {
 	return key(g.Org, g.Repos, kind, who)
 }
 
-func describeGrantTarget(g Grant) string {
+// String describes g as "team acme/dev has write on acme/apps/**" (an
+// organization-wide grant is "on acme/**"), without "has <level>" when
+// Level is empty.
+func (g Grant) String() string {
 	who := "user " + g.User
 	if g.Team != "" {
 		who = "team " + g.Org + "/" + g.Team
 	}
 	on := g.Repos
 	if on == "" {
-		on = "organization " + g.Org
+		on = g.Org + "/**"
 	}
-	return who + " on " + on
+	if g.Level == "" {
+		return who + " on " + on
+	}
+	return who + " has " + g.Level + " on " + on
 }
 
 // forEachGrant calls fn for each grant of org, or of every organization when

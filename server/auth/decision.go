@@ -109,7 +109,7 @@ func (a *Authorizer) describe(p Principal, s source) string {
 	case byNamespace:
 		return "personal namespace " + p.Name + "/"
 	case byGrant:
-		return "grant: " + describeGrant(s.grant.Grant)
+		return "grant: " + s.grant.Grant.String()
 	case byVisibility:
 		return s.visibility + " is public"
 	case byRule:

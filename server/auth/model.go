@@ -70,12 +70,12 @@ func compileModel(m store.Model) (*model, error) {
 	for _, g := range m.Grants {
 		cg := compiledGrant{Grant: g, actions: levelActions[g.Level]}
 		if cg.actions == nil {
-			return nil, fmt.Errorf("grant %s: unknown level %q", describeGrant(g), g.Level)
+			return nil, fmt.Errorf("grant %s: unknown level %q", g.String(), g.Level)
 		}
 		if g.Repos != "" {
 			p, err := compilePattern(g.Repos)
 			if err != nil {
-				return nil, fmt.Errorf("grant %s: %w", describeGrant(g), err)
+				return nil, fmt.Errorf("grant %s: %w", g.String(), err)
 			}
 			cg.repos = p
 		}
@@ -199,16 +199,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func describeGrant(g store.Grant) string {
-	who := "user " + g.User
-	if g.Team != "" {
-		who = "team " + g.Org + "/" + g.Team
-	}
-	on := g.Repos
-	if on == "" {
-		on = g.Org + "/**"
-	}
-	return who + " has " + g.Level + " on " + on
 }
