@@ -142,20 +142,7 @@ func TestLDAP_MemberOf(t *testing.T) {
 	})
 
 	t.Run("web UI says LDAP accounts cannot sign in", func(t *testing.T) {
-		resp, err := http.Get(s.URL("/ui/signin"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		var pre *http.Cookie
-		for _, c := range resp.Cookies() {
-			if c.Name == "berth_csrf" {
-				pre = c
-			}
-		}
-		if pre == nil {
-			t.Fatal("no berth_csrf cookie")
-		}
+		pre := signinCSRF(t, s)
 		p := doPage(t, formPost(t, s.URL("/ui/signin"), url.Values{"csrf": {pre.Value}, "name": {"bob"}, "password": {"bob-ldap-pw"}}, pre, "http://"+s.Addr))
 		if errs := p.find("p", "id", "error"); p.status != http.StatusForbidden || len(errs) != 1 || !strings.Contains(textOf(errs[0]), "LDAP accounts cannot sign in") {
 			t.Errorf("UI sign-in of an LDAP user: status %d, error %d", p.status, len(errs))

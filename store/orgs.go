@@ -154,20 +154,8 @@ func (s *Store) DeleteTeam(org, name string) error {
 		if _, err := getTeam(tx, org, name); err != nil {
 			return err
 		}
-		var doomed [][]byte
-		err := forEachGrant(tx, org, func(k []byte, g Grant) error {
-			if g.Team == name {
-				doomed = append(doomed, k)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := deleteGrants(tx, org, func(g Grant) bool { return g.Team == name }); err != nil {
 			return err
-		}
-		for _, k := range doomed {
-			if err := tx.Bucket(bucketGrants).Delete(k); err != nil {
-				return err
-			}
 		}
 		return tx.Bucket(bucketTeams).Delete(key(org, name))
 	})
@@ -325,17 +313,23 @@ func forgetUser(tx *bolt.Tx, name string) error {
 			return err
 		}
 	}
-	var doomed [][]byte
-	err = forEachGrant(tx, "", func(k []byte, g Grant) error {
-		if g.User == name {
-			doomed = append(doomed, k)
+	return deleteGrants(tx, "", func(g Grant) bool { return g.User == name })
+}
+
+// deleteGrants deletes the grants of org (of every organization when org
+// is "") for which doomed is true, collecting their keys first.
+func deleteGrants(tx *bolt.Tx, org string, doomed func(Grant) bool) error {
+	var keys [][]byte
+	err := forEachGrant(tx, org, func(k []byte, g Grant) error {
+		if doomed(g) {
+			keys = append(keys, k)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, k := range doomed {
+	for _, k := range keys {
 		if err := tx.Bucket(bucketGrants).Delete(k); err != nil {
 			return err
 		}

@@ -29,7 +29,9 @@ func TestStore_AccessModel(t *testing.T) {
 		{"unknown member", func() error {
 			return s.UpdateTeam("acme", "dev", func(t *Team) error { t.Members = append(t.Members, "zed"); return nil })
 		}, ErrUserUnknown},
-		{"grant to team", func() error { return s.PutGrant(Grant{Org: "acme", Team: "dev", Level: LevelWrite, Repos: "acme/apps/**"}) }, nil},
+		{"grant to team", func() error {
+			return s.PutGrant(Grant{Org: "acme", Team: "dev", Level: LevelWrite, Repos: "acme/apps/**"})
+		}, nil},
 		{"grant to user", func() error { return s.PutGrant(Grant{Org: "acme", User: "alice", Level: LevelAdmin}) }, nil},
 		{"grant level changes in place", func() error { return s.PutGrant(Grant{Org: "acme", User: "alice", Level: LevelRead}) }, nil},
 		{"grant outside the org", func() error { return s.PutGrant(Grant{Org: "acme", Team: "dev", Level: LevelRead, Repos: "other/**"}) }, ErrGrantInvalid},

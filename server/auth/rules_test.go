@@ -196,6 +196,19 @@ func TestPattern_Match(t *testing.T) {
 		{"account in regex quoted", "/^${account}$/", "al.ice", "alxice", false},
 		{"account in exact", "u-${account}", "a*", "u-a*", true},
 		{"account in exact stays exact", "u-${account}", "a*", "u-ab", false},
+		{"** covers one level", "apps/**", "", "apps/app", true},
+		{"** covers depth", "apps/**", "", "apps/team/app", true},
+		{"** needs the slash", "apps/**", "", "apps", false},
+		{"** is anchored", "apps/**", "", "xapps/app", false},
+		{"lone ** matches everything", "**", "", "a/b/c", true},
+		{"* beside ** stops at slash", "*/x/**", "", "a/b/x/c", false},
+		{"* beside ** one component", "*/x/**", "", "a/x/c/d", true},
+		{"dot in deep glob is literal", "a.b/**", "", "aXb/c", false},
+		{"account in deep glob", "${account}/**", "al.ice", "al.ice/a/b", true},
+		{"account in deep glob quoted", "${account}/**", "al.ice", "alXice/a/b", false},
+		{"escaped star in deep glob", `a\*/**`, "", "a*/x", true},
+		{"escaped star in deep glob no glob", `a\*/**`, "", "ab/x", false},
+		{"class in deep glob", "app[0-9]/**", "", "app7/x", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
