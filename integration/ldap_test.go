@@ -204,6 +204,17 @@ func TestLDAP_GroupSearch(t *testing.T) {
 	if out := s.berth(t, "", "ldap", "test", "carol"); !strings.Contains(out, "group: cn=ops2,") || !strings.Contains(out, "teams: \n") {
 		t.Errorf("ldap test carol: %q", out)
 	}
+
+	s.berth(t, "", "ldap", "disable")
+	if out := s.berth(t, "", "ldap", "show"); out != "LDAP sign-in is off\n" {
+		t.Errorf("ldap show after disable: %q", out)
+	}
+	if r := s.getToken(t, "bob", "bob-ldap-pw", url.Values{"service": {"berth"}}); r.Status != http.StatusUnauthorized {
+		t.Errorf("/token for bob with LDAP off: status %d, want 401", r.Status)
+	}
+	if r := s.getToken(t, "dave", "dave-local-pw", url.Values{"service": {"berth"}}); r.Status != http.StatusOK {
+		t.Errorf("local dave with LDAP off: status %d", r.Status)
+	}
 }
 
 // TestLDAP_SignInCost measures an LDAP sign-in through /token (each user
