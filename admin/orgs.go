@@ -285,7 +285,11 @@ var AccessExplainOp = register(&Op[AccessExplain, Explained]{
 		if res.Allowed {
 			verdict = "allowed"
 		}
-		if _, err := fmt.Fprintf(w.Out, "%s: %s %s %s: %s\n", verdict, res.Account, res.Action, res.Resource, res.Reason); err != nil {
+		what := res.Action + " " + res.Resource
+		if res.Action == "catalog" {
+			what = "catalog"
+		}
+		if _, err := fmt.Fprintf(w.Out, "%s: %s %s: %s\n", verdict, res.Account, what, res.Reason); err != nil {
 			return err
 		}
 		if res.Note != "" {

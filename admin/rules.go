@@ -28,7 +28,7 @@ type Rules struct {
 
 // ACLAdd adds an access rule. An omitted Account or Name matches anything.
 type ACLAdd struct {
-	Account *string `flag:"account" usage:"who the rule is for" json:"account,omitempty"`
+	Account *string `flag:"account" usage:"who the rule is for (omitted: every signed-in user; '' is anonymous, and only '' matches anonymous)" json:"account,omitempty"`
 	Name    *string `flag:"name" usage:"which repositories it covers" json:"name,omitempty"`
 	Type    string  `flag:"type" usage:"resource type: repository (default), or registry for the catalog" json:"type,omitempty"`
 	Actions string  `flag:"actions" usage:"what it grants: pull,push,delete or * (required)" json:"actions"`

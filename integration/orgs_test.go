@@ -88,6 +88,7 @@ func TestAuth_OrgsMatrix(t *testing.T) {
 			{"alice push acme/apps/api", "allowed: alice push acme/apps/api: grant: team acme/dev has write on acme/apps/**\n"},
 			{"anonymous pull beta/secret", "denied: anonymous pull beta/secret: no grant, visibility or rule grants it\nnote: serve --anonymous-pull, when on, lets anonymous pull everything\n"},
 			{"dave pull acme/db", "allowed: dave pull acme/db: rule 1 (account dave, name acme/db, actions pull)\n"},
+			{"anonymous catalog", "allowed: anonymous catalog: default: the catalog lists only what anonymous may pull\n"},
 		} {
 			if got := s.berth(t, "", append([]string{"access", "explain"}, strings.Fields(tc.args)...)...); got != tc.want {
 				t.Errorf("access explain %s:\n got %q\nwant %q", tc.args, got, tc.want)

@@ -200,3 +200,25 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// CanManage reports whether p may manage organization org's teams, grants
+// and visibility: registry admins, and holders of an admin grant on the
+// whole organization (directly or through a team). For callers that act
+// for a signed-in user, such as the web UI; the CLI and the control socket
+// are for registry admins already.
+func (a *Authorizer) CanManage(p Principal, org string) bool {
+	if p.Admin {
+		return true
+	}
+	if p.Name == "" {
+		return false
+	}
+	list := a.model.grants[org]
+	for i := range list {
+		g := &list[i]
+		if g.Level == store.LevelAdmin && g.repos == nil && a.model.holds(p, g) {
+			return true
+		}
+	}
+	return false
+}

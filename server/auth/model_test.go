@@ -113,3 +113,30 @@ func TestAuthorizer_Explain(t *testing.T) {
 		})
 	}
 }
+
+func TestAuthorizer_CanManage(t *testing.T) {
+	m := accessModel()
+	m.Grants = append(m.Grants, store.Grant{Org: "acme", Repos: "acme/x/**", User: "carol", Level: store.LevelAdmin})
+	a, err := NewModelAuthorizer(m, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		p    Principal
+		org  string
+		want bool
+	}{
+		{"registry admin", Principal{Name: "root", Admin: true}, "beta", true},
+		{"admin of acme through team ops", Principal{Name: "bob"}, "acme", true},
+		{"not of beta", Principal{Name: "bob"}, "beta", false},
+		{"write is not admin", Principal{Name: "alice"}, "acme", false},
+		{"admin of a pattern is not of the organization", Principal{Name: "carol"}, "acme", false},
+		{"anonymous", Principal{}, "acme", false},
+		{"through an LDAP group's team", Principal{Name: "dora", Teams: []string{"acme/ops"}}, "acme", true},
+	} {
+		if got := a.CanManage(tc.p, tc.org); got != tc.want {
+			t.Errorf("%s: CanManage(%+v, %s) = %v, want %v", tc.name, tc.p, tc.org, got, tc.want)
+		}
+	}
+}
