@@ -37,6 +37,7 @@ func repoCommand() *cli.Command {
 		Usage: "manage repositories",
 		Subcommands: []*cli.Command{
 			adminCommand(admin.RepoListOp, &cli.Command{Name: "list", Usage: "list the repositories, one a line"}),
+			adminCommand(admin.RepoVisibilityOp, &cli.Command{Name: "visibility", Usage: "make a repository or namespace public (anyone may pull) or private"}),
 			adminCommand(admin.RepoDelOp, &cli.Command{
 				Name:        "del",
 				Usage:       "delete a repository: its tags, manifests and blob links",

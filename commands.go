@@ -20,6 +20,10 @@ func commands() []*cli.Command {
 		retentionCommand(),
 		immutableCommand(),
 		quotaCommand(),
+		orgCommand(),
+		teamCommand(),
+		accessCommand(),
+		ldapCommand(),
 		importCommand(),
 		versionCommand(),
 	}

@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/berth-registry/berth/server/auth"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -31,8 +32,9 @@ import (
 //
 // The CLI reads File (- for stdin) and sends its content as Data.
 type ACLImport struct {
-	File string `arg:"FILE" json:"-"`
-	Data []byte `json:"data"`
+	File      string `arg:"FILE" json:"-"`
+	Overwrite bool   `flag:"overwrite" usage:"replace the password of users that exist already (else they are refused by name)" json:"overwrite,omitempty"`
+	Data      []byte `json:"data"`
 }
 
 var ACLImportOp = register(&Op[ACLImport, Imported]{
@@ -48,10 +50,17 @@ var ACLImportOp = register(&Op[ACLImport, Imported]{
 			return nil, err
 		}
 		res := &Imported{Lines: []string{}}
+		imported := 0
 		for _, u := range imp.users {
-			if err := importUser(env.Store, u.Name, []byte(u.Hash), res); err != nil {
+			r, err := importUser(env.Store, u.Name, []byte(u.Hash), req.Overwrite, res)
+			if err != nil {
 				return res, err
 			}
+			if r != nil {
+				imp.refused = append(imp.refused, *r)
+				continue
+			}
+			imported++
 		}
 		if imp.anonymous {
 			res.Lines = append(res.Lines, `skipped user "": anonymous access needs no user in berth (see serve --anonymous-pull and rules with account "")`)
@@ -59,7 +68,7 @@ var ACLImportOp = register(&Op[ACLImport, Imported]{
 		if err := replaceRules(env.Store, imp, res); err != nil {
 			return res, err
 		}
-		return res, refusedError(len(imp.users), imp.refused)
+		return res, refusedError(imported, imp.refused)
 	},
 	Render: renderImported,
 })
@@ -90,6 +99,9 @@ type dockerAuthImport struct {
 	anonymous bool // the file has the "" user
 	hasACL    bool
 	rules     []store.Rule
+	// anonymousCopies counts the rules added to keep the anonymous
+	// caller's matches (see parseDockerAuth).
+	anonymousCopies int
 }
 
 // parseDockerAuth reads an auth_config.yml. An error means nothing may be
@@ -111,6 +123,14 @@ func parseDockerAuth(data []byte) (dockerAuthImport, error) {
 				return imp, fmt.Errorf("acl entry %d: %w", i+1, err)
 			}
 			imp.rules = append(imp.rules, r)
+			if r.Account != "" && auth.PatternMatchesAnonymous(r.Account) {
+				// Right after the original, the copy keeps the anonymous
+				// caller's first match where docker_auth had it.
+				anon := r
+				anon.Account = ""
+				imp.rules = append(imp.rules, anon)
+				imp.anonymousCopies++
+			}
 		}
 	}
 	names := make([]string, 0, len(cfg.Users))
@@ -210,6 +230,10 @@ func replaceRules(s *store.Store, imp dockerAuthImport, res *Imported) error {
 	if err := s.ReplaceRules(imp.rules); err != nil {
 		return fmt.Errorf("replace access rules: %w", err)
 	}
-	res.Lines = append(res.Lines, fmt.Sprintf("replaced %d access rules with the %d of the file", len(old), len(imp.rules)))
+	line := fmt.Sprintf("replaced %d access rules with the %d of the file", len(old), len(imp.rules)-imp.anonymousCopies)
+	if imp.anonymousCopies > 0 {
+		line += fmt.Sprintf(", and %d copies with account \"\" for anonymous callers, whom docker_auth's patterns matched and berth's do not", imp.anonymousCopies)
+	}
+	res.Lines = append(res.Lines, line)
 	return nil
 }

@@ -19,12 +19,18 @@ func TestACLImport(t *testing.T) {
 	both(t, tw, ACLAddOp, ACLAdd{Account: str("old"), Name: str("old/*"), Actions: "pull"}, "")
 	both(t, tw, UserAddOp, UserAdd{Name: "alice", NewPassword: NewPassword{PasswordHash: testHash(t, "old")}, Admin: true}, "")
 
-	got := both(t, tw, ACLImportOp, ACLImport{File: "-"}, string(config))
+	refused := both(t, tw, ACLImportOp, ACLImport{File: "-"}, "users:\n  alice:\n    password: \""+hash2a+"\"\n")
+	if refused.out != "the file has no acl: section: access rules left as they are\n" ||
+		refused.err != "imported 0, refused 1: alice (exists with another password; --overwrite replaces it)" {
+		t.Fatalf("acl import over alice without --overwrite: got\n%s", refused)
+	}
+
+	got := both(t, tw, ACLImportOp, ACLImport{File: "-", Overwrite: true}, string(config))
 	wantOut := "added user admin\n" +
 		"updated the password of alice\n" +
 		"added user ci\n" +
 		`skipped user "": anonymous access needs no user in berth (see serve --anonymous-pull and rules with account "")` + "\n" +
-		"replaced 1 access rules with the 6 of the file\n"
+		"replaced 2 access rules with the 6 of the file\n"
 	wantErr := "imported 3, refused 1: legacy (MD5 ($apr1$), not bcrypt)"
 	if got.out != wantOut || got.err != wantErr {
 		t.Fatalf("acl import: got\n%s\nwant stdout %q\nerror %q", got, wantOut, wantErr)
@@ -114,7 +120,7 @@ func TestACLImport_UsersOnly(t *testing.T) {
 	if got.out != wantOut || got.err != "imported 1, refused 1: eve (no password)" {
 		t.Errorf("got\n%s", got)
 	}
-	if rules, _ := tw.remote.Rules(); len(rules) != 1 || rules[0].Account != "keep" {
+	if rules, _ := tw.remote.Rules(); len(rules) != 2 || rules[0].Account != "keep" {
 		t.Errorf("rules after a users-only import: %+v", rules)
 	}
 }
@@ -159,4 +165,28 @@ func FuzzParseDockerAuth(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestACLImport_AnonymousKept: a docker_auth rule whose account pattern
+// matched anonymous there gets a copy for account "" right after it, since
+// berth's patterns never match anonymous.
+func TestACLImport_AnonymousKept(t *testing.T) {
+	tw := newTwin(t)
+	config := "acl:\n  - match: {account: \"/.+/\", name: \"team/*\"}\n    actions: [pull, push]\n  - match: {account: \"*\", name: \"pub/*\"}\n    actions: [pull]\n"
+	got := both(t, tw, ACLImportOp, ACLImport{File: "-"}, config)
+	want := "replaced 0 access rules with the 2 of the file, and 1 copies with account \"\" for anonymous callers, whom docker_auth's patterns matched and berth's do not\n"
+	if got.out != want || got.err != "" {
+		t.Fatalf("got\n%s\nwant %q", got, want)
+	}
+	rules, _ := tw.remote.Rules()
+	authz, err := auth.NewAuthorizer(rules, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := authz.Allowed("", false, "repository", "pub/x", []string{"pull"}); len(got) != 1 {
+		t.Errorf("anonymous pull of pub/x after import = %q, want [pull] as in docker_auth", got)
+	}
+	if got := authz.Allowed("", false, "repository", "team/x", []string{"pull"}); len(got) != 0 {
+		t.Errorf("anonymous pull of team/x after import = %q, want nothing (/.+/ never matched anonymous)", got)
+	}
 }

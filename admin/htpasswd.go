@@ -25,8 +25,9 @@ import (
 //
 // The CLI reads File (- for stdin) and sends its content as Data.
 type UserImportHtpasswd struct {
-	File string `arg:"FILE" json:"-"`
-	Data []byte `json:"data"`
+	File      string `arg:"FILE" json:"-"`
+	Overwrite bool   `flag:"overwrite" usage:"replace the password of users that exist already (else they are refused by name)" json:"overwrite,omitempty"`
+	Data      []byte `json:"data"`
 }
 
 // Imported is the result of an import: one line per user, in order.
@@ -47,12 +48,20 @@ var UserImportHtpasswdOp = register(&Op[UserImportHtpasswd, Imported]{
 			return nil, err
 		}
 		res := &Imported{Lines: []string{}}
+		imported := 0
 		for _, e := range entries {
-			if err := importUser(env.Store, e.Name, []byte(e.Hash), res); err != nil {
+			r, err := importUser(env.Store, e.Name, []byte(e.Hash), req.Overwrite, res)
+			if err != nil {
 				return res, err
 			}
+			if r != nil {
+				r.Line = e.Line
+				refused = append(refused, *r)
+				continue
+			}
+			imported++
 		}
-		return res, refusedError(len(entries), refused)
+		return res, refusedError(imported, refused)
 	},
 	Render: renderImported,
 })
@@ -158,29 +167,33 @@ func parseHtpasswd(r io.Reader) ([]importedUser, []refusal, error) {
 	return entries, refused, nil
 }
 
-// importUser adds a user with hash, or sets an existing user's password to
-// it. An unchanged hash is left alone, so re-running an import does not log
-// everyone out (a password change revokes refresh tokens).
-func importUser(s *store.Store, name string, hash []byte, res *Imported) error {
+// importUser adds a user with hash, or, with overwrite, sets an existing
+// user's password to it; without overwrite an existing user with another
+// password is refused (the refusal is returned), since replacing a password
+// signs its user out everywhere. An unchanged hash is left alone, so
+// re-running an import does not log everyone out.
+func importUser(s *store.Store, name string, hash []byte, overwrite bool, res *Imported) (*refusal, error) {
 	u, err := s.User(name)
 	switch {
 	case err == nil && string(u.PasswordHash) == string(hash):
 		res.Lines = append(res.Lines, "unchanged "+name)
-		return nil
+		return nil, nil
+	case err == nil && !overwrite:
+		return &refusal{Name: name, Reason: "exists with another password; --overwrite replaces it"}, nil
 	case err == nil:
 		if err := s.SetPassword(name, hash); err != nil {
-			return fmt.Errorf("set the password of %s: %w", name, userError(name, err))
+			return nil, fmt.Errorf("set the password of %s: %w", name, userError(name, err))
 		}
 		res.Lines = append(res.Lines, "updated the password of "+name)
-		return nil
+		return nil, nil
 	case !errors.Is(err, store.ErrUserUnknown):
-		return fmt.Errorf("look up %s: %w", name, err)
+		return nil, fmt.Errorf("look up %s: %w", name, err)
 	}
 	if err := s.AddUser(store.User{Name: name, PasswordHash: hash}); err != nil {
-		return fmt.Errorf("add %s: %w", name, userError(name, err))
+		return nil, fmt.Errorf("add %s: %w", name, userError(name, err))
 	}
 	res.Lines = append(res.Lines, "added user "+name)
-	return nil
+	return nil, nil
 }
 
 // refusedError is nil when nothing was refused, else one line naming every

@@ -91,7 +91,16 @@ func TestUserImportHtpasswd(t *testing.T) {
 		"garbage",
 	}, "\n") + "\n"
 
-	got := both(t, tw, UserImportHtpasswdOp, UserImportHtpasswd{File: "-"}, file)
+	// Without --overwrite bob keeps his password, and the import says so.
+	refused := both(t, tw, UserImportHtpasswdOp, UserImportHtpasswd{File: "-"}, "bob:"+hash2a+"\n")
+	if refused.out != "" || refused.err != "imported 0, refused 1: bob (line 1: exists with another password; --overwrite replaces it)" {
+		t.Errorf("import over bob without --overwrite: got\n%s", refused)
+	}
+	if u, _ := tw.remote.User("bob"); string(u.PasswordHash) != bobOld {
+		t.Errorf("bob's password changed without --overwrite")
+	}
+
+	got := both(t, tw, UserImportHtpasswdOp, UserImportHtpasswd{File: "-", Overwrite: true}, file)
 	wantOut := "added user alice\nupdated the password of bob\nadded user erin\n"
 	wantErr := "imported 3, refused 3: carol (line 4: MD5 ($apr1$), not bcrypt), dave (line 5: SHA-1 ({SHA}), not bcrypt), line 7 (no ':' between name and hash)"
 	if got.out != wantOut || got.err != wantErr {

@@ -28,7 +28,7 @@ type Rules struct {
 
 // ACLAdd adds an access rule. An omitted Account or Name matches anything.
 type ACLAdd struct {
-	Account *string `flag:"account" usage:"who the rule is for" json:"account,omitempty"`
+	Account *string `flag:"account" usage:"who the rule is for (omitted: every signed-in user; '' is anonymous, and only '' matches anonymous)" json:"account,omitempty"`
 	Name    *string `flag:"name" usage:"which repositories it covers" json:"name,omitempty"`
 	Type    string  `flag:"type" usage:"resource type: repository (default), or registry for the catalog" json:"type,omitempty"`
 	Actions string  `flag:"actions" usage:"what it grants: pull,push,delete or * (required)" json:"actions"`
@@ -44,9 +44,13 @@ type ACLDel struct {
 
 // RuleChange is the result of acl add and acl del.
 type RuleChange struct {
-	Added   bool       `json:"added"`
-	Number  int        `json:"number"`
-	Deleted store.Rule `json:"deleted"` // for acl del
+	Added bool `json:"added"`
+	// DefaultRule is the number of the rule that keeps the default policy
+	// (signed-in users pull everything), added with the first rule; 0 when
+	// none was added.
+	DefaultRule int        `json:"default_rule,omitempty"`
+	Number      int        `json:"number"`
+	Deleted     store.Rule `json:"deleted"` // for acl del
 }
 
 var ACLListOp = register(&Op[ACLList, Rules]{
@@ -84,6 +88,15 @@ var ACLAddOp = register(&Op[ACLAdd, RuleChange]{
 				return nil, fmt.Errorf("--at %s: want a position from 1 to %d", *req.At, len(rules)+1)
 			}
 		}
+		if len(rules) == 0 {
+			// The first rule ends the default policy; rather than drop it
+			// silently, keep it as a rule of its own after the new one,
+			// visible in acl list and deletable like any other.
+			if err := env.Store.ReplaceRules([]store.Rule{r, defaultPullRule}); err != nil {
+				return nil, fmt.Errorf("add access rule: %w", err)
+			}
+			return &RuleChange{Added: true, Number: 1, DefaultRule: 2}, nil
+		}
 		if err := env.Store.InsertRule(r, at-1); err != nil {
 			return nil, fmt.Errorf("add access rule: %w", err)
 		}
@@ -114,6 +127,9 @@ var ACLDelOp = register(&Op[ACLDel, RuleChange]{
 func renderRuleChange(w Output, res *RuleChange) error {
 	if res.Added {
 		_, err := fmt.Fprintf(w.Out, "added rule %d\n", res.Number)
+		if err == nil && res.DefaultRule > 0 {
+			_, err = fmt.Fprintf(w.Out, "the default policy is now rule %d (every signed-in user may pull everything); `berth acl del %d` removes it\n", res.DefaultRule, res.DefaultRule)
+		}
 		return err
 	}
 	r := res.Deleted
@@ -123,8 +139,15 @@ func renderRuleChange(w Output, res *RuleChange) error {
 
 // matchAny is the pattern an omitted --account or --name stands for, like
 // an absent match field in docker_auth: a regular expression matching every
-// value, including "" (anonymous). A glob "*" would not do: it stops at '/'.
+// value. As an account it matches every signed-in caller, never anonymous
+// (only --account ” does). A glob "*" would not do for names: it stops at
+// '/'.
 const matchAny = "/.*/"
+
+// defaultPullRule is the default policy's pull for signed-in users, kept
+// as a rule when the first rule is added. The personal namespaces need no
+// rule: they hold whatever the rules say.
+var defaultPullRule = store.Rule{Account: "/.+/", Name: "**", Actions: []string{"pull"}, Comment: "default policy: signed-in users pull everything"}
 
 func printRules(w io.Writer, rules []store.Rule) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

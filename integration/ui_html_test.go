@@ -118,25 +118,30 @@ func csrfOf(t *testing.T, s *server, cookie *http.Cookie) string {
 }
 
 // signIn signs in through the form and returns the session cookie.
-func signIn(t *testing.T, s *server, name, password string) *http.Cookie {
+// signinCSRF fetches the sign-in form and returns the berth_csrf cookie it
+// sets.
+func signinCSRF(t *testing.T, s *server) *http.Cookie {
 	t.Helper()
 	resp, err := http.Get(s.URL("/ui/signin"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	var pre *http.Cookie
 	for _, c := range resp.Cookies() {
 		if c.Name == "berth_csrf" {
-			pre = c
+			return c
 		}
 	}
-	if pre == nil {
-		t.Fatal("the sign-in form set no berth_csrf cookie")
-	}
+	t.Fatal("the sign-in form set no berth_csrf cookie")
+	return nil
+}
+
+func signIn(t *testing.T, s *server, name, password string) *http.Cookie {
+	t.Helper()
+	pre := signinCSRF(t, s)
 	req := formPost(t, s.URL("/ui/signin"), url.Values{"csrf": {pre.Value}, "name": {name}, "password": {password}}, pre, "http://"+s.Addr)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err = client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +313,9 @@ func TestUI_AccessRules(t *testing.T) {
 	}{
 		{"account=alice&action=delete&repo=shared/x", "Yes"},
 		{"account=alice&action=push&repo=shared/x", "No"},
-		{"account=alice&action=pull&repo=other/x", "No"},
+		// The first rule kept the default policy as rule 2: signed-in pull.
+		{"account=alice&action=pull&repo=other/x", "Yes"},
+		{"account=alice&action=push&repo=other/x", "No"},
 		{"account=admin&action=delete&repo=other/x", "Yes"},
 		{"account=&action=pull&repo=shared/x", "No"},
 	} {

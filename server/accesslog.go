@@ -44,7 +44,7 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 		return nil
 	}
 	t, _ := c.Locals(targetKey).(target)
-	s.log.LogAttrs(c.Context(), level, "request",
+	attrs := [...]slog.Attr{
 		slog.Any("id", c.Locals("requestid")),
 		slog.String("method", c.Method()),
 		slog.String("route", route),
@@ -56,7 +56,15 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 		slog.Duration("duration", took),
 		slog.String("user", userOf(c)),
 		slog.String("remote", c.IP()),
-	)
+		{},
+	}
+	n := len(attrs) - 1
+	// A refusal names the grant or rule behind it (authz.go noteDenial).
+	if denied, ok := c.Locals(deniedKey).(string); ok {
+		attrs[n] = slog.String("denied", denied)
+		n++
+	}
+	s.log.LogAttrs(c.Context(), level, "request", attrs[:n]...)
 	return nil
 }
 

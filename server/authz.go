@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -79,16 +80,54 @@ func (s *Server) authorize(c *fiber.Ctx, n need) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case ok:
+	if ok {
 		return nil
+	}
+	s.noteDenial(c, who, n)
+	switch {
 	case who.signed && !who.bearer:
-		return newError(codeDenied, nil)
+		// A valid sign-in that the access model refuses: say so, rather
+		// than "authentication required", which sends users hunting for
+		// a wrong password.
+		return &Error{Code: codeDenied, Message: fmt.Sprintf("%s may not %s %s", who.account, verbOf(n), n.name)}
 	default:
 		// Anonymous, or a token that lacks the scope: the client fetches a
 		// token for the scope in the challenge and retries.
 		return s.challenge(c, n, who.bearer)
 	}
+}
+
+// deniedKey holds why a request was refused, for the access log.
+const deniedKey = "berth.denied"
+
+// noteDenial records which grant or rule refused the request (or that the
+// token lacked the scope), for the access log line.
+func (s *Server) noteDenial(c *fiber.Ctx, who *caller, n need) {
+	d, err := s.auth.Explain(who.account, n.typ, n.name, n.action)
+	reason := d.Reason
+	switch {
+	case err != nil:
+		reason = "cannot explain: " + err.Error()
+	case who.bearer && d.Allowed:
+		reason = "the token does not carry this scope (issued before a change, or not asked for)"
+	case who.bearer:
+		reason = "the token does not carry this scope: " + reason
+	}
+	c.Locals(deniedKey, n.action+" "+n.name+": "+reason)
+}
+
+// verbOf words a refused need for the client: "push to", "pull", "delete
+// from", "list the catalog of".
+func verbOf(n need) string {
+	switch n.action {
+	case auth.ActionPush:
+		return "push to"
+	case auth.ActionDelete:
+		return "delete from"
+	case auth.ActionAll:
+		return "list"
+	}
+	return n.action
 }
 
 // allowed reports whether who may take action on (typ, name).
@@ -158,6 +197,11 @@ func (s *Server) authError(c *fiber.Ctx, err error, badCredentials func(*fiber.C
 		return newError(codeTooManyRequests, nil)
 	case errors.Is(err, auth.ErrBadCredentials):
 		return badCredentials(c)
+	case errors.Is(err, auth.ErrLDAPUnavailable):
+		// Said plainly, never a silent fallback; the detail (which host,
+		// which step) goes to the log.
+		s.log.Error("LDAP sign-in", "err", err)
+		return newError(codeDirectoryDown, nil)
 	}
 	return err
 }

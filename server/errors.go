@@ -87,6 +87,9 @@ var (
 	// arriving (the body progress timeout): the session keeps what came.
 	codeBodyShort   = Code{"BLOB_UPLOAD_INVALID", 400, "request body ended early; the upload keeps what arrived, resume from its offset", false}
 	codeBodyStalled = Code{"BLOB_UPLOAD_INVALID", 408, "request body stopped arriving; the upload keeps what arrived, resume from its offset", false}
+	// LDAP sign-in could not reach or use the directory: 503, so clients
+	// and people see a server-side outage, not a wrong password.
+	codeDirectoryDown = Code{"UNAUTHORIZED", 503, "the LDAP directory cannot be reached; try again later", false}
 	// Anything the server did not expect. The cause goes to the log only.
 	codeUnknown = Code{"UNKNOWN", 500, "unknown error", false}
 	// Client errors fasthttp finds before a handler runs (a malformed

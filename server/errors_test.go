@@ -72,6 +72,7 @@ var codeTable = map[string]struct {
 	"codeBodyShort":           {codeBodyShort, "BLOB_UPLOAD_INVALID", 400, false},
 	"codeBodyStalled":         {codeBodyStalled, "BLOB_UPLOAD_INVALID", 408, false},
 	"codeUnknown":             {codeUnknown, "UNKNOWN", 500, false},
+	"codeDirectoryDown":       {codeDirectoryDown, "UNAUTHORIZED", 503, false},
 	"codeBadRequest":          {codeBadRequest, "UNSUPPORTED", 400, false},
 	"codeHeaderTooLarge":      {codeHeaderTooLarge, "UNSUPPORTED", 431, false},
 	"codeURITooLong":          {codeURITooLong, "UNSUPPORTED", 414, false},
@@ -181,6 +182,14 @@ var notForClients = map[string]error{
 	"ErrUserInvalid":       store.ErrUserInvalid,       // user add
 	"ErrPasswordHashEmpty": store.ErrPasswordHashEmpty, // user add
 	"ErrWebhookUnknown":    store.ErrWebhookUnknown,    // webhook del, status, replay, test
+	"ErrLDAPNotConfigured": store.ErrLDAPNotConfigured, // ldap show, test; sign-in skips LDAP
+	"ErrOrgExists":         store.ErrOrgExists,         // org add
+	"ErrOrgUnknown":        store.ErrOrgUnknown,        // org and team commands
+	"ErrTeamExists":        store.ErrTeamExists,        // team add
+	"ErrTeamUnknown":       store.ErrTeamUnknown,       // team commands
+	"ErrGrantInvalid":      store.ErrGrantInvalid,      // org grant
+	"ErrGrantUnknown":      store.ErrGrantUnknown,      // org revoke
+	"ErrNamespaceUsed":     store.ErrNamespaceUsed,     // org add, user add
 	"ErrWebhookExists":     store.ErrWebhookExists,     // webhook add
 	"ErrWebhookInvalid":    store.ErrWebhookInvalid,    // webhook add
 	"ErrPolicyUnknown":     store.ErrPolicyUnknown,     // retention, immutable and quota del

@@ -109,7 +109,9 @@ func (s *Server) issueToken(c *fiber.Ctx, req tokenRequest) error {
 	switch {
 	case req.grantType == "refresh_token":
 		resp["refresh_token"] = req.refreshToken
-	case req.offline && user.Name != "":
+	case req.offline && user.Name != "" && !auth.IsDirectoryUser(user):
+		// Directory users get none: each token is a new LDAP check, so a
+		// user removed there is refused at the next one.
 		rt, err := s.auth.IssueRefresh(user, s.service, clientName(c, req))
 		if err != nil {
 			return err
@@ -163,7 +165,7 @@ func (s *Server) tokenUser(c *fiber.Ctx, req tokenRequest) (store.User, error) {
 		}
 		return u, nil
 	case req.basic || req.grantType == "password":
-		u, err := s.auth.Authenticate(req.username, req.password, c.IP())
+		u, err := s.auth.AuthenticateForToken(req.username, req.password, c.IP())
 		if err != nil {
 			return store.User{}, s.authError(c, err, s.tokenUnauthorized)
 		}

@@ -36,6 +36,11 @@ import (
 //	immutable  <name> → immutability rule
 //	lifts      <repo>\x00<tag> → until              an admin's one-off lift of an immutable tag
 //	quotas     <kind>\x00<name> → limit in bytes     kind: namespace or repository (quota.go)
+//	orgs       <org> → organization record                      (orgs.go)
+//	teams      <org>\x00<team> → team record: members, LDAP group
+//	grants     <org>\x00<repos pattern>\x00<u|t>\x00<user or team> → level
+//	visibility <repository or namespace> → "public" or "private"
+//	ldap       "config" → LDAP sign-in settings                 (ldap.go)
 var (
 	bucketMeta         = []byte("meta")
 	bucketRepos        = []byte("repos")
@@ -70,6 +75,7 @@ var (
 		bucketUsers, bucketRules, bucketKeys, bucketTokens,
 		bucketWebhooks, bucketHookState, bucketOutbox, bucketDeadLetters,
 		bucketTagTimes, bucketPulls, bucketRetention, bucketImmutable, bucketLifts, bucketQuotas,
+		bucketOrgs, bucketTeams, bucketGrants, bucketVisibility, bucketLDAP,
 	}
 )
 

@@ -78,6 +78,9 @@ func (s *Store) AddUser(u User) error {
 		if users.Get([]byte(u.Name)) != nil {
 			return fmt.Errorf("%w: %s", ErrUserExists, u.Name)
 		}
+		if orgs := tx.Bucket(bucketOrgs); orgs != nil && orgs.Get([]byte(u.Name)) != nil {
+			return fmt.Errorf("%w: %s is an organization", ErrNamespaceUsed, u.Name)
+		}
 		epoch, err := users.NextSequence()
 		if err != nil {
 			return err
@@ -159,6 +162,9 @@ func (s *Store) DeleteUser(name string) error {
 			return fmt.Errorf("%w: %s", ErrUserUnknown, name)
 		}
 		if err := users.Delete([]byte(name)); err != nil {
+			return err
+		}
+		if err := forgetUser(tx, name); err != nil {
 			return err
 		}
 		return deleteRefreshTokensOf(tx, name)

@@ -177,6 +177,12 @@ func (u *UI) signin(c *fiber.Ctx, v *viewer) error {
 		return u.render(c, v, "signin", "Sign in", map[string]string{"Error": "Wrong name or password."})
 	case err != nil:
 		return err
+	case auth.IsDirectoryUser(usr):
+		// Sessions are checked against the local user's record on every
+		// page (viewerOf); a directory user has none, so it would be
+		// signed out at once. Say so instead.
+		c.Status(fiber.StatusForbidden)
+		return u.render(c, v, "signin", "Sign in", map[string]string{"Error": "LDAP accounts cannot sign in to the web UI yet; they work with docker, podman and the API."})
 	}
 	if v.sessionID != "" {
 		u.sessions.remove(v.sessionID)

@@ -29,15 +29,17 @@
 //
 //	scopes, err := auth.ParseScopes(scopeParams) // ErrScopeInvalid → 400 invalid_request
 //	user := store.User{}                         // anonymous without credentials
-//	user, err = svc.Authenticate(name, password, c.IP())
+//	user, err = svc.AuthenticateForToken(name, password, c.IP())
 //	//   ErrBadCredentials → 401; *auth.ThrottledError (throttled, or too
-//	//   many checks waiting for bcrypt) → 429, Retry-After: RetryAfter
+//	//   many checks waiting for bcrypt) → 429, Retry-After: RetryAfter;
+//	//   ErrLDAPUnavailable (a directory user, the directory down) → 503
 //	//   grant_type=refresh_token instead: user, err = svc.RedeemRefresh(rt, service)
 //	access, err := svc.Authorize(user, scopes)   // less than asked is not an error
 //	tok, err := svc.IssueToken(user, service, access)
 //	//   token = access_token = tok.Raw, expires_in = tok.ExpiresIn seconds,
 //	//   issued_at = tok.IssuedAt (RFC 3339)
-//	//   offline_token=true or access_type=offline (with a signed-in user):
+//	//   offline_token=true or access_type=offline (with a signed-in user
+//	//   that is not a directory user, IsDirectoryUser):
 //	//   refresh_token, err = svc.IssueRefresh(user, service, clientID)
 //
 // Pass the configured --service as service, and refuse (or ignore) a request
@@ -55,8 +57,10 @@
 //	        ok := auth.Covers(access, auth.TypeRepository, repo, action)
 //	none:   the anonymous caller, store.User{}, through Authorize as for Basic.
 //
-// Not ok: 401 with the Bearer challenge for the anonymous caller, 403 with
-// error="insufficient_scope" for a signed-in one. The catalog handler lists
+// Not ok: 401 with the Bearer challenge for the anonymous caller and for a
+// token without the scope (error="insufficient_scope"), 403 DENIED naming
+// the account, action and repository for a Basic caller; svc.Explain says
+// which grant or rule decided, for the log. The catalog handler lists
 // svc.PullFilter(account): which repositories the caller may pull.
 //
 // # Costs

@@ -18,6 +18,7 @@ const (
 	exactPattern patternKind = iota
 	globPattern
 	regexPattern
+	deepGlobPattern // a glob with **, matched through its regular expression
 )
 
 // pattern is one compiled match field of an access rule, with docker_auth's
@@ -26,6 +27,9 @@ const (
 //     unanchored as docker_auth's regexp.Match does: write ^ and $ to anchor;
 //   - a pattern with one of * ? [ \ is a path.Match glob, so * and ? never
 //     match '/' ("alice/*" covers alice/app, not alice/team/app);
+//   - a glob with ** lets ** match across '/' ("apps/**" covers apps/app
+//     and apps/team/app, not apps itself), anchored at both ends; its
+//     other * and ? still stop at '/';
 //   - anything else must equal the value.
 //
 // ${account} is replaced by the caller's account, quoted for the pattern's
@@ -64,6 +68,15 @@ func compilePattern(raw string) (*pattern, error) {
 		if !p.dynamic {
 			p.re = re
 		}
+	case strings.Contains(raw, "**"):
+		p.kind = deepGlobPattern
+		re, err := deepGlobRegexp(strings.ReplaceAll(raw, accountPlaceholder, "account"))
+		if err != nil {
+			return nil, fmt.Errorf("pattern %q: %w", raw, err)
+		}
+		if !p.dynamic {
+			p.re = re
+		}
 	case strings.ContainsAny(raw, `*?[\`):
 		p.kind = globPattern
 		if _, err := path.Match(strings.ReplaceAll(raw, accountPlaceholder, "account"), ""); err != nil {
@@ -77,7 +90,7 @@ func compilePattern(raw string) (*pattern, error) {
 // anonymous).
 func (p *pattern) match(account, value string) bool {
 	switch p.kind {
-	case regexPattern:
+	case regexPattern, deepGlobPattern:
 		re := p.re
 		if p.dynamic {
 			re = p.regexpFor(account)
@@ -110,8 +123,13 @@ func (p *pattern) regexpFor(account string) *regexp.Regexp {
 	if p.perAccount == nil || len(p.perAccount) >= maxCachedAccountRegexps {
 		p.perAccount = make(map[string]*regexp.Regexp)
 	}
-	expr := strings.ReplaceAll(p.raw[1:len(p.raw)-1], accountPlaceholder, regexp.QuoteMeta(account))
-	re, _ := regexp.Compile(expr)
+	var re *regexp.Regexp
+	if p.kind == deepGlobPattern {
+		re, _ = deepGlobRegexp(strings.ReplaceAll(p.raw, accountPlaceholder, quoteGlob(account)))
+	} else {
+		expr := strings.ReplaceAll(p.raw[1:len(p.raw)-1], accountPlaceholder, regexp.QuoteMeta(account))
+		re, _ = regexp.Compile(expr)
+	}
 	p.perAccount[account] = re
 	return re
 }
@@ -129,4 +147,66 @@ func quoteGlob(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// deepGlobRegexp translates a glob with ** into an anchored regular
+// expression: ** matches any run of bytes ('/' included), * any run without
+// '/', ? one byte other than '/', [...] a class as in path.Match, and \x the
+// byte x.
+func deepGlobRegexp(glob string) (*regexp.Regexp, error) {
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(glob); i++ {
+		switch c := glob[i]; c {
+		case '*':
+			if i+1 < len(glob) && glob[i+1] == '*' {
+				b.WriteString(".*")
+				i++
+			} else {
+				b.WriteString("[^/]*")
+			}
+		case '?':
+			b.WriteString("[^/]")
+		case '\\':
+			if i+1 >= len(glob) {
+				return nil, fmt.Errorf("trailing backslash")
+			}
+			i++
+			b.WriteString(regexp.QuoteMeta(glob[i : i+1]))
+		case '[':
+			j := strings.IndexByte(glob[i+1:], ']')
+			if j < 0 {
+				return nil, fmt.Errorf("unclosed character class")
+			}
+			class := glob[i+1 : i+1+j]
+			if strings.HasPrefix(class, "^") {
+				class = "^" + strings.ReplaceAll(class[1:], `\`, `\\`)
+			} else {
+				class = strings.ReplaceAll(class, `\`, `\\`)
+			}
+			if class == "" || class == "^" {
+				return nil, fmt.Errorf("empty character class")
+			}
+			b.WriteString("[" + class + "]")
+			i += j + 1
+		default:
+			b.WriteString(regexp.QuoteMeta(glob[i : i+1]))
+		}
+	}
+	b.WriteString("$")
+	return regexp.Compile(b.String())
+}
+
+// PatternMatchesAnonymous reports whether the account pattern raw would
+// match the anonymous account "" under docker_auth's rules, where globs
+// and regular expressions match "" too ("*", "/.*/"). berth's rules match
+// anonymous only with the account "" itself; acl import uses this to keep
+// a docker_auth file's meaning. A pattern that does not compile matches
+// nothing.
+func PatternMatchesAnonymous(raw string) bool {
+	if strings.Contains(raw, accountPlaceholder) {
+		return false
+	}
+	p, err := compilePattern(raw)
+	return err == nil && p.match("", "")
 }

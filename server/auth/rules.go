@@ -13,36 +13,50 @@ import (
 var ErrRuleInvalid = errors.New("invalid access rule")
 
 // Authorizer decides which actions a caller may take on a resource, from
-// the ordered access rules (compiled once) and the anonymous-pull switch.
-// It is immutable and safe for concurrent use.
+// the access model (organizations, teams, grants, visibility), the ordered
+// access rules and the anonymous-pull switch, all compiled once. It is
+// immutable and safe for concurrent use.
 //
-// The decision, for a caller and a resource:
+// The decision, for a caller and a resource, one action at a time; the
+// first step that grants the action names the reason (Explain):
 //  1. Only actions berth knows are ever granted: pull, push, delete and * on
 //     a repository; * on registry:catalog. Others are dropped.
 //  2. Admins may do everything, whatever the rules say, so a rule list can
 //     never lock out the people who maintain it.
-//  3. With no rules, the default policy README.md documents: every signed-in
-//     user may pull everything and push and delete under "<account>/" (at
-//     any depth); anonymous may do nothing, or pull with anonymous pull on.
-//  4. With rules, the first rule whose Account, Type and Name match decides:
-//     the granted actions are the requested ones the rule lists (all of
-//     them if it lists *). No matching rule denies. Anonymous pull, when on,
-//     adds pull for the anonymous caller on top of the rules.
+//  3. Every signed-in user may do everything under "<account>/" (any
+//     depth): the personal namespace.
+//  4. Grants: a grant to the user, or to a team the user is in, of read
+//     (pull), write (pull, push) or admin (pull, push, delete, *) on the
+//     organization's repositories or on those matching its pattern.
+//  5. Visibility: anyone, anonymous included, may pull a public repository
+//     or a repository in a public namespace; the most specific record wins.
+//  6. Rules: the first rule whose Account, Type and Name match decides
+//     what rules grant: the requested actions it lists (all if it lists *).
+//     With no rules, the default policy: every signed-in user may pull
+//     everything.
+//  7. Anonymous pull (serve --anonymous-pull) lets the anonymous caller pull.
 //
-// A rule's Account "" matches only the anonymous caller, but, as in
-// docker_auth, so do the patterns "*" and "/.*/": write "/.+/" for every
-// signed-in caller. Type "" means "repository". Patterns follow docker_auth:
-// "/re/" is a regular expression matched unanchored (write ^ and $), a
-// pattern with * ? [ or \ is a path.Match glob whose * stops at '/', and
-// anything else is exact. ${account} stands for the caller's account,
-// quoted so the account's characters only ever match themselves.
+// Nothing is ever taken away by a later step: grants, visibility and rules
+// add up, and what none of them grants is denied.
+//
+// A rule's Account matches the anonymous caller only when it is "" (the
+// anonymous account, written "" on the command line): no glob or regular
+// expression matches anonymous, so "*" and "/.+/" mean every signed-in
+// caller. Type "" means "repository". Patterns follow docker_auth: "/re/"
+// is a regular expression matched unanchored (write ^ and $), a pattern with
+// * ? [ or \ is a glob whose * and ? stop at '/' while ** crosses it
+// ("apps/**" covers apps/app and apps/team/app), and anything else is exact.
+// ${account} stands for the caller's account, quoted so the account's
+// characters only ever match themselves.
 //
 // The catalog (registry:catalog:*) follows rules that match type
 // "registry"; when none matches, it is granted to signed-in callers, and to
-// anonymous with anonymous pull, because the catalog handler lists only the
-// repositories the caller may pull: access to it reveals nothing.
+// anonymous with anonymous pull or when something is public, because the
+// catalog handler lists only the repositories the caller may pull: access
+// to it reveals nothing.
 type Authorizer struct {
 	rules         []compiledRule
+	model         *model
 	anonymousPull bool
 }
 
@@ -52,10 +66,21 @@ type compiledRule struct {
 	all                bool // actions include *
 }
 
-// NewAuthorizer compiles rules, in order. It returns an error wrapping
-// ErrRuleInvalid naming the first rule that does not compile.
+// NewAuthorizer compiles rules, in order, with an empty access model. It
+// returns an error wrapping ErrRuleInvalid naming the first rule that does
+// not compile.
 func NewAuthorizer(rules []store.Rule, anonymousPull bool) (*Authorizer, error) {
-	a := &Authorizer{anonymousPull: anonymousPull}
+	return NewModelAuthorizer(store.Model{}, rules, anonymousPull)
+}
+
+// NewModelAuthorizer compiles the access model m and rules. It returns an
+// error naming the first grant or rule that does not compile.
+func NewModelAuthorizer(m store.Model, rules []store.Rule, anonymousPull bool) (*Authorizer, error) {
+	cm, err := compileModel(m)
+	if err != nil {
+		return nil, err
+	}
+	a := &Authorizer{anonymousPull: anonymousPull, model: cm}
 	for i, r := range rules {
 		cr, err := compileRule(r)
 		if err != nil {
@@ -115,25 +140,17 @@ func compileRule(r store.Rule) (compiledRule, error) {
 // class ("repository(plugin)"), which is ignored. The result keeps the
 // requested order without duplicates; nil means nothing is allowed.
 func (a *Authorizer) Allowed(account string, isAdmin bool, resourceType, name string, requested []string) []string {
+	return a.AllowedTo(Principal{Name: account, Admin: isAdmin}, resourceType, name, requested)
+}
+
+// AllowedTo is Allowed for a Principal, whose Teams count as well.
+func (a *Authorizer) AllowedTo(p Principal, resourceType, name string, requested []string) []string {
 	typ, _, _ := strings.Cut(resourceType, "(")
-	wanted := knownActions(typ, name, requested)
-	switch {
-	case len(wanted) == 0:
-		return nil
-	case isAdmin:
-		return wanted
-	case len(a.rules) == 0:
-		return a.defaults(account, typ, name, wanted)
-	}
 	var granted []string
-	if r := a.firstMatch(account, typ, name); r != nil {
-		granted = r.grant(wanted)
-	} else if typ == TypeRegistry {
-		granted = a.defaults(account, typ, name, wanted)
-	}
-	if account == "" && a.anonymousPull && typ == TypeRepository &&
-		slices.Contains(wanted, ActionPull) && !slices.Contains(granted, ActionPull) {
-		granted = append(granted, ActionPull)
+	for _, act := range knownActions(typ, name, requested) {
+		if s := a.source(p, typ, name, act); s.kind != byNothing {
+			granted = append(granted, act)
+		}
 	}
 	return granted
 }
@@ -157,49 +174,28 @@ func knownActions(typ, name string, requested []string) []string {
 	return out
 }
 
-// defaults applies the policy that holds when no rule is configured.
-func (a *Authorizer) defaults(account, typ, name string, wanted []string) []string {
-	signedIn := account != ""
-	if typ == TypeRegistry {
-		if signedIn || a.anonymousPull {
-			return wanted
-		}
-		return nil
-	}
-	if signedIn && strings.HasPrefix(name, account+"/") {
-		return wanted
-	}
-	if signedIn || a.anonymousPull {
-		return intersect(wanted, []string{ActionPull})
-	}
-	return nil
-}
-
-func (a *Authorizer) firstMatch(account, typ, name string) *compiledRule {
+// firstMatch returns the position of the first rule matching the caller
+// and resource, or -1.
+func (a *Authorizer) firstMatch(account, typ, name string) int {
 	for i := range a.rules {
 		r := &a.rules[i]
-		if r.account.match(account, account) && r.typ.match(account, typ) && r.name.match(account, name) {
-			return r
+		if a.accountMatches(r, account) && r.typ.match(account, typ) && r.name.match(account, name) {
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
-func (r *compiledRule) grant(wanted []string) []string {
-	if r.all {
-		return wanted
+// accountMatches reports whether r is for account: the anonymous caller
+// ("") only matches the anonymous account "" itself, never a pattern.
+func (a *Authorizer) accountMatches(r *compiledRule, account string) bool {
+	if account == "" {
+		return r.account.raw == ""
 	}
-	return intersect(wanted, r.actions)
+	return r.account.match(account, account)
 }
 
-// intersect returns the elements of wanted that are in allowed, in the order
-// of wanted.
-func intersect(wanted, allowed []string) []string {
-	var out []string
-	for _, w := range wanted {
-		if slices.Contains(allowed, w) {
-			out = append(out, w)
-		}
-	}
-	return out
+// grants reports whether r grants act.
+func (r *compiledRule) grants(act string) bool {
+	return r.all || contains(r.actions, act)
 }

@@ -113,7 +113,8 @@ func TestAuthorizer_Rules(t *testing.T) {
 	ci := caller{account: "ci-main"}
 	runAllowed(t, a, []allowedCase{
 		{"alice owns alice/*", alice, repo, "alice/app", everyAction, everyAction},
-		{"glob * stops at slash", alice, repo, "alice/team/app", pull, nil},
+		{"glob * stops at slash", alice, repo, "shared/team/app", pull, nil},
+		{"personal namespace at any depth, rules or not", alice, repo, "alice/team/app", everyAction, everyAction},
 		{"alice pulls library", alice, repo, "library/alpine", everyAction, pull},
 		{"alice no access to bob's", alice, repo, "bob/app", pull, nil},
 		{"default deny for top-level", alice, repo, "alpine", pull, nil},
@@ -195,6 +196,19 @@ func TestPattern_Match(t *testing.T) {
 		{"account in regex quoted", "/^${account}$/", "al.ice", "alxice", false},
 		{"account in exact", "u-${account}", "a*", "u-a*", true},
 		{"account in exact stays exact", "u-${account}", "a*", "u-ab", false},
+		{"** covers one level", "apps/**", "", "apps/app", true},
+		{"** covers depth", "apps/**", "", "apps/team/app", true},
+		{"** needs the slash", "apps/**", "", "apps", false},
+		{"** is anchored", "apps/**", "", "xapps/app", false},
+		{"lone ** matches everything", "**", "", "a/b/c", true},
+		{"* beside ** stops at slash", "*/x/**", "", "a/b/x/c", false},
+		{"* beside ** one component", "*/x/**", "", "a/x/c/d", true},
+		{"dot in deep glob is literal", "a.b/**", "", "aXb/c", false},
+		{"account in deep glob", "${account}/**", "al.ice", "al.ice/a/b", true},
+		{"account in deep glob quoted", "${account}/**", "al.ice", "alXice/a/b", false},
+		{"escaped star in deep glob", `a\*/**`, "", "a*/x", true},
+		{"escaped star in deep glob no glob", `a\*/**`, "", "ab/x", false},
+		{"class in deep glob", "app[0-9]/**", "", "app7/x", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

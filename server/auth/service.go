@@ -64,6 +64,7 @@ type Service struct {
 	limiter   *checkLimiter
 	users     *userCache
 	checks    singleflight.Group // bcrypt checks under way, by cache entry
+	ldap      *ldapState
 	now       func() time.Time
 
 	reloadMu sync.Mutex
@@ -111,6 +112,7 @@ func NewService(st *store.Store, opts Options) (*Service, error) {
 		throttle:  newThrottle(),
 		limiter:   newCheckLimiter(opts.PasswordConcurrency),
 		users:     newUserCache(),
+		ldap:      newLDAPState(),
 		now:       time.Now,
 	}, nil
 }
@@ -130,10 +132,28 @@ func NewService(st *store.Store, opts Options) (*Service, error) {
 // everything else counts against the throttle before bcrypt starts, and
 // bcrypt runs under the limiter.
 func (s *Service) Authenticate(name, password, remote string) (store.User, error) {
+	return s.authenticate(name, password, remote, false)
+}
+
+// AuthenticateForToken is Authenticate for the token endpoint: a directory
+// user is always checked against the directory, never answered from the
+// cache, so that a user removed there gets no new token.
+func (s *Service) AuthenticateForToken(name, password, remote string) (store.User, error) {
+	return s.authenticate(name, password, remote, true)
+}
+
+func (s *Service) authenticate(name, password, remote string, fresh bool) (store.User, error) {
 	now := s.now()
 	keys := keysFor(name, remote)
 	u, err := s.users.user(s.store, name)
 	if errors.Is(err, store.ErrUserUnknown) {
+		c, err := s.ldapConfig()
+		if err != nil {
+			return store.User{}, err
+		}
+		if c != nil {
+			return s.authenticateLDAP(c, name, password, keys, now, fresh)
+		}
 		if wait := s.throttle.begin(keys, now); wait > 0 {
 			return store.User{}, &ThrottledError{RetryAfter: wait}
 		}
@@ -181,14 +201,18 @@ func (s *Service) Authenticate(name, password, remote string) (store.User, error
 // nothing is granted. The zero store.User is the anonymous caller. Asking
 // for more is not an error: the answer is less. The result is never nil, so
 // it encodes as "access": []. Errors come from reading the rules.
+//
+// A directory user (IsDirectoryUser) is a member of the teams its LDAP
+// groups map to, as of its last sign-in.
 func (s *Service) Authorize(u store.User, scopes []Scope) ([]Access, error) {
 	authz, err := s.Authorizer()
 	if err != nil {
 		return nil, err
 	}
+	p := s.principal(u, authz)
 	out := []Access{}
 	for _, sc := range scopes {
-		granted := authz.Allowed(u.Name, u.Admin, sc.Type, sc.Name, sc.Actions)
+		granted := authz.AllowedTo(p, sc.Type, sc.Name, sc.Actions)
 		if len(granted) > 0 {
 			out = mergeAccess(out, Access{Type: sc.Type, Name: sc.Name, Actions: granted})
 		}
@@ -217,24 +241,32 @@ func mergeAccess(list []Access, a Access) []Access {
 // transaction; it keeps the rules of the moment it was made.
 func (s *Service) PullFilter(account string) (func(repo string) bool, error) {
 	nothing := func(string) bool { return false }
-	admin := false
+	var u store.User
 	if account != "" {
-		u, err := s.store.User(account)
+		var err error
+		u, err = s.store.User(account)
 		if errors.Is(err, store.ErrUserUnknown) {
-			return nothing, nil
+			// A directory user, if it signed in through LDAP.
+			s.ldap.mu.Lock()
+			_, known := s.ldap.groups[account]
+			s.ldap.mu.Unlock()
+			if !known {
+				return nothing, nil
+			}
+			u, err = store.User{Name: account}, nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		admin = u.Admin
 	}
 	authz, err := s.Authorizer()
 	if err != nil {
 		return nil, err
 	}
+	p := s.principal(u, authz)
 	pull := []string{ActionPull}
 	return func(repo string) bool {
-		return len(authz.Allowed(account, admin, TypeRepository, repo, pull)) > 0
+		return len(authz.AllowedTo(p, TypeRepository, repo, pull)) > 0
 	}, nil
 }
 
@@ -257,13 +289,9 @@ func (s *Service) Authorizer() (*Authorizer, error) {
 	}
 	// The version was read before the rules, so the rules are at least that
 	// new; a change in between only causes one more reload.
-	rules, err := s.store.Rules()
+	authz, err := LoadAuthorizer(s.store, s.opts.AnonymousPull)
 	if err != nil {
-		return nil, fmt.Errorf("read rules: %w", err)
-	}
-	authz, err := NewAuthorizer(rules, s.opts.AnonymousPull)
-	if err != nil {
-		return nil, fmt.Errorf("compile rules: %w", err)
+		return nil, err
 	}
 	s.rules.Store(&compiledRules{version: version, authz: authz})
 	return authz, nil
@@ -293,6 +321,14 @@ func (s *Service) VerifyToken(raw, service string) (account string, access []Acc
 	}
 	u, err := s.users.user(s.store, v.account)
 	switch {
+	case errors.Is(err, store.ErrUserUnknown) && v.epoch == 0:
+		// A directory user's token: good while LDAP stays configured and
+		// no local user took the name. The directory was asked when the
+		// token was issued, at most a token TTL ago.
+		if c, err := s.ldapConfig(); err != nil || c == nil {
+			return "", nil, fmt.Errorf("%w: LDAP sign-in is off", ErrTokenInvalid)
+		}
+		return v.account, v.access, nil
 	case errors.Is(err, store.ErrUserUnknown):
 		return "", nil, fmt.Errorf("%w: user %s no longer exists", ErrTokenInvalid, v.account)
 	case err != nil:
@@ -301,4 +337,21 @@ func (s *Service) VerifyToken(raw, service string) (account string, access []Acc
 		return "", nil, fmt.Errorf("%w: issued before %s's password changed", ErrTokenInvalid, v.account)
 	}
 	return v.account, v.access, nil
+}
+
+// LoadAuthorizer compiles the access model and rules in st now.
+func LoadAuthorizer(st *store.Store, anonymousPull bool) (*Authorizer, error) {
+	rules, err := st.Rules()
+	if err != nil {
+		return nil, fmt.Errorf("read rules: %w", err)
+	}
+	m, err := st.AccessModel()
+	if err != nil {
+		return nil, fmt.Errorf("read access model: %w", err)
+	}
+	authz, err := NewModelAuthorizer(m, rules, anonymousPull)
+	if err != nil {
+		return nil, fmt.Errorf("compile access model and rules: %w", err)
+	}
+	return authz, nil
 }
