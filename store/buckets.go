@@ -30,6 +30,7 @@ import (
 //	hookstate  <name> → delivery cursor (outbox position) and last attempt
 //	outbox     <seq, big-endian uint64> → event, written in the transaction of the change it reports
 //	deadletters <name>\x00<seq> → event an endpoint never took, with the reason
+//	history    <kind>\x00<seq, big-endian uint64> → a past gc or backup run (the newest 50 of each kind)
 var (
 	bucketMeta         = []byte("meta")
 	bucketRepos        = []byte("repos")
@@ -51,12 +52,14 @@ var (
 	bucketHookState    = []byte("hookstate")
 	bucketOutbox       = []byte("outbox")
 	bucketDeadLetters  = []byte("deadletters")
+	bucketHistory      = []byte("history")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketRepos, bucketBlobs, bucketLinks, bucketBlobRepos,
 		bucketManifests, bucketRefs, bucketTags, bucketReferrers, bucketBroken, bucketUploads, bucketUploadOwners,
 		bucketUsers, bucketRules, bucketKeys, bucketTokens,
 		bucketWebhooks, bucketHookState, bucketOutbox, bucketDeadLetters,
+		bucketHistory,
 	}
 )
 
