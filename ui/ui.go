@@ -70,7 +70,11 @@ type UI struct {
 	auth     *auth.Service
 	log      *slog.Logger
 	sessions *sessions
-	pages    map[string]*template.Template
+	// summaries are kept for the lists sorted by size or push and the
+	// storage page.
+	summaries *summaries
+	backup    backupJob
+	pages     map[string]*template.Template
 }
 
 // New parses the embedded templates and returns the UI; an error means a
@@ -84,6 +88,7 @@ func New(opts Options) (*UI, error) {
 	}
 	u := &UI{opts: opts, st: opts.Store, auth: opts.Auth, log: opts.Logger,
 		sessions: newSessions(opts.SessionTTL), pages: map[string]*template.Template{}}
+	u.summaries = &summaries{st: opts.Store, log: opts.Logger.Warn}
 	names, err := fs.Glob(templateFiles, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -121,11 +126,17 @@ func (u *UI) Mount(r fiber.Router) {
 	g.Post("/admin/user/add", u.page(u.adminOnly(u.userAdd)))
 	g.Post("/admin/user/passwd", u.page(u.adminOnly(u.userPasswd)))
 	g.Post("/admin/user/del", u.page(u.adminOnly(u.userDel)))
+	g.Post("/admin/user/admin", u.page(u.adminOnly(u.userAdmin)))
+	g.Get("/admin/gc", u.page(u.adminOnly(u.gcHome)))
 	g.Post("/admin/gc", u.page(u.adminOnly(u.gc)))
+	g.Get("/admin/storage", u.page(u.adminOnly(u.storage)))
+	g.Get("/admin/backups", u.page(u.adminOnly(u.backups)))
+	g.Post("/admin/backups", u.page(u.adminOnly(u.backupStart)))
 	g.Get("/admin/rules", u.page(u.adminOnly(u.rules)))
 	g.Get("/admin/rules/test", u.page(u.adminOnly(u.ruleTester)))
 	g.Post("/admin/rules/add", u.page(u.adminOnly(u.ruleAdd)))
 	g.Post("/admin/rules/del", u.page(u.adminOnly(u.ruleDel)))
+	g.Post("/admin/rules/move", u.page(u.adminOnly(u.ruleMove)))
 	g.All("/*", u.page(func(*fiber.Ctx, *viewer) error { return errStatus(fiber.StatusNotFound, "no such page") }))
 }
 
