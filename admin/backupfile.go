@@ -23,17 +23,8 @@ import (
 // go with a restore --force). The web UI's backups page starts backups
 // through it.
 func BackupFile(ctx context.Context, env *Env, path, base string) (*BackupWritten, error) {
-	if !filepath.IsAbs(path) {
-		return nil, fmt.Errorf("backup: %s: give an absolute path", path)
-	}
-	path = filepath.Clean(path)
-	if rel, err := filepath.Rel(env.Store.Dir(), path); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return nil, fmt.Errorf("backup: %s is inside the data directory: choose a directory outside it", path)
-	}
-	if _, err := os.Lstat(path); err == nil {
-		return nil, fmt.Errorf("backup: %s exists: a backup never replaces a file", path)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("backup: %w", err)
+	if err := CheckBackupPath(env, path); err != nil {
+		return nil, err
 	}
 	req := Backup{Output: path, IncrementalFrom: base, BerthVersion: env.Version}
 	if err := BackupOp.Prepare(&req, Client{}); err != nil {
@@ -46,4 +37,22 @@ func BackupFile(ctx context.Context, env *Env, path, base string) (*BackupWritte
 		return err
 	})
 	return res, err
+}
+
+// CheckBackupPath refuses what BackupFile refuses to write to: a relative
+// path, a path inside the data directory, a file that exists.
+func CheckBackupPath(env *Env, path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("backup: %s: give an absolute path", path)
+	}
+	path = filepath.Clean(path)
+	if rel, err := filepath.Rel(filepath.Clean(env.Store.Dir()), path); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("backup: %s is inside the data directory: choose a directory outside it", path)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("backup: %s exists: a backup never replaces a file", path)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("backup: %w", err)
+	}
+	return nil
 }

@@ -217,18 +217,26 @@ func TestUI_Permissions(t *testing.T) {
 	token := csrfOf(t, s, alice)
 	origin := "http://" + s.Addr
 	for path, form := range map[string]url.Values{
-		"/ui/delete":          {"csrf": {token}, "name": {"web/app"}, "tag": {"v1"}},
-		"/ui/admin/user/add":  {"csrf": {token}, "name": {"mallory"}, "password": {"x-secret"}},
-		"/ui/admin/gc":        {"csrf": {token}, "mode": {"run"}},
-		"/ui/admin/user/del":  {"csrf": {token}, "name": {"admin"}},
-		"/ui/admin/rules/add": {"csrf": {token}, "account": {"alice"}, "actions": {"*"}},
+		"/ui/delete":           {"csrf": {token}, "name": {"web/app"}, "tag": {"v1"}},
+		"/ui/admin/user/add":   {"csrf": {token}, "name": {"mallory"}, "password": {"x-secret"}},
+		"/ui/admin/gc":         {"csrf": {token}, "mode": {"run"}},
+		"/ui/admin/user/del":   {"csrf": {token}, "name": {"admin"}},
+		"/ui/admin/rules/add":  {"csrf": {token}, "account": {"alice"}, "actions": {"*"}},
+		"/ui/admin/user/admin": {"csrf": {token}, "name": {"alice"}},
+		"/ui/admin/rules/move": {"csrf": {token}, "number": {"1"}, "to": {"1"}},
+		"/ui/admin/backups":    {"csrf": {token}, "dir": {t.TempDir()}, "kind": {"full"}},
 	} {
 		if p := doPage(t, formPost(t, s.URL(path), form, alice, origin)); p.status != http.StatusForbidden {
 			t.Errorf("alice POST %s: status %d, want 403", path, p.status)
 		}
 	}
-	if p := getPage(t, s, "/ui/admin", alice); p.status != http.StatusForbidden {
-		t.Errorf("alice's admin page: status %d, want 403", p.status)
+	for _, path := range []string{"/ui/admin", "/ui/admin/rules", "/ui/admin/gc", "/ui/admin/storage", "/ui/admin/backups"} {
+		if p := getPage(t, s, path, alice); p.status != http.StatusForbidden {
+			t.Errorf("alice's %s: status %d, want 403", path, p.status)
+		}
+	}
+	if out := s.berth(t, "", "user", "list"); regexpLine(out, `alice\s+yes`) {
+		t.Fatalf("alice made herself admin: %s", out)
 	}
 	if tags := tagsList(t, s, "web/app", "admin", adminPW); !strings.Contains(tags, `"v1"`) {
 		t.Fatalf("alice deleted web/app:v1: %s", tags)

@@ -87,6 +87,12 @@ func (u *UI) backupStart(c *fiber.Ctx, v *viewer) error {
 	}
 	now := time.Now().UTC()
 	path := filepath.Join(dir, "berth-"+now.Format("20060102T150405Z")+"-"+kind+".tar.zst")
+	if err := admin.CheckBackupPath(u.opts.Admin, path); err != nil {
+		return u.backupRefused(c, v, err.Error())
+	}
+	if err := admin.CheckBackupPath(u.opts.Admin, path); err != nil {
+		return u.backupRefused(c, v, err.Error())
+	}
 	j := &u.backup
 	j.mu.Lock()
 	if j.running {
