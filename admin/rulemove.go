@@ -23,13 +23,9 @@ type RuleMoved struct {
 var ACLMoveOp = register(&Op[ACLMove, RuleMoved]{
 	Name: "acl move",
 	Do: func(_ context.Context, env *Env, _ *Task, req ACLMove) (*RuleMoved, error) {
-		rules, err := env.Store.Rules()
+		rules, from, err := ruleNumbered(env, req.Number)
 		if err != nil {
-			return nil, fmt.Errorf("read access rules: %w", err)
-		}
-		from, err := strconv.Atoi(req.Number)
-		if err != nil || from < 1 || from > len(rules) {
-			return nil, fmt.Errorf("no rule %s: there are %d (see berth acl list)", req.Number, len(rules))
+			return nil, err
 		}
 		if req.To == "" {
 			return nil, fmt.Errorf("--to is required: the rule's new number, from 1 to %d", len(rules))

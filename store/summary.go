@@ -1,8 +1,6 @@
 package store
 
 import (
-	"bytes"
-	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -30,25 +28,11 @@ func (s *Store) Summaries() ([]RepoSummary, uint64, error) {
 			if err != nil {
 				return err
 			}
-			sum := RepoSummary{RepoUsage: u}
-			pre := prefix(repo)
-			tags := tx.Bucket(bucketTags).Cursor()
-			for k, _ := tags.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = tags.Next() {
-				sum.Tags++
+			last, err := lastPush(tx, repo)
+			if err != nil {
+				return err
 			}
-			var last int64
-			manifests := tx.Bucket(bucketManifests).Cursor()
-			for k, v := manifests.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = manifests.Next() {
-				rec, _, err := decodeManifest(v)
-				if err != nil {
-					return fmt.Errorf("manifest %s: %w", k[len(pre):], err)
-				}
-				last = max(last, rec.Created)
-			}
-			if last != 0 {
-				sum.LastPush = time.Unix(0, last)
-			}
-			out = append(out, sum)
+			out = append(out, RepoSummary{RepoUsage: u, Tags: tagCount(tx, repo), LastPush: last})
 		}
 		return nil
 	})
