@@ -154,9 +154,21 @@ func signIn(t *testing.T, s *server, name, password string) *http.Cookie {
 }
 
 func TestUI_SecurityHeaders(t *testing.T) {
-	s, _ := startAuthServer(t, "")
-	for _, path := range []string{"/ui/", "/ui/signin", "/ui/admin", "/ui/nope"} {
-		p := getPage(t, s, path, nil)
+	s, adminPW := startAuthServer(t, "")
+	root := signIn(t, s, "admin", adminPW)
+	for _, tc := range []struct {
+		path   string
+		cookie *http.Cookie
+	}{
+		{"/ui/", nil}, {"/ui/signin", nil}, {"/ui/admin", nil}, {"/ui/nope", nil},
+		{"/ui/?sort=size", root}, {"/ui/admin", root}, {"/ui/admin/rules", root}, {"/ui/admin/gc", root},
+		{"/ui/admin/storage", root}, {"/ui/admin/backups", root},
+	} {
+		path := tc.path
+		p := getPage(t, s, path, tc.cookie)
+		if tc.cookie != nil && p.status != http.StatusOK {
+			t.Errorf("%s as admin: status %d", path, p.status)
+		}
 		csp := p.header.Get("Content-Security-Policy")
 		if !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe-inline") {
 			t.Errorf("%s: CSP %q", path, csp)

@@ -23,6 +23,8 @@ const summaryMinAge = 10 * time.Second
 type summaries struct {
 	st  *store.Store
 	log func(msg string, args ...any)
+	// minAge is summaryMinAge; tests shorten it.
+	minAge time.Duration
 
 	mu         sync.Mutex
 	snap       *summarySnapshot
@@ -51,7 +53,7 @@ func (s *summaries) get() (*summarySnapshot, error) {
 	if snap == nil {
 		return s.firstSnapshot()
 	}
-	if time.Since(snap.Taken) >= summaryMinAge {
+	if time.Since(snap.Taken) >= s.minAge {
 		if gen, err := s.st.Generation(); err == nil && gen != snap.gen {
 			s.refreshInBackground()
 		}
@@ -86,14 +88,14 @@ func (s *summaries) refreshInBackground() {
 	s.mu.Unlock()
 	go func() {
 		snap, err := s.compute()
+		if err != nil {
+			s.log("repository summaries", "err", err)
+		} else {
+			s.keep(snap) // before refreshing ends, so no request starts another for the same change
+		}
 		s.mu.Lock()
 		s.refreshing = false
 		s.mu.Unlock()
-		if err != nil {
-			s.log("repository summaries", "err", err)
-			return
-		}
-		s.keep(snap)
 	}()
 }
 

@@ -88,7 +88,7 @@ func New(opts Options) (*UI, error) {
 	}
 	u := &UI{opts: opts, st: opts.Store, auth: opts.Auth, log: opts.Logger,
 		sessions: newSessions(opts.SessionTTL), pages: map[string]*template.Template{}}
-	u.summaries = &summaries{st: opts.Store, log: opts.Logger.Warn}
+	u.summaries = &summaries{st: opts.Store, log: opts.Logger.Warn, minAge: summaryMinAge}
 	names, err := fs.Glob(templateFiles, "templates/*.html")
 	if err != nil {
 		return nil, err
