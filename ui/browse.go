@@ -59,6 +59,10 @@ type repoRow struct {
 	LastPush  time.Time
 }
 
+// Total is the repository's size as du counts it: what it links, shared
+// or not, and its manifests.
+func (r repoRow) Total() int64 { return r.Exclusive + r.Shared }
+
 // repositories lists the repositories the viewer may pull, filtered by
 // the search box (a substring of the name), pageSize at a time: in name
 // order by default, where each page reads its own numbers from the store,
