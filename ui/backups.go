@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -107,7 +106,7 @@ func (u *UI) backupStart(c *fiber.Ctx, v *viewer) error {
 }
 
 func (u *UI) runBackup(path, base string) {
-	_, err := admin.BackupFile(context.Background(), u.opts.Admin, path, base)
+	_, err := admin.BackupFile(u.opts.Context, u.opts.Admin, path, base)
 	j := &u.backup
 	j.mu.Lock()
 	defer j.mu.Unlock()

@@ -12,6 +12,7 @@
 package ui
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"html/template"
@@ -57,6 +58,9 @@ type Options struct {
 	// Version is shown on the admin page; Started is when serve started.
 	Version string
 	Started time.Time
+	// Context ends with the server: a backup the backups page started
+	// stops then (its temporary file goes). Nil means never.
+	Context context.Context
 	// CertExpiry, when not nil, returns when the served TLS certificate
 	// expires (it may be reloaded on SIGHUP, so it is asked each time).
 	CertExpiry func() time.Time
@@ -82,6 +86,9 @@ type UI struct {
 func New(opts Options) (*UI, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Context == nil {
+		opts.Context = context.Background()
 	}
 	if opts.SessionTTL == 0 {
 		opts.SessionTTL = 12 * time.Hour
