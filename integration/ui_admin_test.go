@@ -95,6 +95,17 @@ func TestUI_RepositorySort(t *testing.T) {
 	if p := getPage(t, s, "/ui/?sort=pushed", nil); len(p.find("span", "id", "as-of")) != 1 {
 		t.Error("a sorted list does not say when its numbers were taken")
 	}
+
+	// A signed-in user sees, sorted too, only what the rules let her pull.
+	s.addUser(t, "bob", "bob-secret-1")
+	s.berth(t, "", "acl", "add", "--account", "bob", "--name", "sort/*", "--actions", "pull")
+	bob := signIn(t, s, "bob", "bob-secret-1")
+	for _, order := range []string{"size", "pushed"} {
+		p := getPage(t, s, "/ui/?sort="+order, bob)
+		if got := repoNames(p); len(got) != 3 || !strings.HasPrefix(got[0], "sort/") || !strings.HasPrefix(got[2], "sort/") {
+			t.Errorf("bob, sort=%s: %v; want the three sort/ repositories only", order, got)
+		}
+	}
 }
 
 // An admin makes a user admin and takes the right away again, in the web UI

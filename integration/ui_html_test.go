@@ -198,9 +198,11 @@ func TestUI_Permissions(t *testing.T) {
 	pushHostile(t, s, "web/app:v1", "admin", adminPW)
 	pushHostile(t, s, "alice/own:v1", "alice", "alice-secret")
 
-	anon := getPage(t, s, "/ui/", nil)
-	if n := len(anon.find("a", "class", "repo")); n != 0 {
-		t.Errorf("anonymous without --anonymous-pull sees %d repositories", n)
+	for _, path := range []string{"/ui/", "/ui/?sort=size", "/ui/?sort=pushed"} {
+		anon := getPage(t, s, path, nil)
+		if n := len(anon.find("a", "class", "repo")); n != 0 {
+			t.Errorf("anonymous without --anonymous-pull sees %d repositories at %s", n, path)
+		}
 	}
 	if p := getPage(t, s, "/ui/repo?name=web/app", nil); p.status != http.StatusNotFound {
 		t.Errorf("anonymous repository page: status %d, want 404", p.status)
