@@ -99,4 +99,20 @@ func TestUI_BrowserAdmin(t *testing.T) {
 		t.Fatalf("storage lists %q first", first)
 	}
 	b.shoot("ui-admin-storage")
+
+	// On a phone, no admin page is wider than the screen (tables scroll in
+	// their own box).
+	b.do("phone view", chromedp.EmulateViewport(390, 844))
+	for _, path := range []string{"/ui/?sort=size", "/ui/admin", "/ui/admin/rules", "/ui/admin/gc", "/ui/admin/storage", "/ui/admin/backups"} {
+		b.do("phone "+path, chromedp.Navigate(s.URL(path)), chromedp.WaitVisible(css("main")))
+		ctx, cancel := b.bounded()
+		width, err := chromedp.Run(ctx, chromedp.Evaluate[int]("document.documentElement.scrollWidth"))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if width > 390 {
+			t.Errorf("on a 390 px screen %s is %d px wide", path, width)
+		}
+	}
 }
