@@ -130,6 +130,8 @@ func TestUI_MakeAdmin(t *testing.T) {
 	if out := s.berth(t, "", "user", "list"); !regexpLine(out, `alice\s+yes`) {
 		t.Errorf("user list after make admin:\n%s", out)
 	}
+	// The API sees the right at once too: an admin may push anywhere.
+	pushRandom(t, s, "other/by-alice:v1", 100, 1, "alice", "alice-secret")
 
 	p = doPage(t, formPost(t, s.URL("/ui/admin/user/admin"), url.Values{"csrf": {token}, "name": {"alice"}, "revoke": {"on"}}, root, origin))
 	if p.status != http.StatusOK {
@@ -137,6 +139,13 @@ func TestUI_MakeAdmin(t *testing.T) {
 	}
 	if p := getPage(t, s, "/ui/admin", alice); p.status != http.StatusForbidden {
 		t.Fatalf("alice, no longer admin, gets %d on the admin page", p.status)
+	}
+	img, err := random.Image(100, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(s.ref(t, "other/by-alice:v2"), img, withAuth(t, "alice", "alice-secret")...); err == nil {
+		t.Fatal("alice, no longer admin, pushed outside alice/")
 	}
 
 	// The only admin cannot lose the right: nobody could manage users then.
