@@ -9,12 +9,18 @@ import (
 	"github.com/berth-registry/berth/store"
 )
 
-// summaryMinAge is how long a snapshot of the repository summaries serves
-// before a change to the store may replace it. Computing one reads every
-// link, manifest and tag record (about 0.2 s at 10,000 repositories on the
-// 2-core test machine), so under a steady stream of pushes it is redone at
-// most this often, in the background.
+// summaryMinAge is how long a snapshot of the repository summaries serves,
+// once they are expensive to compute (see summarySyncBelow), before a
+// change to the store may replace it. Computing one reads every link,
+// manifest and tag record (about 0.2 s at 10,000 repositories on the
+// 2-core test machine), so under a steady stream of pushes it is redone
+// at most this often, in the background.
 const summaryMinAge = 10 * time.Second
+
+// summarySyncBelow is the cost under which a request recomputes stale
+// summaries itself, so that a registry small enough for that never shows
+// a stale order.
+const summarySyncBelow = 25 * time.Millisecond
 
 // summaries keeps the summary of every repository (sizes as du counts
 // them, tag count, last push), so that sorting the repository list by size
@@ -23,13 +29,14 @@ const summaryMinAge = 10 * time.Second
 type summaries struct {
 	st  *store.Store
 	log func(msg string, args ...any)
-	// minAge is summaryMinAge; tests shorten it.
-	minAge time.Duration
+	// minAge and syncBelow are summaryMinAge and summarySyncBelow; tests
+	// change them.
+	minAge, syncBelow time.Duration
 
 	mu         sync.Mutex
 	snap       *summarySnapshot
 	refreshing bool
-	first      sync.Mutex // held while the very first snapshot is computed
+	computing  sync.Mutex // held by a request computing a snapshot itself
 }
 
 // summarySnapshot is one consistent reading of every repository, with its
@@ -37,45 +44,55 @@ type summaries struct {
 type summarySnapshot struct {
 	Taken  time.Time
 	gen    uint64
+	cost   time.Duration // what computing it took
 	byName []store.RepoSummary
 	bySize []store.RepoSummary // Exclusive+Shared, largest first
 	byPush []store.RepoSummary // newest push first
 	byUse  []store.RepoSummary // Exclusive, largest first: what deleting frees
 }
 
-// get returns a snapshot: the kept one, refreshed in the background when
-// the store has changed since it was taken and it is older than
-// summaryMinAge. Only the first call computes one while the caller waits.
+// get returns a snapshot that is current, or, when computing one is
+// expensive (it cost summarySyncBelow or more last time), the kept one,
+// refreshed in the background once it is older than minAge and the store
+// has changed since it was taken.
 func (s *summaries) get() (*summarySnapshot, error) {
-	s.mu.Lock()
-	snap := s.snap
-	s.mu.Unlock()
-	if snap == nil {
-		return s.firstSnapshot()
-	}
-	if time.Since(snap.Taken) >= s.minAge {
-		if gen, err := s.st.Generation(); err == nil && gen != snap.gen {
+	snap := s.current()
+	if snap != nil && snap.cost >= s.syncBelow {
+		if time.Since(snap.Taken) >= s.minAge && s.changedSince(snap) {
 			s.refreshInBackground()
 		}
+		return snap, nil
 	}
-	return snap, nil
-}
-
-func (s *summaries) firstSnapshot() (*summarySnapshot, error) {
-	s.first.Lock()
-	defer s.first.Unlock()
-	s.mu.Lock()
-	snap := s.snap
-	s.mu.Unlock()
-	if snap != nil {
-		return snap, nil // another request made it while this one waited
+	if snap != nil && !s.changedSince(snap) {
+		return snap, nil
 	}
-	snap, err := s.compute()
+	// None yet, or stale and cheap: compute one here, a request at a time,
+	// unless another request made a current one meanwhile.
+	s.computing.Lock()
+	defer s.computing.Unlock()
+	if cur := s.current(); cur != nil && cur != snap && !s.changedSince(cur) {
+		return cur, nil
+	}
+	fresh, err := s.compute()
 	if err != nil {
 		return nil, err
 	}
-	s.keep(snap)
-	return snap, nil
+	s.keep(fresh)
+	return fresh, nil
+}
+
+func (s *summaries) current() *summarySnapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap
+}
+
+// changedSince reports whether the store has had a write since snap was
+// taken; when it cannot tell, it says so, and the caller recomputes (and
+// meets the error there).
+func (s *summaries) changedSince(snap *summarySnapshot) bool {
+	gen, err := s.st.Generation()
+	return err != nil || gen != snap.gen
 }
 
 func (s *summaries) refreshInBackground() {
@@ -115,6 +132,7 @@ func (s *summaries) compute() (*summarySnapshot, error) {
 		return nil, err
 	}
 	snap := &summarySnapshot{Taken: taken, gen: gen, byName: rows}
+	defer func() { snap.cost = time.Since(taken) }() // the sorts included
 	snap.bySize = sortedBy(rows, func(a, b store.RepoSummary) int {
 		return cmp.Compare(b.Exclusive+b.Shared, a.Exclusive+a.Shared)
 	})

@@ -7,13 +7,13 @@ import (
 	"github.com/berth-registry/berth/internal/storetest"
 )
 
-// The kept summaries serve the old snapshot while a change is younger than
-// minAge, then pick the change up in the background; a store that has not
-// changed is never read again.
+// Expensive summaries (here: all of them) serve the old snapshot while a
+// change is younger than minAge, then pick the change up in the
+// background; a store that has not changed is never read again.
 func TestSummaries_RefreshAfterChange(t *testing.T) {
 	st := storetest.Open(t, t.TempDir())
 	storetest.PushImage(t, st, "a", "v1", nil, "layer of a")
-	s := &summaries{st: st, log: t.Logf, minAge: time.Hour}
+	s := &summaries{st: st, log: t.Logf, minAge: time.Hour, syncBelow: 0}
 	first, err := s.get()
 	if err != nil {
 		t.Fatal(err)
@@ -58,5 +58,24 @@ func TestSummaries_RefreshAfterChange(t *testing.T) {
 	s.mu.Unlock()
 	if refreshing {
 		t.Error("a refresh runs though nothing changed")
+	}
+}
+
+// Cheap summaries are recomputed by the request that finds them stale, so
+// a change shows at once; unchanged, they are not recomputed.
+func TestSummaries_CheapAreCurrent(t *testing.T) {
+	st := storetest.Open(t, t.TempDir())
+	s := &summaries{st: st, log: t.Logf, minAge: time.Hour, syncBelow: time.Hour}
+	empty, err := s.get()
+	if err != nil || len(empty.byName) != 0 {
+		t.Fatalf("an empty store: %v, %v", empty, err)
+	}
+	if again, _ := s.get(); again != empty {
+		t.Fatal("an unchanged store was read again")
+	}
+	storetest.PushImage(t, st, "a", "v1", nil, "layer of a")
+	snap, err := s.get()
+	if err != nil || len(snap.byName) != 1 || snap.byName[0].Repo != "a" {
+		t.Fatalf("right after a push: %v, %v", snap, err)
 	}
 }

@@ -59,7 +59,9 @@ type Options struct {
 	Version string
 	Started time.Time
 	// Context ends with the server: a backup the backups page started
-	// stops then (its temporary file goes). Nil means never.
+	// stops then (its temporary file goes). When it is set (serve), the
+	// kept repository summaries are computed at once, in the background.
+	// Nil means never ending, and summaries computed on first use.
 	Context context.Context
 	// CertExpiry, when not nil, returns when the served TLS certificate
 	// expires (it may be reloaded on SIGHUP, so it is asked each time).
@@ -87,7 +89,8 @@ func New(opts Options) (*UI, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Context == nil {
+	serving := opts.Context != nil
+	if !serving {
 		opts.Context = context.Background()
 	}
 	if opts.SessionTTL == 0 {
@@ -95,7 +98,17 @@ func New(opts Options) (*UI, error) {
 	}
 	u := &UI{opts: opts, st: opts.Store, auth: opts.Auth, log: opts.Logger,
 		sessions: newSessions(opts.SessionTTL), pages: map[string]*template.Template{}}
-	u.summaries = &summaries{st: opts.Store, log: opts.Logger.Warn, minAge: summaryMinAge}
+	u.summaries = &summaries{st: opts.Store, log: opts.Logger.Warn, minAge: summaryMinAge, syncBelow: summarySyncBelow}
+	if serving {
+		// Take the first snapshot now, so that no request waits for it
+		// (0.2 s at 10,000 repositories); one that comes sooner waits for
+		// this one instead of computing its own.
+		go func() {
+			if _, err := u.summaries.get(); err != nil && opts.Context.Err() == nil {
+				opts.Logger.Warn("repository summaries", "err", err)
+			}
+		}()
+	}
 	names, err := fs.Glob(templateFiles, "templates/*.html")
 	if err != nil {
 		return nil, err
