@@ -22,6 +22,7 @@ func aclCommand() *cli.Command {
 					"anonymous caller; an omitted --account or --name matches anything.",
 			}),
 			adminCommand(admin.ACLDelOp, &cli.Command{Name: "del", Usage: "delete rule number I"}),
+			adminCommand(admin.ACLMoveOp, &cli.Command{Name: "move", Usage: "move rule number I to number --to J (the rules between move by one)"}),
 			adminCommand(admin.ACLImportOp, &cli.Command{
 				Name:  "import",
 				Usage: "import users: and acl: of a docker_auth auth_config.yml (- for stdin)",

@@ -196,7 +196,7 @@ func runServe(c *cli.Context) error {
 	// The web UI's admin pages run the same operations as the control
 	// socket, on the same store; server only mounts it (it must not
 	// import admin).
-	uiOpts := ui.Options{Store: st, Auth: cfg.Auth, Admin: env, Secure: cert != nil, Logger: log, Version: version, Started: time.Now()}
+	uiOpts := ui.Options{Store: st, Auth: cfg.Auth, Admin: env, Secure: cert != nil, Logger: log, Version: version, Started: time.Now(), Context: ctx}
 	if cert != nil {
 		uiOpts.CertExpiry = func() time.Time { return cert.Leaf().NotAfter }
 	}

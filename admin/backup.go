@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/berth-registry/berth/backup"
 	"github.com/berth-registry/berth/server/auth"
+	"github.com/berth-registry/berth/store"
 )
 
 // Backup writes a backup of the store as a stream. Output and
@@ -23,6 +25,9 @@ type Backup struct {
 	Base *backup.Header `json:"base,omitempty"`
 	// BerthVersion is recorded in the header.
 	BerthVersion string `json:"berth_version,omitempty"`
+	// Path is where the backup goes, as an absolute path, for the backup
+	// history the admin pages show; empty for a stream (--output -).
+	Path string `json:"path,omitempty"`
 }
 
 // BackupWritten is the result of backup: what the summary line says. It is
@@ -43,6 +48,11 @@ var BackupOp = register(&Op[Backup, BackupWritten]{
 	Streams:  true,
 	Progress: "backup",
 	Prepare: func(req *Backup, _ Client) error {
+		if req.Output != "" && req.Output != "-" {
+			if abs, err := filepath.Abs(req.Output); err == nil {
+				req.Path = abs
+			}
+		}
 		if req.IncrementalFrom == "" {
 			return nil
 		}
@@ -66,7 +76,8 @@ var BackupOp = register(&Op[Backup, BackupWritten]{
 			}
 		}
 		start := time.Now()
-		h, err := backup.Write(ctx, env.Store, task.Out, opts)
+		out := &countingWriter{w: task.Out}
+		h, err := backup.Write(ctx, env.Store, out, opts)
 		if err != nil {
 			if env.Logger != nil {
 				env.Logger.Error("backup failed", "err", err)
@@ -81,6 +92,10 @@ var BackupOp = register(&Op[Backup, BackupWritten]{
 		for _, b := range h.Blobs {
 			res.BlobBytes += b.Size
 		}
+		recordBackup(env.Store, env.Logger, store.BackupRun{
+			Finished: time.Now().UTC(), Duration: time.Since(start), ID: h.ID, Base: h.Base, Path: req.Path,
+			Size: out.n, Blobs: res.Blobs, BlobBytes: res.BlobBytes,
+		})
 		return res, nil
 	},
 	Render: func(w Output, res *BackupWritten) error {

@@ -43,6 +43,7 @@ var GCOp = register(&Op[GC, store.GCReport]{
 		start := time.Now()
 		report, err := env.Store.CollectGarbage(ctx, opts)
 		logGC(env.Logger, "gc run", report, time.Since(start), err)
+		recordGC(env.Store, env.Logger, report, start, time.Since(start), false, err)
 		if err != nil {
 			err = fmt.Errorf("gc: %w", err)
 		}
@@ -169,6 +170,7 @@ func RunGCLoop(ctx context.Context, s *store.Store, interval time.Duration, opts
 			return // the server is stopping; the run's partial work is consistent
 		}
 		logGC(logger, "scheduled gc run", report, time.Since(start), err)
+		recordGC(s, logger, report, start, time.Since(start), true, err)
 		recordRun("gc", err)
 	})
 }

@@ -108,13 +108,9 @@ var ACLAddOp = register(&Op[ACLAdd, RuleChange]{
 var ACLDelOp = register(&Op[ACLDel, RuleChange]{
 	Name: "acl del",
 	Do: func(_ context.Context, env *Env, _ *Task, req ACLDel) (*RuleChange, error) {
-		rules, err := env.Store.Rules()
+		rules, i, err := ruleNumbered(env, req.Number)
 		if err != nil {
-			return nil, fmt.Errorf("read access rules: %w", err)
-		}
-		i, err := strconv.Atoi(req.Number)
-		if err != nil || i < 1 || i > len(rules) {
-			return nil, fmt.Errorf("no rule %s: there are %d (see berth acl list)", req.Number, len(rules))
+			return nil, err
 		}
 		if err := env.Store.DeleteRule(i - 1); err != nil {
 			return nil, fmt.Errorf("delete access rule %d: %w", i, err)
@@ -123,6 +119,20 @@ var ACLDelOp = register(&Op[ACLDel, RuleChange]{
 	},
 	Render: renderRuleChange,
 })
+
+// ruleNumbered reads the rules and checks that number (from 1, as acl list
+// prints them) names one of them.
+func ruleNumbered(env *Env, number string) ([]store.Rule, int, error) {
+	rules, err := env.Store.Rules()
+	if err != nil {
+		return nil, 0, fmt.Errorf("read access rules: %w", err)
+	}
+	i, err := strconv.Atoi(number)
+	if err != nil || i < 1 || i > len(rules) {
+		return nil, 0, fmt.Errorf("no rule %s: there are %d (see berth acl list)", number, len(rules))
+	}
+	return rules, i, nil
+}
 
 func renderRuleChange(w Output, res *RuleChange) error {
 	if res.Added {

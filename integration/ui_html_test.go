@@ -159,9 +159,21 @@ func signIn(t *testing.T, s *server, name, password string) *http.Cookie {
 }
 
 func TestUI_SecurityHeaders(t *testing.T) {
-	s, _ := startAuthServer(t, "")
-	for _, path := range []string{"/ui/", "/ui/signin", "/ui/admin", "/ui/nope"} {
-		p := getPage(t, s, path, nil)
+	s, adminPW := startAuthServer(t, "")
+	root := signIn(t, s, "admin", adminPW)
+	for _, tc := range []struct {
+		path   string
+		cookie *http.Cookie
+	}{
+		{"/ui/", nil}, {"/ui/signin", nil}, {"/ui/admin", nil}, {"/ui/nope", nil},
+		{"/ui/?sort=size", root}, {"/ui/admin", root}, {"/ui/admin/rules", root}, {"/ui/admin/gc", root},
+		{"/ui/admin/storage", root}, {"/ui/admin/backups", root},
+	} {
+		path := tc.path
+		p := getPage(t, s, path, tc.cookie)
+		if tc.cookie != nil && p.status != http.StatusOK {
+			t.Errorf("%s as admin: status %d", path, p.status)
+		}
 		csp := p.header.Get("Content-Security-Policy")
 		if !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe-inline") {
 			t.Errorf("%s: CSP %q", path, csp)
@@ -191,9 +203,11 @@ func TestUI_Permissions(t *testing.T) {
 	pushHostile(t, s, "web/app:v1", "admin", adminPW)
 	pushHostile(t, s, "alice/own:v1", "alice", "alice-secret")
 
-	anon := getPage(t, s, "/ui/", nil)
-	if n := len(anon.find("a", "class", "repo")); n != 0 {
-		t.Errorf("anonymous without --anonymous-pull sees %d repositories", n)
+	for _, path := range []string{"/ui/", "/ui/?sort=size", "/ui/?sort=pushed"} {
+		anon := getPage(t, s, path, nil)
+		if n := len(anon.find("a", "class", "repo")); n != 0 {
+			t.Errorf("anonymous without --anonymous-pull sees %d repositories at %s", n, path)
+		}
 	}
 	if p := getPage(t, s, "/ui/repo?name=web/app", nil); p.status != http.StatusNotFound {
 		t.Errorf("anonymous repository page: status %d, want 404", p.status)
@@ -222,18 +236,26 @@ func TestUI_Permissions(t *testing.T) {
 	token := csrfOf(t, s, alice)
 	origin := "http://" + s.Addr
 	for path, form := range map[string]url.Values{
-		"/ui/delete":          {"csrf": {token}, "name": {"web/app"}, "tag": {"v1"}},
-		"/ui/admin/user/add":  {"csrf": {token}, "name": {"mallory"}, "password": {"x-secret"}},
-		"/ui/admin/gc":        {"csrf": {token}, "mode": {"run"}},
-		"/ui/admin/user/del":  {"csrf": {token}, "name": {"admin"}},
-		"/ui/admin/rules/add": {"csrf": {token}, "account": {"alice"}, "actions": {"*"}},
+		"/ui/delete":           {"csrf": {token}, "name": {"web/app"}, "tag": {"v1"}},
+		"/ui/admin/user/add":   {"csrf": {token}, "name": {"mallory"}, "password": {"x-secret"}},
+		"/ui/admin/gc":         {"csrf": {token}, "mode": {"run"}},
+		"/ui/admin/user/del":   {"csrf": {token}, "name": {"admin"}},
+		"/ui/admin/rules/add":  {"csrf": {token}, "account": {"alice"}, "actions": {"*"}},
+		"/ui/admin/user/admin": {"csrf": {token}, "name": {"alice"}},
+		"/ui/admin/rules/move": {"csrf": {token}, "number": {"1"}, "to": {"1"}},
+		"/ui/admin/backups":    {"csrf": {token}, "dir": {t.TempDir()}, "kind": {"full"}},
 	} {
 		if p := doPage(t, formPost(t, s.URL(path), form, alice, origin)); p.status != http.StatusForbidden {
 			t.Errorf("alice POST %s: status %d, want 403", path, p.status)
 		}
 	}
-	if p := getPage(t, s, "/ui/admin", alice); p.status != http.StatusForbidden {
-		t.Errorf("alice's admin page: status %d, want 403", p.status)
+	for _, path := range []string{"/ui/admin", "/ui/admin/rules", "/ui/admin/gc", "/ui/admin/storage", "/ui/admin/backups"} {
+		if p := getPage(t, s, path, alice); p.status != http.StatusForbidden {
+			t.Errorf("alice's %s: status %d, want 403", path, p.status)
+		}
+	}
+	if out := s.berth(t, "", "user", "list"); regexpLine(out, `alice\s+yes`) {
+		t.Fatalf("alice made herself admin: %s", out)
 	}
 	if tags := tagsList(t, s, "web/app", "admin", adminPW); !strings.Contains(tags, `"v1"`) {
 		t.Fatalf("alice deleted web/app:v1: %s", tags)

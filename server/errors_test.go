@@ -174,7 +174,8 @@ var notForClients = map[string]error{
 	"ErrNotDataDir":        store.ErrNotDataDir,        // Open of a maintenance command
 	"ErrRecordInvalid":     store.ErrRecordInvalid,     // Open and restore refuse such a store
 	"ErrSigningKeyInvalid": store.ErrSigningKeyInvalid, // auth.NewService, at start
-	"ErrRuleUnknown":       store.ErrRuleUnknown,       // acl del
+	"ErrRuleUnknown":       store.ErrRuleUnknown,       // acl del, acl move
+	"ErrLastAdmin":         store.ErrLastAdmin,         // user admin --revoke
 	"ErrTokenUnknown":      store.ErrTokenUnknown,      // /token turns it into 401
 	"ErrSessionUnknown":    store.ErrSessionUnknown,    // user revoke
 	"ErrUserExists":        store.ErrUserExists,        // user add

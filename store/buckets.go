@@ -41,6 +41,7 @@ import (
 //	grants     <org>\x00<repos pattern>\x00<u|t>\x00<user or team> → level
 //	visibility <repository or namespace> → "public" or "private"
 //	ldap       "config" → LDAP sign-in settings                 (ldap.go)
+//	history    <kind>\x00<seq, big-endian uint64> → a past gc or backup run (the newest 50 of each kind)
 var (
 	bucketMeta         = []byte("meta")
 	bucketRepos        = []byte("repos")
@@ -68,6 +69,7 @@ var (
 	bucketImmutable    = []byte("immutable")
 	bucketLifts        = []byte("lifts")
 	bucketQuotas       = []byte("quotas")
+	bucketHistory      = []byte("history")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketRepos, bucketBlobs, bucketLinks, bucketBlobRepos,
@@ -76,6 +78,7 @@ var (
 		bucketWebhooks, bucketHookState, bucketOutbox, bucketDeadLetters,
 		bucketTagTimes, bucketPulls, bucketRetention, bucketImmutable, bucketLifts, bucketQuotas,
 		bucketOrgs, bucketTeams, bucketGrants, bucketVisibility, bucketLDAP,
+		bucketHistory,
 	}
 )
 

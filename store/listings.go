@@ -153,14 +153,20 @@ func (s *Store) TagCount(repo string) (int, error) {
 		if tx.Bucket(bucketRepos).Get([]byte(repo)) == nil {
 			return ErrNameUnknown
 		}
-		p := prefix(repo)
-		c := tx.Bucket(bucketTags).Cursor()
-		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-			n++
-		}
+		n = tagCount(tx, repo)
 		return nil
 	})
 	return n, err
+}
+
+func tagCount(tx *bolt.Tx, repo string) int {
+	n := 0
+	p := prefix(repo)
+	c := tx.Bucket(bucketTags).Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		n++
+	}
+	return n
 }
 
 // LastPush returns when the newest manifest of repo was pushed: the
@@ -169,24 +175,32 @@ func (s *Store) TagCount(repo string) (int, error) {
 // the repository's manifests (not its tags). It returns ErrNameUnknown
 // when the repository does not exist.
 func (s *Store) LastPush(repo string) (time.Time, error) {
-	var last int64
+	var last time.Time
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketRepos).Get([]byte(repo)) == nil {
 			return ErrNameUnknown
 		}
-		p := prefix(repo)
-		c := tx.Bucket(bucketManifests).Cursor()
-		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			rec, _, err := decodeManifest(v)
-			if err != nil {
-				return fmt.Errorf("manifest %s: %w", k[len(p):], err)
-			}
-			last = max(last, rec.Created)
-		}
-		return nil
+		var err error
+		last, err = lastPush(tx, repo)
+		return err
 	})
-	if err != nil || last == 0 {
-		return time.Time{}, err
+	return last, err
+}
+
+// lastPush is LastPush inside tx, for a repository known to exist.
+func lastPush(tx *bolt.Tx, repo string) (time.Time, error) {
+	var last int64
+	p := prefix(repo)
+	c := tx.Bucket(bucketManifests).Cursor()
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		rec, _, err := decodeManifest(v)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("manifest %s: %w", k[len(p):], err)
+		}
+		last = max(last, rec.Created)
+	}
+	if last == 0 {
+		return time.Time{}, nil
 	}
 	return time.Unix(0, last), nil
 }

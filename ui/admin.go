@@ -25,40 +25,65 @@ func (u *UI) adminOnly(h handlerFunc) handlerFunc {
 	}
 }
 
-// adminHome shows users, disk usage and the GC form, and the output of the
-// last operation when a POST rendered it.
+// adminHome shows the users and the server, and the output of the last
+// user operation when a POST rendered it.
 func (u *UI) adminHome(c *fiber.Ctx, v *viewer) error {
 	return u.renderAdmin(c, v, "", "")
 }
 
 func (u *UI) renderAdmin(c *fiber.Ctx, v *viewer, output, failure string) error {
-	ctx := context.Background()
 	users := &admin.Users{}
 	if u.auth != nil {
 		var err error
-		if users, err = admin.UserListOp.Run(ctx, u.opts.Admin, admin.UserList{}); err != nil {
+		if users, err = admin.UserListOp.Run(context.Background(), u.opts.Admin, admin.UserList{}); err != nil {
 			return err
 		}
 	}
-	du, err := admin.DUOp.Run(ctx, u.opts.Admin, admin.DU{})
-	if err != nil {
-		return err
-	}
-	// du sorts by exclusive size, largest first: the page shows the
-	// largest pageSize, which are the ones worth acting on.
-	usage := du.Repos[:min(len(du.Repos), pageSize)]
 	srv := map[string]string{"Version": u.opts.Version, "Go": runtime.Version()}
 	if !u.opts.Started.IsZero() {
 		srv["Uptime"] = time.Since(u.opts.Started).Round(time.Second).String()
+		srv["Started"] = u.opts.Started.UTC().Format("2006-01-02 15:04 UTC")
 	}
 	if u.opts.CertExpiry != nil {
 		exp := u.opts.CertExpiry()
 		srv["CertExpiry"] = exp.UTC().Format("2006-01-02 15:04 UTC") + " (in " + strconv.Itoa(int(time.Until(exp).Hours()/24)) + " days)"
 	}
 	return u.render(c, v, "admin", "Administration", map[string]any{
-		"Server": srv,
-		"Users":  users.Users, "Usage": usage, "MoreUsage": len(du.Repos) - len(usage), "Output": output, "Failure": failure, "AuthOn": u.auth != nil,
+		"Server": srv, "Users": users.Users, "Output": output, "Failure": failure, "AuthOn": u.auth != nil,
 	})
+}
+
+// storage shows the disk space of the data directory's filesystem and
+// the repositories that hold the most, from the kept summaries
+// (summaries.go): the page costs a look at what is kept, not a du of every
+// repository.
+func (u *UI) storage(c *fiber.Ctx, v *viewer) error {
+	snap, err := u.summaries.get()
+	if err != nil {
+		return err
+	}
+	usage := snap.byUse[:min(len(snap.byUse), pageSize)]
+	var total int64
+	for _, r := range snap.byName {
+		total += r.Exclusive
+	}
+	data := map[string]any{"Usage": usage, "MoreUsage": len(snap.byUse) - len(usage), "AsOf": snap.Taken,
+		"Repos": len(snap.byName), "Total": total}
+	if disk, err := u.st.DiskSpace(); err != nil {
+		data["DiskError"] = "disk space unknown: " + err.Error()
+	} else {
+		data["Disk"] = disk
+		data["Used"] = disk.Total - disk.Free
+		if disk.Total > 0 {
+			data["FreePercent"] = int(100 * disk.Free / disk.Total)
+		}
+	}
+	return u.render(c, v, "storage", "Storage", data)
+}
+
+// userAdmin gives or takes the admin right: `berth user admin [--revoke]`.
+func (u *UI) userAdmin(c *fiber.Ctx, v *viewer) error {
+	return opResult(u, c, v, admin.UserAdminOp, admin.UserAdmin{Name: c.FormValue("name"), Revoke: c.FormValue("revoke") == "on"})
 }
 
 // runOp runs an admin operation and shows its output, as the command
@@ -120,9 +145,22 @@ func (u *UI) userDel(c *fiber.Ctx, v *viewer) error {
 	return opResult(u, c, v, admin.UserDelOp, admin.UserDel{Name: c.FormValue("name")})
 }
 
+// gcPage shows the GC form and the past runs, newest first.
+func (u *UI) gcPage(c *fiber.Ctx, v *viewer, output, failure string) error {
+	runs, err := u.st.GCRuns()
+	if err != nil {
+		return err
+	}
+	return u.render(c, v, "gc", "Garbage collection", map[string]any{
+		"Runs": runs, "Output": output, "Failure": failure, "Grace": admin.ShortDuration(admin.GCOp.Defaults.Grace),
+	})
+}
+
+func (u *UI) gcHome(c *fiber.Ctx, v *viewer) error { return u.gcPage(c, v, "", "") }
+
 // gc runs garbage collection, as a dry run unless the form says "run".
 func (u *UI) gc(c *fiber.Ctx, v *viewer) error {
 	req := admin.GCOp.Defaults
 	req.DryRun = c.FormValue("mode") != "run"
-	return opResult(u, c, v, admin.GCOp, req)
+	return runOp(u, c, admin.GCOp, req, func(output, failure string) error { return u.gcPage(c, v, output, failure) })
 }

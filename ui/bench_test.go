@@ -129,7 +129,14 @@ func BenchmarkUIPages(b *testing.B) {
 		{"tags-100k", "/ui/repo?name=" + bigRepo, srv},
 		{"tags-100k-last-page", "/ui/repo?name=" + bigRepo + "&after=v99970", srv},
 		{"image", "/ui/image?name=" + bigRepo + "&digest=" + string(mustTag(b, st, bigRepo, "v0")), srv},
+		{"repositories-10k-by-size", "/ui/?sort=size", srv},
+		{"repositories-10k-by-push-page-100", "/ui/?sort=pushed&page=100", srv},
+		{"repositories-10k-by-size-search", "/ui/?sort=size&q=team42/", srv},
 		{"admin-10k", "/ui/admin", adminSrv},
+		{"admin-storage-10k", "/ui/admin/storage", adminSrv},
+		{"admin-gc", "/ui/admin/gc", adminSrv},
+		{"admin-backups", "/ui/admin/backups", adminSrv},
+		{"admin-rules", "/ui/admin/rules", adminSrv},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var times []time.Duration
@@ -156,6 +163,23 @@ func BenchmarkUIPages(b *testing.B) {
 			b.ReportMetric(float64(p95.Microseconds())/1000, "p95-ms")
 			b.ReportMetric(float64(size)/1024, "page-KiB")
 		})
+	}
+}
+
+// BenchmarkUISummaries times what the kept repository summaries cost to
+// compute once (summaries.go): the background work behind the pages sorted
+// by size or push and the storage page, redone at most every 10 seconds
+// while the store changes.
+func BenchmarkUISummaries(b *testing.B) {
+	st := fillBench(b)
+	for b.Loop() {
+		sums, _, err := st.Summaries()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(sums) != benchRepos {
+			b.Fatalf("%d summaries, want %d", len(sums), benchRepos)
+		}
 	}
 }
 

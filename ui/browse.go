@@ -2,6 +2,7 @@ package ui
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,9 +59,15 @@ type repoRow struct {
 	LastPush  time.Time
 }
 
+// Total is the repository's size as du counts it: what it links, shared
+// or not, and its manifests.
+func (r repoRow) Total() int64 { return r.Exclusive + r.Shared }
+
 // repositories lists the repositories the viewer may pull, filtered by
-// the search box (a substring of the name), pageSize at a time in name
-// order.
+// the search box (a substring of the name), pageSize at a time: in name
+// order by default, where each page reads its own numbers from the store,
+// or by size or last push (sort=size, sort=pushed), which order the kept
+// summaries of every repository (summaries.go) and page by number.
 func (u *UI) repositories(c *fiber.Ctx, v *viewer) error {
 	visible, err := u.pullFilter(v)
 	if err != nil {
@@ -68,6 +75,23 @@ func (u *UI) repositories(c *fiber.Ctx, v *viewer) error {
 	}
 	q := strings.TrimSpace(c.Query("q"))
 	match := func(name string) bool { return strings.Contains(name, q) && visible(name) }
+	data := map[string]any{"Query": q, "Sort": "name"}
+	switch sort := c.Query("sort"); sort {
+	case "", "name":
+		err = u.repositoriesByName(c, match, data)
+	case "size", "pushed":
+		data["Sort"] = sort
+		err = u.repositoriesSorted(c, sort, match, data)
+	default:
+		return errStatus(fiber.StatusBadRequest, "sort by name, size or pushed")
+	}
+	if err != nil {
+		return err
+	}
+	return u.render(c, v, "repositories", "Repositories", data)
+}
+
+func (u *UI) repositoriesByName(c *fiber.Ctx, match func(string) bool, data map[string]any) error {
 	names, more, err := u.st.Repositories(c.Query("after"), pageSize, match)
 	if err != nil {
 		return err
@@ -94,13 +118,50 @@ func (u *UI) repositories(c *fiber.Ctx, v *viewer) error {
 		}
 		rows = append(rows, repoRow{Name: n, Tags: tags, Exclusive: usage[n].Exclusive, Shared: usage[n].Shared, LastPush: last})
 	}
-	next := ""
+	data["Rows"] = rows
 	if more && len(names) > 0 {
-		next = names[len(names)-1]
+		data["NextAfter"] = names[len(names)-1]
 	}
-	return u.render(c, v, "repositories", "Repositories", map[string]any{
-		"Query": q, "Rows": rows, "Next": next, "After": c.Query("after"),
-	})
+	return nil
+}
+
+func (u *UI) repositoriesSorted(c *fiber.Ctx, sort string, match func(string) bool, data map[string]any) error {
+	pg, err := strconv.Atoi(c.Query("page", "1"))
+	if err != nil || pg < 1 {
+		return errStatus(fiber.StatusBadRequest, "page must be a number from 1")
+	}
+	snap, err := u.summaries.get()
+	if err != nil {
+		return err
+	}
+	all := snap.bySize
+	if sort == "pushed" {
+		all = snap.byPush
+	}
+	rows := make([]repoRow, 0, pageSize)
+	skip, more := (pg-1)*pageSize, false
+	for _, r := range all {
+		if !match(r.Repo) {
+			continue
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		if len(rows) == pageSize {
+			more = true
+			break
+		}
+		rows = append(rows, repoRow{Name: r.Repo, Tags: r.Tags, Exclusive: r.Exclusive, Shared: r.Shared, LastPush: r.LastPush})
+	}
+	data["Rows"], data["AsOf"] = rows, snap.Taken
+	if more {
+		data["NextPage"] = pg + 1
+	}
+	if pg > 1 {
+		data["PrevPage"] = pg - 1
+	}
+	return nil
 }
 
 // tagRow is one tag of a repository page.

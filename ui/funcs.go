@@ -2,6 +2,7 @@ package ui
 
 import (
 	"html/template"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,4 +28,21 @@ var funcs = template.FuncMap{
 		return s
 	},
 	"join": strings.Join,
+	// ago says how long before now t was, to a useful precision.
+	"ago": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		d := time.Since(t)
+		switch {
+		case d < time.Minute:
+			return "just now"
+		case d < time.Hour:
+			return strconv.Itoa(int(d.Minutes())) + " min ago"
+		case d < 48*time.Hour:
+			return strconv.Itoa(int(d.Hours())) + " h ago"
+		}
+		return strconv.Itoa(int(d.Hours()/24)) + " days ago"
+	},
+	"dur": func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 }

@@ -32,12 +32,12 @@ func (u *UI) rulesPage(c *fiber.Ctx, v *viewer, output, failure string, test rul
 		return err
 	}
 	type row struct {
-		Number int
+		Number, Of int
 		store.Rule
 	}
 	rows := make([]row, len(rules.Rules))
 	for i, r := range rules.Rules {
-		rows[i] = row{i + 1, r}
+		rows[i] = row{i + 1, len(rules.Rules), r}
 	}
 	return u.render(c, v, "rules", "Access rules", map[string]any{
 		"Rules": rows, "Listing": text, "Output": output, "Failure": failure, "Test": test,
@@ -72,6 +72,25 @@ func (u *UI) ruleAdd(c *fiber.Ctx, v *viewer) error {
 
 func (u *UI) ruleDel(c *fiber.Ctx, v *viewer) error {
 	return ruleOp(u, c, v, admin.ACLDelOp, admin.ACLDel{Number: c.FormValue("number")})
+}
+
+// ruleMove moves a rule one up or down (dir "up" or "down"), or to the
+// number in "to": `berth acl move`.
+func (u *UI) ruleMove(c *fiber.Ctx, v *viewer) error {
+	req := admin.ACLMove{Number: c.FormValue("number"), To: c.FormValue("to")}
+	if dir := c.FormValue("dir"); dir != "" {
+		n, err := strconv.Atoi(req.Number)
+		if err != nil || dir != "up" && dir != "down" {
+			return errStatus(fiber.StatusBadRequest, "move a rule by its number, up or down")
+		}
+		if dir == "up" {
+			n--
+		} else {
+			n++
+		}
+		req.To = strconv.Itoa(n)
+	}
+	return ruleOp(u, c, v, admin.ACLMoveOp, req)
 }
 
 // ruleTester answers whether an account may take an action on a

@@ -12,6 +12,7 @@
 package ui
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"html/template"
@@ -57,6 +58,11 @@ type Options struct {
 	// Version is shown on the admin page; Started is when serve started.
 	Version string
 	Started time.Time
+	// Context ends with the server: a backup the backups page started
+	// stops then (its temporary file goes). When it is set (serve), the
+	// kept repository summaries are computed at once, in the background.
+	// Nil means never ending, and summaries computed on first use.
+	Context context.Context
 	// CertExpiry, when not nil, returns when the served TLS certificate
 	// expires (it may be reloaded on SIGHUP, so it is asked each time).
 	CertExpiry func() time.Time
@@ -70,7 +76,11 @@ type UI struct {
 	auth     *auth.Service
 	log      *slog.Logger
 	sessions *sessions
-	pages    map[string]*template.Template
+	// summaries are kept for the lists sorted by size or push and the
+	// storage page.
+	summaries *summaries
+	backup    backupJob
+	pages     map[string]*template.Template
 }
 
 // New parses the embedded templates and returns the UI; an error means a
@@ -79,11 +89,26 @@ func New(opts Options) (*UI, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	serving := opts.Context != nil
+	if !serving {
+		opts.Context = context.Background()
+	}
 	if opts.SessionTTL == 0 {
 		opts.SessionTTL = 12 * time.Hour
 	}
 	u := &UI{opts: opts, st: opts.Store, auth: opts.Auth, log: opts.Logger,
 		sessions: newSessions(opts.SessionTTL), pages: map[string]*template.Template{}}
+	u.summaries = &summaries{st: opts.Store, log: opts.Logger.Warn, minAge: summaryMinAge, syncBelow: summarySyncBelow}
+	if serving {
+		// Take the first snapshot now, so that no request waits for it
+		// (0.2 s at 10,000 repositories); one that comes sooner waits for
+		// this one instead of computing its own.
+		go func() {
+			if _, err := u.summaries.get(); err != nil && opts.Context.Err() == nil {
+				opts.Logger.Warn("repository summaries", "err", err)
+			}
+		}()
+	}
 	names, err := fs.Glob(templateFiles, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -121,11 +146,17 @@ func (u *UI) Mount(r fiber.Router) {
 	g.Post("/admin/user/add", u.page(u.adminOnly(u.userAdd)))
 	g.Post("/admin/user/passwd", u.page(u.adminOnly(u.userPasswd)))
 	g.Post("/admin/user/del", u.page(u.adminOnly(u.userDel)))
+	g.Post("/admin/user/admin", u.page(u.adminOnly(u.userAdmin)))
+	g.Get("/admin/gc", u.page(u.adminOnly(u.gcHome)))
 	g.Post("/admin/gc", u.page(u.adminOnly(u.gc)))
+	g.Get("/admin/storage", u.page(u.adminOnly(u.storage)))
+	g.Get("/admin/backups", u.page(u.adminOnly(u.backups)))
+	g.Post("/admin/backups", u.page(u.adminOnly(u.backupStart)))
 	g.Get("/admin/rules", u.page(u.adminOnly(u.rules)))
 	g.Get("/admin/rules/test", u.page(u.adminOnly(u.ruleTester)))
 	g.Post("/admin/rules/add", u.page(u.adminOnly(u.ruleAdd)))
 	g.Post("/admin/rules/del", u.page(u.adminOnly(u.ruleDel)))
+	g.Post("/admin/rules/move", u.page(u.adminOnly(u.ruleMove)))
 	g.All("/*", u.page(func(*fiber.Ctx, *viewer) error { return errStatus(fiber.StatusNotFound, "no such page") }))
 }
 
