@@ -17,6 +17,7 @@ func commands() []*cli.Command {
 		verifyCommand(),
 		tlsCommand(),
 		webhookCommand(),
+		mirrorCommand(),
 		importCommand(),
 		versionCommand(),
 	}

@@ -72,6 +72,7 @@ var codeTable = map[string]struct {
 	"codeBodyShort":           {codeBodyShort, "BLOB_UPLOAD_INVALID", 400, false},
 	"codeBodyStalled":         {codeBodyStalled, "BLOB_UPLOAD_INVALID", 408, false},
 	"codeUnknown":             {codeUnknown, "UNKNOWN", 500, false},
+	"codeUpstreamFailed":      {codeUpstreamFailed, "UNKNOWN", 502, false},
 	"codeBadRequest":          {codeBadRequest, "UNSUPPORTED", 400, false},
 	"codeHeaderTooLarge":      {codeHeaderTooLarge, "UNSUPPORTED", 431, false},
 	"codeURITooLong":          {codeURITooLong, "UNSUPPORTED", 414, false},
@@ -102,7 +103,7 @@ func TestCode_MatchesSpecTable(t *testing.T) {
 				return
 			}
 			specStatus, inSpec := specCodes[tc.code.Name]
-			if !inSpec && tc.code != codeUnknown {
+			if !inSpec && tc.code.Name != codeUnknown.Name {
 				t.Errorf("%s: %s is not a code of the spec's table", ident, tc.code.Name)
 			}
 			if tc.specStatus && tc.code.Status != specStatus {
@@ -182,6 +183,9 @@ var notForClients = map[string]error{
 	"ErrWebhookUnknown":    store.ErrWebhookUnknown,    // webhook del, status, replay, test
 	"ErrWebhookExists":     store.ErrWebhookExists,     // webhook add
 	"ErrWebhookInvalid":    store.ErrWebhookInvalid,    // webhook add
+	"ErrMirrorUnknown":     store.ErrMirrorUnknown,     // mirror del, test, prefetch
+	"ErrMirrorExists":      store.ErrMirrorExists,      // mirror add
+	"ErrMirrorInvalid":     store.ErrMirrorInvalid,     // mirror add
 }
 
 func TestErrorFor_StoreSentinels(t *testing.T) {

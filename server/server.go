@@ -51,6 +51,9 @@ type Config struct {
 	// /ui/, with / redirecting there). An interface so that server need
 	// not import the packages the UI uses (admin).
 	UI Mounter
+	// Mirror, when not nil, is the pull-through cache: pulls of its
+	// namespaces are filled from upstream registries (mirror.go).
+	Mirror Mirror
 }
 
 // Mounter adds its routes to the application. Its handlers run after the
@@ -71,6 +74,7 @@ type Server struct {
 	metrics *metrics
 	onPull  func(store.Event)
 	ui      Mounter
+	mirror  Mirror
 	// timeouts and limits are kept by the connections (conn.go,
 	// listener.go), not by fasthttp.
 	timeouts Timeouts
@@ -93,7 +97,7 @@ func New(st *store.Store, cfg Config) *Server {
 	}
 	s := &Server{
 		store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger,
-		tls: cfg.TLS, proxies: cfg.TrustedProxies, onPull: cfg.OnPull, ui: cfg.UI, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
+		tls: cfg.TLS, proxies: cfg.TrustedProxies, onPull: cfg.OnPull, ui: cfg.UI, mirror: cfg.Mirror, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
 		timeouts: cfg.Timeouts.withDefaults(), limits: cfg.Limits, maxUploads: cfg.MaxUploadsPerUser,
 	}
 	if s.limits.MaxConnections <= 0 {

@@ -30,6 +30,7 @@ import (
 //	hookstate  <name> → delivery cursor (outbox position) and last attempt
 //	outbox     <seq, big-endian uint64> → event, written in the transaction of the change it reports
 //	deadletters <name>\x00<seq> → event an endpoint never took, with the reason
+//	mirrors    <name> → upstream of a pull-through cache (url, credentials, tag TTL, ...); name is its namespace
 var (
 	bucketMeta         = []byte("meta")
 	bucketRepos        = []byte("repos")
@@ -51,12 +52,14 @@ var (
 	bucketHookState    = []byte("hookstate")
 	bucketOutbox       = []byte("outbox")
 	bucketDeadLetters  = []byte("deadletters")
+	bucketMirrors      = []byte("mirrors")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketRepos, bucketBlobs, bucketLinks, bucketBlobRepos,
 		bucketManifests, bucketRefs, bucketTags, bucketReferrers, bucketBroken, bucketUploads, bucketUploadOwners,
 		bucketUsers, bucketRules, bucketKeys, bucketTokens,
 		bucketWebhooks, bucketHookState, bucketOutbox, bucketDeadLetters,
+		bucketMirrors,
 	}
 )
 
