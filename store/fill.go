@@ -29,9 +29,10 @@ type Fill struct {
 
 	mu   sync.Mutex
 	cond *sync.Cond
-	n    int64 // bytes written so far
-	done bool
-	err  error
+	n        int64 // bytes written so far
+	verified bool  // all bytes are in and hash to d: readers may end
+	done     bool
+	err      error
 }
 
 // NewFill starts a fill of blob d of the given size (-1 when unknown).
@@ -74,12 +75,15 @@ func (w *Fill) Run(repo string, r io.Reader) (n int64, err error) {
 			if _, werr := w.f.Write(buf[:k]); werr != nil {
 				return n, fmt.Errorf("write fill file: %w", werr)
 			}
-			w.h.Write(buf[:k])
 			n += int64(k)
+			// Readers get the bytes before they are hashed, so that the
+			// client's read and hash overlap with ours; the end of the
+			// stream still waits for the digest.
 			w.mu.Lock()
 			w.n = n
 			w.mu.Unlock()
 			w.cond.Broadcast()
+			w.h.Write(buf[:k])
 			if w.size >= 0 && n > w.size {
 				return n, fmt.Errorf("%w: more than %d bytes", ErrSizeInvalid, w.size)
 			}
@@ -97,6 +101,12 @@ func (w *Fill) Run(repo string, r io.Reader) (n int64, err error) {
 	if got := digestFromHash(w.d.Algorithm(), w.h); got != w.d {
 		return n, fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, w.d)
 	}
+	// The readers have the right bytes: they need not wait for the sync
+	// and the commit, which only decide whether the store keeps a copy.
+	w.mu.Lock()
+	w.verified = true
+	w.mu.Unlock()
+	w.cond.Broadcast()
 	if err := w.f.Sync(); err != nil {
 		return n, fmt.Errorf("sync fill file: %w", err)
 	}
@@ -146,16 +156,19 @@ type fillReader struct {
 func (r *fillReader) Read(p []byte) (int, error) {
 	w := r.w
 	w.mu.Lock()
-	for r.off >= w.n && !w.done {
+	for r.off >= w.n && !w.done && !w.verified {
 		w.cond.Wait()
 	}
-	avail, done, err := w.n-r.off, w.done, w.err
+	avail, verified, err := w.n-r.off, w.verified, w.err
 	w.mu.Unlock()
+	if avail == 0 && verified {
+		return 0, io.EOF
+	}
 	if err != nil {
 		return 0, err
 	}
-	if avail == 0 && done {
-		return 0, io.EOF
+	if avail == 0 {
+		return 0, errors.New("fill ended early") // done without an error or verification: cannot happen
 	}
 	if int64(len(p)) > avail {
 		p = p[:avail]
@@ -169,3 +182,26 @@ func (r *fillReader) Read(p []byte) (int, error) {
 }
 
 func (r *fillReader) Close() error { return r.f.Close() }
+
+// WriteTo copies the blob to dst in large pieces as it arrives; io.Copy
+// (and fasthttp's response writer) use it instead of 4 KiB reads.
+func (r *fillReader) WriteTo(dst io.Writer) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			k, werr := dst.Write(buf[:n])
+			total += int64(k)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
