@@ -3,6 +3,8 @@ package integration
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -103,6 +105,11 @@ func TestMirror_NamespaceRouting(t *testing.T) {
 	r = send(t, m.berth.request(t, "GET", "/v2/up/library/tool/manifests/1", nil, "Accept", accept))
 	if r.Status != 200 || m.proxy.total() != before {
 		t.Errorf("the path prefix did not read the cache ?ns= filled: %s, %d upstream requests", r, m.proxy.total()-before)
+	}
+	// The cache holds the manifest and one layer, not the config: that is
+	// whole for a cache, and verify says so.
+	if out, errOut, err := runBerth(t, t.Context(), nil, "verify", "--data", m.berth.Data); err != nil {
+		t.Errorf("berth verify of a partly filled cache: %v\n%s%s", err, out, errOut)
 	}
 	// A name no mirror has stays the registry's own.
 	r = send(t, m.berth.request(t, "GET", "/v2/library/tool/manifests/1", nil, "Accept", accept))
@@ -332,5 +339,53 @@ func TestMirror_PushRefused(t *testing.T) {
 	// Outside the namespace pushes work as before.
 	if err := remote.Write(m.berth.ref(t, "mine/app:v1"), img, remoteOptions(t)...); err != nil {
 		t.Errorf("push outside the mirror's namespace: %v", err)
+	}
+}
+
+// TestMirror_Prefetch: berth mirror prefetch fills the cache with every
+// manifest and blob of an image, so a later pull sends nothing upstream;
+// a name outside any mirror is refused with a message.
+func TestMirror_Prefetch(t *testing.T) {
+	m := newMirrorSetup(t, "--tag-ttl", "1h")
+	img := pushUpstream(t, m.up.Addr, "pre/app:v1", 64<<10, 2)
+	want, _ := img.Digest()
+	out, errOut, err := runBerth(t, t.Context(), nil, "--data", m.berth.Data, "mirror", "prefetch", "up/pre/app:v1")
+	if err != nil || !strings.Contains(out, "1 manifests, 3 blobs") {
+		t.Fatalf("mirror prefetch: %v\n%s%s", err, out, errOut)
+	}
+	before := m.proxy.total()
+	got, _, err := pullAll(t.Context(), m.berth.ref(t, "up/pre/app:v1"), remoteOptions(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := got.Digest(); d != want {
+		t.Errorf("pulled %s, want %s", d, want)
+	}
+	if n := m.proxy.total() - before; n != 0 {
+		t.Errorf("a pull after prefetch sent %d requests upstream", n)
+	}
+	if _, errOut, err := runBerth(t, t.Context(), nil, "--data", m.berth.Data, "mirror", "prefetch", "mine/app:v1"); err == nil || !strings.Contains(errOut, "not in a mirror's namespace") {
+		t.Errorf("prefetch outside a mirror: %v %q", err, errOut)
+	}
+}
+
+// TestMirror_Skopeo: skopeo copies an image out of a mirror's namespace.
+func TestMirror_Skopeo(t *testing.T) {
+	m := newMirrorSetup(t, "--tag-ttl", "1h")
+	img := pushUpstream(t, m.up.Addr, "sk/app:v1", 64<<10, 2)
+	layers, _ := img.Layers()
+	dest := t.TempDir()
+	out, err := skopeoRun(t, t.TempDir(), "", "copy", "--src-tls-verify=false", "docker://"+m.berth.Addr+"/up/sk/app:v1", "dir:"+dest)
+	if err != nil {
+		t.Fatalf("skopeo copy: %v\n%s", err, out)
+	}
+	for _, l := range layers {
+		d, _ := l.Digest()
+		if _, err := os.Stat(filepath.Join(dest, d.Hex)); err != nil {
+			t.Errorf("skopeo's copy lacks layer %s: %v", d, err)
+		}
+	}
+	if m.proxy.count("GET", "blobs") != 3 {
+		t.Errorf("%d blob GETs upstream, want 3", m.proxy.count("GET", "blobs"))
 	}
 }

@@ -24,17 +24,25 @@ type Mirror struct {
 }
 
 // New returns the cache of st. Upstreams are read from st on each request,
-// so berth mirror add and del apply at once.
+// so berth mirror add and del apply at once. Calls with the same store
+// return the same Mirror (the first call's logger stays): a prefetch that
+// the control socket runs inside the server shares the server's fills and
+// tag confirmations.
 func New(st *store.Store, log *slog.Logger) *Mirror {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Mirror{
+	m := &Mirror{
 		store: st, log: log, now: time.Now,
 		upstreams: map[string]*upstream{}, checked: map[string]time.Time{},
 		flights: map[string]*flight{}, manifests: map[string]*call{},
 	}
+	shared, _ := instances.LoadOrStore(st, m)
+	return shared.(*Mirror)
 }
+
+// instances holds the Mirror of each store opened in this process.
+var instances sync.Map
 
 // Route says whether a pull of repo is a mirror's, and under which
 // repository of the store its cache lives:

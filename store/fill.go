@@ -27,8 +27,8 @@ type Fill struct {
 	f    *os.File
 	h    hash.Hash
 
-	mu   sync.Mutex
-	cond *sync.Cond
+	mu       sync.Mutex
+	cond     *sync.Cond
 	n        int64 // bytes written so far
 	verified bool  // all bytes are in and hash to d: readers may end
 	done     bool

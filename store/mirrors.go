@@ -37,10 +37,8 @@ type Mirror struct {
 	DockerHub bool `json:"dockerHub,omitempty"`
 	// Strict makes an upstream's 404 or 401 for a cached tag final: the tag
 	// is not served from the cache. By default the cache is served.
-	Strict bool `json:"strict,omitempty"`
-	// MaxBytes caps what the namespace's cache may hold; 0 means no cap.
-	MaxBytes int64     `json:"maxBytes,omitempty"`
-	Created  time.Time `json:"created"`
+	Strict  bool      `json:"strict,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 // Errors of the mirror operations.
@@ -79,8 +77,8 @@ func (m *Mirror) Validate() error {
 	if m.CA != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(m.CA)) {
 		return bad("the CA file holds no PEM certificate")
 	}
-	if m.TagTTL < 0 || m.MaxBytes < 0 {
-		return bad("tag TTL and size cap cannot be negative")
+	if m.TagTTL < 0 {
+		return bad("tag TTL cannot be negative")
 	}
 	return nil
 }
