@@ -21,6 +21,10 @@ type Mirror struct {
 	checked   map[string]time.Time // <repo>:<tag> → when the upstream last confirmed it
 	flights   map[string]*flight   // <repo>@<digest> → the fill running for it
 	manifests map[string]*call     // <repo>@<ref> → the manifest fetch running for it
+
+	list        []store.Mirror // the store's mirrors as of listVersion
+	listVersion uint64
+	listed      bool
 }
 
 // New returns the cache of st. Upstreams are read from st on each request,
@@ -56,8 +60,8 @@ var instances sync.Map
 // anonymous reports whether the mirror opens its namespace to anonymous
 // pulls.
 func (m *Mirror) Route(repo, ns string) (cached string, anonymous bool, ok bool) {
-	mirrors, err := m.store.Mirrors()
-	if err != nil || len(mirrors) == 0 {
+	mirrors := m.mirrors()
+	if len(mirrors) == 0 {
 		return "", false, false
 	}
 	if ns != "" {
@@ -84,6 +88,24 @@ func (m *Mirror) Route(repo, ns string) (cached string, anonymous bool, ok bool)
 	return "", false, false
 }
 
+// mirrors returns the store's mirrors, read again only after a change:
+// Route runs on every pull, of the registry's own repositories too.
+func (m *Mirror) mirrors() []store.Mirror {
+	v := m.store.MirrorsVersion()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.listed && m.listVersion == v {
+		return m.list
+	}
+	list, err := m.store.Mirrors()
+	if err != nil {
+		m.log.Error("read mirrors", "err", err)
+		return m.list
+	}
+	m.list, m.listVersion, m.listed = list, v, true
+	return list
+}
+
 // Owns reports whether repo (a store repository) lies in a mirror's
 // namespace, and which; such repositories are pull-only.
 func (m *Mirror) Owns(repo string) bool {
@@ -97,11 +119,17 @@ func (m *Mirror) split(repo string) (*upstream, string, bool) {
 	if !found {
 		return nil, "", false
 	}
-	cfg, err := m.store.MirrorNamed(first)
-	if err != nil {
+	var cfg *store.Mirror
+	for _, mr := range m.mirrors() {
+		if mr.Name == first {
+			cfg = &mr
+			break
+		}
+	}
+	if cfg == nil {
 		return nil, "", false
 	}
-	u, err := m.upstream(cfg)
+	u, err := m.upstream(*cfg)
 	if err != nil {
 		m.log.Error("mirror upstream", "mirror", cfg.Name, "err", err)
 		return nil, "", false

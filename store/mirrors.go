@@ -110,9 +110,18 @@ func (s *Store) AddMirror(m Mirror) error {
 				}
 			}
 		}
-		return b.Put([]byte(m.Name), v)
+		if err := b.Put([]byte(m.Name), v); err != nil {
+			return err
+		}
+		tx.OnCommit(func() { s.mirrorsVersion.Add(1) })
+		return nil
 	})
 }
+
+// MirrorsVersion counts changes of the mirror list made through this
+// store, so a caller that keeps its own copy (the mirror's router) knows
+// when to read it again.
+func (s *Store) MirrorsVersion() uint64 { return s.mirrorsVersion.Load() }
 
 // DeleteMirror forgets an upstream. What it cached stays, as ordinary
 // repositories under its namespace (berth repo del removes them).
@@ -122,6 +131,7 @@ func (s *Store) DeleteMirror(name string) error {
 		if b.Get([]byte(name)) == nil {
 			return ErrMirrorUnknown
 		}
+		tx.OnCommit(func() { s.mirrorsVersion.Add(1) })
 		return b.Delete([]byte(name))
 	})
 }
@@ -179,13 +189,7 @@ func (s *Store) CacheManifest(repo, tag string, d Digest, mediaType string, body
 		return StoredManifest{}, fmt.Errorf("%w: manifest %s hashes to %s", ErrDigestMismatch, d, got)
 	}
 	now := s.now()
-	rec := manifestRecord{
-		MediaType: m.MediaType, ArtifactType: m.ArtifactType, Annotations: m.Annotations,
-		Blobs: m.Blobs, Children: m.Children, Created: now.UnixNano(),
-	}
-	if m.Subject != nil {
-		rec.Subject = m.Subject.Digest
-	}
+	rec := newManifestRecord(m, now)
 	value, err := encodeManifest(rec, body)
 	if err != nil {
 		return StoredManifest{}, err
