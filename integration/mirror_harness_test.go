@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -46,7 +47,7 @@ func startCountingProxy(t testing.TB, upstream string) *countingProxy {
 		t.Fatal(err)
 	}
 	p := &countingProxy{counts: map[string]int{}, proxy: httputil.NewSingleHostReverseProxy(u)}
-	p.proxy.ErrorLog = nil
+	p.proxy.ErrorLog = log.New(io.Discard, "", 0) // the cut and corrupt faults are meant
 	p.proxy.ModifyResponse = p.modify
 	p.proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 64}
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))

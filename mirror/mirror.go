@@ -144,7 +144,7 @@ func (m *Mirror) upstream(cfg store.Mirror) (*upstream, error) {
 	if u := m.upstreams[cfg.Name]; u != nil && u.cfg.Created.Equal(cfg.Created) && u.cfg.URL == cfg.URL {
 		return u, nil
 	}
-	u, err := newUpstream(cfg)
+	u, err := newUpstream(cfg, m.log)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -75,7 +76,7 @@ func (m *Mirror) prefetchTree(ctx context.Context, repo string, ref store.Refere
 // Test signs in to the upstream of cfg as a pull would and returns what
 // its /v2/ endpoint answered ("200 OK").
 func Test(ctx context.Context, cfg store.Mirror) (string, error) {
-	u, err := newUpstream(cfg)
+	u, err := newUpstream(cfg, slog.Default())
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -32,6 +33,7 @@ const manifestAccept = store.MediaTypeOCIIndex + ", " + store.MediaTypeOCIManife
 // kept for reuse.
 type upstream struct {
 	cfg  store.Mirror
+	log  *slog.Logger
 	reg  name.Registry
 	base http.RoundTripper
 	auth authn.Authenticator
@@ -43,7 +45,7 @@ type upstream struct {
 // maxTransports bounds the signed-in transports kept per upstream.
 const maxTransports = 1024
 
-func newUpstream(cfg store.Mirror) (*upstream, error) {
+func newUpstream(cfg store.Mirror, log *slog.Logger) (*upstream, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil {
 		return nil, err
@@ -69,7 +71,7 @@ func newUpstream(cfg store.Mirror) (*upstream, error) {
 	if cfg.User != "" {
 		auth = &authn.Basic{Username: cfg.User, Password: string(cfg.Password)}
 	}
-	return &upstream{cfg: cfg, reg: reg, base: tr, auth: auth, repos: map[string]http.RoundTripper{}}, nil
+	return &upstream{cfg: cfg, log: log, reg: reg, base: tr, auth: auth, repos: map[string]http.RoundTripper{}}, nil
 }
 
 // transport returns a round tripper signed in for pulls of repo (the
@@ -142,6 +144,9 @@ func (u *upstream) fail(err error, status int, missing error) error {
 		reason = strconv.Itoa(status)
 	}
 	upstreamErrors.WithLabelValues(u.cfg.Name, reason).Inc()
+	// The operator's record of why pulls fail; the URL holds no
+	// credentials (store.Mirror.Validate refuses them there).
+	u.log.Warn("mirror upstream failed", "mirror", u.cfg.Name, "status", status, "err", err)
 	return &store.UpstreamError{Mirror: u.cfg.Name, Host: u.reg.RegistryStr(), Status: status, Missing: missing, Err: err}
 }
 
