@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,6 +29,7 @@ type MirrorAdd struct {
 	Anonymous     bool          `flag:"anonymous" usage:"let clients without credentials pull this mirror's namespace" json:"anonymous,omitempty"`
 	DockerHub     bool          `flag:"docker-hub" usage:"answer Docker's registry-mirrors requests (names without a host) from this mirror" json:"docker_hub,omitempty"`
 	Strict        bool          `flag:"strict" usage:"an upstream 404 or 401 for a cached tag is final (default: serve the cache)" json:"strict,omitempty"`
+	MaxSize       string        `flag:"max-size" usage:"above this size (e.g. 20GiB) evict the least recently pulled tags; empty: no cap" json:"max_size,omitempty"`
 	// Password and CA are filled by Prepare, in the CLI process.
 	Password string `json:"password,omitempty"`
 	CA       string `json:"ca,omitempty"`
@@ -75,6 +77,13 @@ var MirrorAddOp = register(&Op[MirrorAdd, MirrorAdded]{
 		if req.Password != "" {
 			m.Password = []byte(req.Password)
 		}
+		if req.MaxSize != "" {
+			n, err := parseSize(req.MaxSize)
+			if err != nil {
+				return nil, fmt.Errorf("--max-size: %w", err)
+			}
+			m.MaxBytes = n
+		}
 		switch err := env.Store.AddMirror(m); {
 		case errors.Is(err, store.ErrMirrorExists):
 			return nil, fmt.Errorf("mirror %s exists (berth mirror del %s first)", req.Name, req.Name)
@@ -88,6 +97,26 @@ var MirrorAddOp = register(&Op[MirrorAdd, MirrorAdded]{
 		return err
 	},
 })
+
+// parseSize reads "500MB", "20GiB", "1048576".
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	num, mult := s, int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q: want a positive size such as 20GiB or 500MB", s)
+	}
+	return n * mult, nil
+}
 
 // MirrorList lists the upstreams.
 type MirrorList struct{}
@@ -107,6 +136,7 @@ type MirrorInfo struct {
 	Anonymous bool          `json:"anonymous,omitempty"`
 	DockerHub bool          `json:"docker_hub,omitempty"`
 	Strict    bool          `json:"strict,omitempty"`
+	MaxBytes  int64         `json:"max_bytes,omitempty"`
 }
 
 var MirrorListOp = register(&Op[MirrorList, Mirrors]{
@@ -119,13 +149,13 @@ var MirrorListOp = register(&Op[MirrorList, Mirrors]{
 		res := &Mirrors{Mirrors: []MirrorInfo{}}
 		for _, m := range ms {
 			res.Mirrors = append(res.Mirrors, MirrorInfo{Name: m.Name, URL: m.URL, User: m.User, CA: m.CA != "",
-				TagTTL: m.TagTTL, Anonymous: m.Anonymous, DockerHub: m.DockerHub, Strict: m.Strict})
+				TagTTL: m.TagTTL, Anonymous: m.Anonymous, DockerHub: m.DockerHub, Strict: m.Strict, MaxBytes: m.MaxBytes})
 		}
 		return res, nil
 	},
 	Render: func(w Output, res *Mirrors) error {
 		tw := tabwriter.NewWriter(w.Out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tURL\tUSER\tTAG TTL\tOPTIONS")
+		fmt.Fprintln(tw, "NAME\tURL\tUSER\tTAG TTL\tMAX SIZE\tOPTIONS")
 		for _, m := range res.Mirrors {
 			var opts []string
 			for _, o := range []struct {
@@ -136,7 +166,11 @@ var MirrorListOp = register(&Op[MirrorList, Mirrors]{
 					opts = append(opts, o.name)
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.URL, orDash(m.User), m.TagTTL, orDash(strings.Join(opts, ",")))
+			size := "-"
+			if m.MaxBytes > 0 {
+				size = HumanBytes(m.MaxBytes)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.URL, orDash(m.User), m.TagTTL, size, orDash(strings.Join(opts, ",")))
 		}
 		return tw.Flush()
 	},

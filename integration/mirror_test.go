@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -387,5 +388,91 @@ func TestMirror_Skopeo(t *testing.T) {
 	}
 	if m.proxy.count("GET", "blobs") != 3 {
 		t.Errorf("%d blob GETs upstream, want 3", m.proxy.count("GET", "blobs"))
+	}
+}
+
+// TestMirror_EvictionUnderPulls: with --max-size, the least recently
+// pulled tags are evicted through GC until the cache fits, while clients
+// keep pulling — none of them fails, what they pull stays whole.
+func TestMirror_EvictionUnderPulls(t *testing.T) {
+	m := newMirrorSetup(t, "--tag-ttl", "1h", "--max-size", "3MiB")
+	for i := range 5 {
+		pushUpstream(t, m.up.Addr, fmt.Sprintf("img%d:v1", i), 1<<20, 1)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, err := pullAll(t.Context(), m.berth.ref(t, "up/img4:v1"), remoteOptions(t)...); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range 4 {
+		got, _, err := pullAll(t.Context(), m.berth.ref(t, fmt.Sprintf("up/img%d:v1", i)), remoteOptions(t)...)
+		if err != nil {
+			t.Errorf("pull img%d while evicting: %v", i, err)
+			continue
+		}
+		if err := validate.Image(got); err != nil {
+			t.Errorf("img%d: %v", i, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent pull of img4 during eviction: %v", err)
+	}
+	cacheBytes := func() int64 {
+		out := m.berth.berth(t, "", "du", "--json")
+		var du []struct {
+			Repository string `json:"repository"`
+			Exclusive  int64  `json:"exclusive_bytes"`
+		}
+		if err := json.Unmarshal([]byte(out), &du); err != nil {
+			t.Fatalf("du --json: %v\n%s", err, out)
+		}
+		var n int64
+		for _, r := range du {
+			if strings.HasPrefix(r.Repository, "up/") {
+				n += r.Exclusive
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for cacheBytes() > 3<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cache holds %d bytes 30s after the pulls, over its 3 MiB cap", cacheBytes())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tagged := func(repo string) bool {
+		r := send(t, m.berth.request(t, "GET", "/v2/"+repo+"/tags/list", nil))
+		return r.Status == 200 && strings.Contains(string(r.Body), `"v1"`)
+	}
+	if tagged("up/img0") || tagged("up/img1") {
+		t.Errorf("the least recently pulled images were not evicted")
+	}
+	if !tagged("up/img4") {
+		t.Errorf("the most recently pulled image was evicted")
+	}
+	if len(m.berth.logLines("mirror evicted a tag")) == 0 {
+		t.Errorf("no eviction in the log")
+	}
+	if out, errOut, err := runBerth(t, t.Context(), nil, "verify", "--data", m.berth.Data); err != nil {
+		t.Errorf("berth verify after eviction: %v\n%s%s", err, out, errOut)
 	}
 }

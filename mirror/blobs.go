@@ -123,7 +123,9 @@ func (m *Mirror) fetchBlob(ctx context.Context, u *upstream, repo, name string, 
 		upstreamErrors.WithLabelValues(u.cfg.Name, reason).Inc()
 		m.log.Warn("mirror fill failed; nothing cached", "mirror", u.cfg.Name, "repo", repo, "digest", d, "bytes", n, "err", err)
 		f.end = &store.UpstreamError{Mirror: u.cfg.Name, Host: u.reg.RegistryStr(), Missing: store.ErrBlobUnknown, Err: err}
+		return
 	}
+	m.maybeEvict(u.cfg)
 }
 
 // guard is an upstream body whose every read pushes back the stall timer.

@@ -38,6 +38,9 @@ func (m *Mirror) Manifest(ctx context.Context, repo string, ref store.Reference)
 		return "", nil
 	}
 	outcome, err := m.manifest(ctx, u, repo, name, ref)
+	if err == nil && ref.Tag != "" {
+		m.pulled(repo, ref.Tag)
+	}
 	if outcome != "" {
 		lookups.WithLabelValues(u.cfg.Name, "manifest", outcome).Inc()
 	}

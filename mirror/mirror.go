@@ -22,6 +22,9 @@ type Mirror struct {
 	flights   map[string]*flight   // <repo>@<digest> → the fill running for it
 	manifests map[string]*call     // <repo>@<ref> → the manifest fetch running for it
 
+	lastPull map[string]time.Time // <repo>:<tag> → when it was last pulled (eviction's order)
+	evicting map[string]bool      // mirror names whose eviction runs
+
 	list        []store.Mirror // the store's mirrors as of listVersion
 	listVersion uint64
 	listed      bool
@@ -40,6 +43,7 @@ func New(st *store.Store, log *slog.Logger) *Mirror {
 		store: st, log: log, now: time.Now,
 		upstreams: map[string]*upstream{}, checked: map[string]time.Time{},
 		flights: map[string]*flight{}, manifests: map[string]*call{},
+		lastPull: map[string]time.Time{}, evicting: map[string]bool{},
 	}
 	shared, _ := instances.LoadOrStore(st, m)
 	return shared.(*Mirror)

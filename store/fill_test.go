@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -156,5 +157,33 @@ func TestStore_Mirrors(t *testing.T) {
 	}
 	if err := s.DeleteMirror("docker.io"); !errors.Is(err, ErrMirrorUnknown) {
 		t.Errorf("second DeleteMirror: %v, want ErrMirrorUnknown", err)
+	}
+}
+
+// TestStore_CollectGarbage_NoGrace: a mirror's eviction collects young
+// content of its cache, and only there: a young upload elsewhere (a push
+// in progress) keeps its grace, and so does a blob another repository
+// links too.
+func TestStore_CollectGarbage_NoGrace(t *testing.T) {
+	s := mustOpen(t)
+	cached := mustPutBlob(t, s, "up/app", []byte("cached layer"))
+	pushing := mustPutBlob(t, s, "mine/app", []byte("layer of a push in progress"))
+	shared := mustPutBlob(t, s, "up/app", []byte("shared layer"))
+	mustPutBlob(t, s, "mine/other", []byte("shared layer"))
+	opts := GCOptions{NoGrace: func(repo string) bool { return strings.HasPrefix(repo, "up/") }}
+	if _, err := s.CollectGarbage(t.Context(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StatBlob("up/app", cached); !errors.Is(err, ErrBlobUnknown) {
+		t.Errorf("the cache's unreferenced young blob survived: %v", err)
+	}
+	if _, err := os.Stat(s.BlobPath(cached)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("its file survived: %v", err)
+	}
+	if _, err := s.StatBlob("mine/app", pushing); err != nil {
+		t.Errorf("a young blob outside the cache was collected: %v", err)
+	}
+	if _, err := s.StatBlob("mine/other", shared); err != nil {
+		t.Errorf("a blob another repository links was collected: %v", err)
 	}
 }

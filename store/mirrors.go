@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -37,8 +38,11 @@ type Mirror struct {
 	DockerHub bool `json:"dockerHub,omitempty"`
 	// Strict makes an upstream's 404 or 401 for a cached tag final: the tag
 	// is not served from the cache. By default the cache is served.
-	Strict  bool      `json:"strict,omitempty"`
-	Created time.Time `json:"created"`
+	Strict bool `json:"strict,omitempty"`
+	// MaxBytes caps what the cache may hold; above it the least recently
+	// pulled tags are evicted. 0 means no cap.
+	MaxBytes int64     `json:"maxBytes,omitempty"`
+	Created  time.Time `json:"created"`
 }
 
 // Errors of the mirror operations.
@@ -77,8 +81,8 @@ func (m *Mirror) Validate() error {
 	if m.CA != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(m.CA)) {
 		return bad("the CA file holds no PEM certificate")
 	}
-	if m.TagTTL < 0 {
-		return bad("tag TTL cannot be negative")
+	if m.TagTTL < 0 || m.MaxBytes < 0 {
+		return bad("tag TTL and size cap cannot be negative")
 	}
 	return nil
 }
@@ -240,4 +244,50 @@ func (s *Store) HasRepository(repo string) bool {
 		return nil
 	})
 	return ok
+}
+
+// CachedTag is a tag in a mirror's cache, as eviction weighs it.
+type CachedTag struct {
+	Repo    string
+	Tag     string
+	Digest  Digest
+	Created time.Time // when its manifest was last stored
+}
+
+// CacheUsage returns the bytes of the blobs linked in the repositories
+// under ns/ (each blob counted once, however many link it) and their tags.
+func (s *Store) CacheUsage(ns string) (int64, []CachedTag, error) {
+	var total int64
+	var tags []CachedTag
+	pre := []byte(ns + "/")
+	err := s.db.View(func(tx *bolt.Tx) error {
+		seen := map[string]bool{}
+		blobs := tx.Bucket(bucketBlobs)
+		c := tx.Bucket(bucketLinks).Cursor()
+		for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Next() {
+			_, d := splitPair(k)
+			if seen[string(d)] {
+				continue
+			}
+			seen[string(d)] = true
+			var rec blobRecord
+			if err := decode(blobs.Get([]byte(d)), &rec); err == nil {
+				total += rec.Size
+			}
+		}
+		manifests := tx.Bucket(bucketManifests)
+		c = tx.Bucket(bucketTags).Cursor()
+		for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Next() {
+			repo, tag := splitPair(k)
+			t := CachedTag{Repo: repo, Tag: string(tag), Digest: Digest(v)}
+			if mv := manifests.Get(key(repo, string(v))); mv != nil {
+				if rec, _, err := decodeManifest(mv); err == nil {
+					t.Created = time.Unix(0, rec.Created)
+				}
+			}
+			tags = append(tags, t)
+		}
+		return nil
+	})
+	return total, tags, err
 }
