@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -474,5 +477,46 @@ func TestMirror_EvictionUnderPulls(t *testing.T) {
 	}
 	if out, errOut, err := runBerth(t, t.Context(), nil, "verify", "--data", m.berth.Data); err != nil {
 		t.Errorf("berth verify after eviction: %v\n%s%s", err, out, errOut)
+	}
+}
+
+// TestMirror_Referrers: a referrers listing of a mirror's repository
+// brings the upstream's referrers (a signature) into the cache, where they
+// stay listed when the upstream is down.
+func TestMirror_Referrers(t *testing.T) {
+	m := newMirrorSetup(t, "--tag-ttl", "1ms")
+	img := pushUpstream(t, m.up.Addr, "signed/app:v1", 1024, 1)
+	d, _ := img.Digest()
+	size, _ := img.Size()
+	mt, _ := img.MediaType()
+	sig, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, ok := mutate.Subject(sig, v1.Descriptor{MediaType: mt, Digest: d, Size: size}).(v1.Image)
+	if !ok {
+		t.Fatal("mutate.Subject of an image is no image")
+	}
+	sd, _ := signed.Digest()
+	sref, err := name.ParseReference(m.up.Addr+"/signed/app:sig", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(sref, signed, remoteOptions(t)...); err != nil {
+		t.Fatalf("push the signature upstream: %v", err)
+	}
+	list := func() reply {
+		return send(t, m.berth.request(t, "GET", "/v2/up/signed/app/referrers/"+d.String(), nil))
+	}
+	if r := list(); r.Status != 200 || !strings.Contains(string(r.Body), sd.String()) {
+		t.Fatalf("referrers through the mirror: %s, want %s listed", r, sd)
+	}
+	m.proxy.set(fault{down: true})
+	if r := list(); r.Status != 200 || !strings.Contains(string(r.Body), sd.String()) {
+		t.Errorf("referrers with the upstream down: %s, want %s still listed", r, sd)
+	}
+	r := send(t, m.berth.request(t, "GET", "/v2/up/signed/app/manifests/"+sd.String(), nil, "Accept", string(mt)))
+	if r.Status != 200 {
+		t.Errorf("the cached signature with the upstream down: %s", r)
 	}
 }

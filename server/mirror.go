@@ -25,6 +25,8 @@ type Mirror interface {
 	// Blob returns a nil reader when the store holds the blob; else a
 	// reader following the upstream fetch, and its size (-1: unknown).
 	Blob(ctx context.Context, repo string, d store.Digest) (io.ReadCloser, int64, string, error)
+	// Referrers brings the upstream's referrers of subject into the store.
+	Referrers(ctx context.Context, repo string, subject store.Digest) (string, error)
 }
 
 // cacheKey is the c.Locals key of the mirror outcome the access log reads.
@@ -52,7 +54,7 @@ func (s *Server) mirrorRequest(c *fiber.Ctx, t *target) (mirrored, open bool, er
 	}
 	t.Repo = repo
 	c.Locals(targetKey, *t)
-	pull := t.Kind == kindManifest || t.Kind == kindBlob
+	pull := t.Kind == kindManifest || t.Kind == kindBlob || t.Kind == kindReferrers
 	return pull, anonymous, nil
 }
 
@@ -88,6 +90,14 @@ func (s *Server) fillFromMirror(c *fiber.Ctx, t target) (handled bool, err error
 		blobHeaders(c, store.BlobInfo{Digest: d, Size: size})
 		c.Context().SetBodyStream(r, int(size))
 		return true, nil
+	case kindReferrers:
+		d, err := store.ParseDigest(t.Ref)
+		if err != nil {
+			return false, err
+		}
+		outcome, err := s.mirror.Referrers(c.Context(), t.Repo, d)
+		c.Locals(cacheKey, outcome)
+		return false, err
 	}
 	return false, nil
 }
