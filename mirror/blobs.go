@@ -46,7 +46,9 @@ func (m *Mirror) Blob(ctx context.Context, repo string, d store.Digest) (io.Read
 	if f == nil {
 		f = &flight{ready: make(chan struct{}), done: make(chan struct{})}
 		m.flights[key] = f
-		go m.fetchBlob(context.WithoutCancel(ctx), u, repo, name, d, key, f)
+		// Not the client's context, nor one derived from it: the fill
+		// outlives the request, whose context (fasthttp's) is reused.
+		go m.fetchBlob(context.Background(), u, repo, name, d, key, f)
 	}
 	m.mu.Unlock()
 	select {

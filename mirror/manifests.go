@@ -37,6 +37,8 @@ func (m *Mirror) Manifest(ctx context.Context, repo string, ref store.Reference)
 	if !ok {
 		return "", nil
 	}
+	ctx, cancel := detach(ctx, 2*time.Minute)
+	defer cancel()
 	outcome, err := m.manifest(ctx, u, repo, name, ref)
 	if err == nil && ref.Tag != "" {
 		m.pulled(repo, ref.Tag)
@@ -124,8 +126,8 @@ func (m *Mirror) shared(ctx context.Context, u *upstream, repo, name string, ref
 	m.mu.Unlock()
 	if leader {
 		// Not the client's context: a fetch others wait for must not end
-		// because the first client left.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		// because the first client left (and fasthttp reuses its context).
+		fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		c.outcome, c.err = m.fetch(fctx, u, repo, name, ref)
 		cancel()
 		m.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/berth-registry/berth/store"
 )
@@ -22,6 +23,8 @@ func (m *Mirror) Referrers(ctx context.Context, repo string, subject store.Diges
 	if !ok {
 		return "", nil
 	}
+	ctx, cancel := detach(ctx, 2*time.Minute)
+	defer cancel()
 	key := "referrers@" + string(subject)
 	if m.fresh(repo, key, u.cfg) {
 		return Hit, nil

@@ -153,3 +153,13 @@ func (u *upstream) fail(err error, status int, missing error) error {
 func isDigestError(err error) bool {
 	return errors.Is(err, store.ErrDigestMismatch) || errors.Is(err, store.ErrSizeInvalid)
 }
+
+// detach returns a context for upstream requests made on behalf of a
+// client's request: not derived from it (fasthttp reuses a request's
+// context once its handler returns, and the upstream client may keep what
+// it is given), bounded by timeout, and cancelled when parent ends.
+func detach(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	stop := context.AfterFunc(parent, cancel)
+	return ctx, func() { stop(); cancel() }
+}
