@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth-registry/berth/admin"
 	"github.com/berth-registry/berth/events"
+	"github.com/berth-registry/berth/mirror"
 	"github.com/berth-registry/berth/server"
 	"github.com/berth-registry/berth/server/auth"
 	"github.com/berth-registry/berth/store"
@@ -205,6 +206,7 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	cfg.UI = web
+	cfg.Mirror = mirror.New(st, log)
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -24,6 +24,7 @@ func commands() []*cli.Command {
 		teamCommand(),
 		accessCommand(),
 		ldapCommand(),
+		mirrorCommand(),
 		importCommand(),
 		versionCommand(),
 	}

@@ -56,6 +56,7 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 		slog.Duration("duration", took),
 		slog.String("user", userOf(c)),
 		slog.String("remote", c.IP()),
+		slog.String("cache", cacheOf(c)),
 		{},
 	}
 	n := len(attrs) - 1
@@ -111,4 +112,11 @@ func responseBytes(c *fiber.Ctx) int64 {
 		return int64(max(resp.Header.ContentLength(), 0))
 	}
 	return int64(len(resp.Body()))
+}
+
+// cacheOf is how a mirror served the request: hit, miss, stale, or "" for
+// a request no mirror took part in.
+func cacheOf(c *fiber.Ctx) string {
+	v, _ := c.Locals(cacheKey).(string)
+	return v
 }

@@ -90,6 +90,10 @@ var (
 	// LDAP sign-in could not reach or use the directory: 503, so clients
 	// and people see a server-side outage, not a wrong password.
 	codeDirectoryDown = Code{"UNAUTHORIZED", 503, "the LDAP directory cannot be reached; try again later", false}
+	// A mirror's upstream that could not be reached or answered 5xx for
+	// content the cache lacks: 502 Bad Gateway, as a proxy answers; the
+	// message names the upstream (upstreamError).
+	codeUpstreamFailed = Code{"UNKNOWN", 502, "the mirror's upstream failed", false}
 	// Anything the server did not expect. The cause goes to the log only.
 	codeUnknown = Code{"UNKNOWN", 500, "unknown error", false}
 	// Client errors fasthttp finds before a handler runs (a malformed
@@ -202,6 +206,10 @@ func errorFor(err error) (e *Error, unmapped bool) {
 		return &Error{Code: codeManifestInvalid, Message: "a descriptor's size differs from the stored content's",
 			Detail: map[string]any{"digest": size.Digest.String(), "size": size.Declared, "stored": size.Stored}}, false
 	}
+	var up *store.UpstreamError
+	if errors.As(err, &up) {
+		return upstreamError(up), false
+	}
 	// The handler also sets the Range header from the offset, as the spec
 	// asks of a 416 for an out-of-order chunk.
 	// The message names the rule, so the pusher knows why and whom to ask.
@@ -286,4 +294,25 @@ func writeError(c *fiber.Ctx, e *Error) error {
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(body)
+}
+
+// upstreamError answers a pull of a mirror's repository that the cache
+// could not serve, with the upstream's name in the message (it is the
+// operator's configuration, not a secret) and its own status mapped: 404
+// stays "unknown", 401/403 becomes DENIED (berth's credentials upstream
+// are at fault, not the client's), 429 stays 429, the rest 502.
+func upstreamError(up *store.UpstreamError) *Error {
+	c := codeUpstreamFailed
+	switch up.Status {
+	case 404:
+		c = codeManifestUnknown
+		if up.Missing == store.ErrBlobUnknown {
+			c = codeBlobUnknown
+		}
+	case 401, 403:
+		c = codeDenied
+	case 429:
+		c = codeTooManyRequests
+	}
+	return &Error{Code: c, Message: up.Error(), Detail: map[string]string{"upstream": up.Host, "mirror": up.Mirror}}
 }

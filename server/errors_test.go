@@ -73,6 +73,7 @@ var codeTable = map[string]struct {
 	"codeBodyStalled":         {codeBodyStalled, "BLOB_UPLOAD_INVALID", 408, false},
 	"codeUnknown":             {codeUnknown, "UNKNOWN", 500, false},
 	"codeDirectoryDown":       {codeDirectoryDown, "UNAUTHORIZED", 503, false},
+	"codeUpstreamFailed":      {codeUpstreamFailed, "UNKNOWN", 502, false},
 	"codeBadRequest":          {codeBadRequest, "UNSUPPORTED", 400, false},
 	"codeHeaderTooLarge":      {codeHeaderTooLarge, "UNSUPPORTED", 431, false},
 	"codeURITooLong":          {codeURITooLong, "UNSUPPORTED", 414, false},
@@ -103,7 +104,7 @@ func TestCode_MatchesSpecTable(t *testing.T) {
 				return
 			}
 			specStatus, inSpec := specCodes[tc.code.Name]
-			if !inSpec && tc.code != codeUnknown {
+			if !inSpec && tc.code.Name != codeUnknown.Name {
 				t.Errorf("%s: %s is not a code of the spec's table", ident, tc.code.Name)
 			}
 			if tc.specStatus && tc.code.Status != specStatus {
@@ -196,6 +197,9 @@ var notForClients = map[string]error{
 	"ErrPolicyUnknown":     store.ErrPolicyUnknown,     // retention, immutable and quota del
 	"ErrPolicyExists":      store.ErrPolicyExists,      // retention and immutable add
 	"ErrPolicyInvalid":     store.ErrPolicyInvalid,     // retention, immutable add, quota set
+	"ErrMirrorUnknown":     store.ErrMirrorUnknown,     // mirror del, test, prefetch
+	"ErrMirrorExists":      store.ErrMirrorExists,      // mirror add
+	"ErrMirrorInvalid":     store.ErrMirrorInvalid,     // mirror add
 }
 
 // TestErrorFor_PolicyRefusals checks that an immutable tag and a quota

@@ -90,8 +90,21 @@ func (s *Server) dispatch(c *fiber.Ctx) error {
 	if !ok {
 		return newError(codeUnsupported, nil)
 	}
-	if err := s.authorize(c, needFor(t, c.Method())); err != nil {
+	mirrored, open, err := s.mirrorRequest(c, &t)
+	if err != nil {
 		return err
+	}
+	if open {
+		// A mirror opened to anonymous pulls (Docker sends a mirror no
+		// credentials): nobody needs to sign in.
+		c.Locals(callerKey, &caller{})
+	} else if err := s.authorize(c, needFor(t, c.Method())); err != nil {
+		return err
+	}
+	if mirrored {
+		if handled, err := s.fillFromMirror(c, t); handled || err != nil {
+			return err
+		}
 	}
 	return h(s, c, t)
 }

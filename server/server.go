@@ -55,6 +55,9 @@ type Config struct {
 	// /ui/, with / redirecting there). An interface so that server need
 	// not import the packages the UI uses (admin).
 	UI Mounter
+	// Mirror, when not nil, is the pull-through cache: pulls of its
+	// namespaces are filled from upstream registries (mirror.go).
+	Mirror Mirror
 }
 
 // Mounter adds its routes to the application. Its handlers run after the
@@ -77,6 +80,7 @@ type Server struct {
 	// pullTimes notes each manifest GET for retention (Config.NoPullTimes).
 	pullTimes bool
 	ui        Mounter
+	mirror    Mirror
 	// timeouts and limits are kept by the connections (conn.go,
 	// listener.go), not by fasthttp.
 	timeouts Timeouts
@@ -99,7 +103,7 @@ func New(st *store.Store, cfg Config) *Server {
 	}
 	s := &Server{
 		store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger,
-		tls: cfg.TLS, proxies: cfg.TrustedProxies, onPull: cfg.OnPull, ui: cfg.UI, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
+		tls: cfg.TLS, proxies: cfg.TrustedProxies, onPull: cfg.OnPull, ui: cfg.UI, mirror: cfg.Mirror, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
 		timeouts: cfg.Timeouts.withDefaults(), limits: cfg.Limits, maxUploads: cfg.MaxUploadsPerUser,
 		pullTimes: !cfg.NoPullTimes,
 	}

@@ -42,6 +42,7 @@ import (
 //	visibility <repository or namespace> → "public" or "private"
 //	ldap       "config" → LDAP sign-in settings                 (ldap.go)
 //	history    <kind>\x00<seq, big-endian uint64> → a past gc or backup run (the newest 50 of each kind)
+//	mirrors    <name> → upstream of a pull-through cache (url, credentials, tag TTL, ...); name is its namespace
 var (
 	bucketMeta         = []byte("meta")
 	bucketRepos        = []byte("repos")
@@ -70,6 +71,7 @@ var (
 	bucketLifts        = []byte("lifts")
 	bucketQuotas       = []byte("quotas")
 	bucketHistory      = []byte("history")
+	bucketMirrors      = []byte("mirrors")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketRepos, bucketBlobs, bucketLinks, bucketBlobRepos,
@@ -79,6 +81,7 @@ var (
 		bucketTagTimes, bucketPulls, bucketRetention, bucketImmutable, bucketLifts, bucketQuotas,
 		bucketOrgs, bucketTeams, bucketGrants, bucketVisibility, bucketLDAP,
 		bucketHistory,
+		bucketMirrors,
 	}
 )
 

@@ -40,6 +40,11 @@ type GCOptions struct {
 	// KeepUntagged keeps every manifest; only blobs and links that no
 	// manifest references are collected.
 	KeepUntagged bool
+	// NoGrace, when not nil, names repositories whose manifests and links
+	// get no grace period, and blobs linked only from such repositories:
+	// a mirror's cache, evicting (nothing is mid-push there, since pushes
+	// are refused, and what goes is fetched again by the next pull).
+	NoGrace func(repo string) bool
 	// Progress, when not nil, is called as each phase advances: phase is
 	// "plan", "manifests", "links", "blobs", "uploads" or "files". It runs on
 	// the collecting goroutine and must return quickly.

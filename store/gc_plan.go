@@ -67,7 +67,7 @@ func (s *Store) plan(opts GCOptions, now time.Time) (*gcPlan, error) {
 	// waits for open read transactions.
 	pinned := s.gc.pinnedNow()
 	err := s.db.View(func(tx *bolt.Tx) error {
-		graphs, err := readGraphs(tx, cutoff, opts.KeepUntagged)
+		graphs, err := readGraphs(tx, cutoff, opts.KeepUntagged, opts.NoGrace)
 		if err != nil {
 			return err
 		}
@@ -76,11 +76,11 @@ func (s *Store) plan(opts GCOptions, now time.Time) (*gcPlan, error) {
 			g.keepHeads(tx)
 		}
 		p.manifests = batchManifests(graphs)
-		doomedLinks, err := p.planLinks(tx, graphs, cutoff)
+		doomedLinks, err := p.planLinks(tx, graphs, cutoff, opts.NoGrace)
 		if err != nil {
 			return err
 		}
-		if err := p.planBlobs(tx, doomedLinks, cutoff, pinned); err != nil {
+		if err := p.planBlobs(tx, doomedLinks, cutoff, pinned, opts.NoGrace); err != nil {
 			return err
 		}
 		if err := p.planRepos(tx, graphs, doomedLinks); err != nil {
@@ -97,7 +97,7 @@ func (s *Store) plan(opts GCOptions, now time.Time) (*gcPlan, error) {
 // readGraphs decodes every manifest and seeds each repository's keep set
 // with its tagged manifests, those younger than cutoff, and with keepAll
 // every manifest.
-func readGraphs(tx *bolt.Tx, cutoff time.Time, keepAll bool) (map[string]*repoGraph, error) {
+func readGraphs(tx *bolt.Tx, cutoff time.Time, keepAll bool, noGrace func(string) bool) (map[string]*repoGraph, error) {
 	graphs := make(map[string]*repoGraph)
 	graph := func(repo string) *repoGraph {
 		g := graphs[repo]
@@ -115,7 +115,8 @@ func readGraphs(tx *bolt.Tx, cutoff time.Time, keepAll bool) (map[string]*repoGr
 		}
 		g := graph(repo)
 		g.nodes[d] = &plannedManifest{repo: repo, digest: d, rec: rec, size: int64(len(body))}
-		if keepAll || !time.Unix(0, rec.Created).Before(cutoff) {
+		young := !time.Unix(0, rec.Created).Before(cutoff) && (noGrace == nil || !noGrace(repo))
+		if keepAll || young {
 			g.seeds = append(g.seeds, d)
 		}
 		return nil
@@ -175,14 +176,14 @@ func (g *repoGraph) keepHeads(tx *bolt.Tx) {
 
 // planLinks finds the links older than cutoff that only doomed manifests
 // reference, and returns them as a set of link keys.
-func (p *gcPlan) planLinks(tx *bolt.Tx, graphs map[string]*repoGraph, cutoff time.Time) (map[string]bool, error) {
+func (p *gcPlan) planLinks(tx *bolt.Tx, graphs map[string]*repoGraph, cutoff time.Time, noGrace func(string) bool) (map[string]bool, error) {
 	doomed := make(map[string]bool)
 	refs := tx.Bucket(bucketRefs).Cursor()
 	err := tx.Bucket(bucketLinks).ForEach(func(k, v []byte) error {
-		if !parseTimeValue(v).Before(cutoff) {
+		repo, d := splitPair(k)
+		if !parseTimeValue(v).Before(cutoff) && (noGrace == nil || !noGrace(repo)) {
 			return nil
 		}
-		repo, d := splitPair(k)
 		pre := append(append([]byte(nil), k...), sep)
 		for rk, _ := refs.Seek(pre); rk != nil && bytes.HasPrefix(rk, pre); rk, _ = refs.Next() {
 			if g := graphs[repo]; g == nil || !g.doomed[Digest(rk[len(pre):])] {
@@ -198,7 +199,7 @@ func (p *gcPlan) planLinks(tx *bolt.Tx, graphs map[string]*repoGraph, cutoff tim
 
 // planBlobs finds the unpinned blobs older than cutoff whose every link is
 // doomed (or which have none).
-func (p *gcPlan) planBlobs(tx *bolt.Tx, doomedLinks map[string]bool, cutoff time.Time, pinned func(Digest) bool) error {
+func (p *gcPlan) planBlobs(tx *bolt.Tx, doomedLinks map[string]bool, cutoff time.Time, pinned func(Digest) bool, noGrace func(string) bool) error {
 	repos := tx.Bucket(bucketBlobRepos).Cursor()
 	return tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
 		var rec blobRecord
@@ -206,14 +207,23 @@ func (p *gcPlan) planBlobs(tx *bolt.Tx, doomedLinks map[string]bool, cutoff time
 			return fmt.Errorf("blob record %s: %w", k, err)
 		}
 		d := Digest(k)
-		if !time.Unix(0, rec.Created).Before(cutoff) || pinned(d) {
+		young := !time.Unix(0, rec.Created).Before(cutoff)
+		if (young && noGrace == nil) || pinned(d) {
 			return nil
 		}
+		// A young blob goes only when it has links, all doomed, all in
+		// repositories without grace; one without links keeps its grace.
+		linked := false
 		pre := prefix(string(d))
 		for rk, _ := repos.Seek(pre); rk != nil && bytes.HasPrefix(rk, pre); rk, _ = repos.Next() {
-			if !doomedLinks[string(key(string(rk[len(pre):]), string(d)))] {
+			repo := string(rk[len(pre):])
+			if !doomedLinks[string(key(repo, string(d)))] || young && !noGrace(repo) {
 				return nil
 			}
+			linked = true
+		}
+		if young && !linked {
+			return nil
 		}
 		p.blobs = append(p.blobs, plannedBlob{digest: d, size: rec.Size, value: bytes.Clone(v), created: time.Unix(0, rec.Created)})
 		return nil

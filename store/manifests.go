@@ -56,13 +56,7 @@ func (s *Store) PutManifestBy(o Origin, repo string, ref Reference, extraTags []
 		tags = append([]string{ref.Tag}, extraTags...)
 	}
 	now := s.now()
-	rec := manifestRecord{
-		MediaType: m.MediaType, ArtifactType: m.ArtifactType, Annotations: m.Annotations,
-		Blobs: m.Blobs, Children: m.Children, Created: now.UnixNano(),
-	}
-	if m.Subject != nil {
-		rec.Subject = m.Subject.Digest
-	}
+	rec := newManifestRecord(m, now)
 	value, err := encodeManifest(rec, body)
 	if err != nil {
 		return StoredManifest{}, nil, err
@@ -385,4 +379,16 @@ func removeManifest(tx *bolt.Tx, repo string, d Digest, rec manifestRecord) erro
 		return err
 	}
 	return tx.Bucket(bucketManifests).Delete(mk)
+}
+
+// newManifestRecord is the record of parsed manifest m, stored at now.
+func newManifestRecord(m *Manifest, now time.Time) manifestRecord {
+	rec := manifestRecord{
+		MediaType: m.MediaType, ArtifactType: m.ArtifactType, Annotations: m.Annotations,
+		Blobs: m.Blobs, Children: m.Children, Created: now.UnixNano(),
+	}
+	if m.Subject != nil {
+		rec.Subject = m.Subject.Digest
+	}
+	return rec
 }

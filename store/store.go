@@ -55,6 +55,8 @@ type Store struct {
 	// decide whether it records events (webhooks.go).
 	hooks        atomic.Pointer[[]Webhook]
 	hooksVersion atomic.Uint64
+	// mirrorsVersion counts changes of the mirror list (MirrorsVersion).
+	mirrorsVersion atomic.Uint64
 	// wake is closed when events or endpoints change (OutboxChanged).
 	wakeMu sync.Mutex
 	wake   chan struct{}

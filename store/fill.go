@@ -1,0 +1,207 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Fill writes one blob that arrives from elsewhere (a mirror's upstream)
+// while clients read it as it arrives. Its bytes go to a file under
+// DATA/uploads, hashed on the way, like an upload's; Readers follow that
+// file as it grows. Run verifies the size and digest, syncs and places the
+// blob as PutBlob does, so nothing is visible under the digest before it is
+// verified. A reader sees the same error as Run when the fill fails, so a
+// client never receives a complete-looking wrong body.
+//
+// A Fill is safe for concurrent use by one Run and any number of readers.
+type Fill struct {
+	s    *Store
+	d    Digest
+	size int64
+	path string
+	f    *os.File
+	h    hash.Hash
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	n        int64 // bytes written so far
+	verified bool  // all bytes are in and hash to d: readers may end
+	done     bool
+	err      error
+}
+
+// NewFill starts a fill of blob d of the given size (-1 when unknown).
+// Call Run exactly once.
+func (s *Store) NewFill(d Digest, size int64) (*Fill, error) {
+	h := NewHash(d.Algorithm())
+	if h == nil {
+		return nil, fmt.Errorf("%w: %q", ErrDigestUnsupported, d.Algorithm())
+	}
+	id, err := newUploadID()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(UploadsDir(s.dir), id)
+	// GC passes over it while it is named here, however slowly the
+	// upstream sends.
+	s.staged.Store(id, struct{}{})
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		s.staged.Delete(id)
+		return nil, fmt.Errorf("create fill file: %w", err)
+	}
+	w := &Fill{s: s, d: d, size: size, path: path, f: f, h: h}
+	w.cond = sync.NewCond(&w.mu)
+	return w, nil
+}
+
+// Size is the size the fill expects, -1 when unknown.
+func (w *Fill) Size() int64 { return w.size }
+
+// Run copies r into the blob, then verifies it and places it, linked in
+// repo. It returns the bytes read and the first error: r's, a write's,
+// ErrSizeInvalid, ErrDigestMismatch. On error nothing is left behind.
+func (w *Fill) Run(repo string, r io.Reader) (n int64, err error) {
+	defer func() { w.finish(err) }()
+	buf := make([]byte, 256<<10)
+	for {
+		k, rerr := r.Read(buf)
+		if k > 0 {
+			if _, werr := w.f.Write(buf[:k]); werr != nil {
+				return n, fmt.Errorf("write fill file: %w", werr)
+			}
+			n += int64(k)
+			// Readers get the bytes before they are hashed, so that the
+			// client's read and hash overlap with ours; the end of the
+			// stream still waits for the digest.
+			w.mu.Lock()
+			w.n = n
+			w.mu.Unlock()
+			w.cond.Broadcast()
+			w.h.Write(buf[:k])
+			if w.size >= 0 && n > w.size {
+				return n, fmt.Errorf("%w: more than %d bytes", ErrSizeInvalid, w.size)
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+	if w.size >= 0 && n != w.size {
+		return n, fmt.Errorf("%w: got %d bytes, want %d", ErrSizeInvalid, n, w.size)
+	}
+	if got := digestFromHash(w.d.Algorithm(), w.h); got != w.d {
+		return n, fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, w.d)
+	}
+	// The readers have the right bytes: they need not wait for the sync
+	// and the commit, which only decide whether the store keeps a copy.
+	w.mu.Lock()
+	w.verified = true
+	w.mu.Unlock()
+	w.cond.Broadcast()
+	if err := w.f.Sync(); err != nil {
+		return n, fmt.Errorf("sync fill file: %w", err)
+	}
+	return n, w.s.placeBlob(repo, w.path, w.d, n)
+}
+
+// finish records the outcome for the readers and cleans up.
+func (w *Fill) finish(err error) {
+	w.f.Close()
+	if err != nil {
+		os.Remove(w.path)
+	}
+	w.s.staged.Delete(filepath.Base(w.path))
+	w.mu.Lock()
+	w.done, w.err = true, err
+	w.mu.Unlock()
+	w.cond.Broadcast()
+}
+
+// NewReader returns a reader of the blob from its first byte, which blocks
+// until bytes arrive and ends with io.EOF once Run verified them all, or
+// with Run's error. It fails when the fill has already ended (read the
+// stored blob instead). Close it.
+func (w *Fill) NewReader() (io.ReadCloser, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return nil, errFillDone
+	}
+	// Opened while the fill runs, so the file is still at its path; the
+	// descriptor stays valid after the rename into place.
+	f, err := os.Open(w.path)
+	if err != nil {
+		return nil, fmt.Errorf("open fill file: %w", err)
+	}
+	return &fillReader{w: w, f: f}, nil
+}
+
+var errFillDone = errors.New("fill already ended")
+
+type fillReader struct {
+	w   *Fill
+	f   *os.File
+	off int64
+}
+
+func (r *fillReader) Read(p []byte) (int, error) {
+	w := r.w
+	w.mu.Lock()
+	for r.off >= w.n && !w.done && !w.verified {
+		w.cond.Wait()
+	}
+	avail, verified, err := w.n-r.off, w.verified, w.err
+	w.mu.Unlock()
+	if avail == 0 && verified {
+		return 0, io.EOF
+	}
+	if err != nil {
+		return 0, err
+	}
+	if avail == 0 {
+		return 0, errors.New("fill ended early") // done without an error or verification: cannot happen
+	}
+	if int64(len(p)) > avail {
+		p = p[:avail]
+	}
+	k, rerr := r.f.ReadAt(p, r.off)
+	r.off += int64(k)
+	if rerr == io.EOF && k > 0 {
+		rerr = nil
+	}
+	return k, rerr
+}
+
+func (r *fillReader) Close() error { return r.f.Close() }
+
+// WriteTo copies the blob to dst in large pieces as it arrives; io.Copy
+// (and fasthttp's response writer) use it instead of 4 KiB reads.
+func (r *fillReader) WriteTo(dst io.Writer) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			k, werr := dst.Write(buf[:n])
+			total += int64(k)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
