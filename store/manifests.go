@@ -76,7 +76,9 @@ func (s *Store) PutManifestBy(o Origin, repo string, ref Reference, extraTags []
 	if err != nil {
 		return StoredManifest{}, nil, err
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	// Shared with concurrent pushes (groupcommit.go); the function only
+	// reads and writes tx, so it may run again when another job fails.
+	err = s.groupUpdate(nil, func(tx *bolt.Tx) error {
 		if err := putManifest(tx, repo, d, rec, m.Sizes, value, tags, now); err != nil {
 			return err
 		}

@@ -46,6 +46,8 @@ type Store struct {
 
 	// gc serialises garbage collections and holds the pins (gc.go).
 	gc gcState
+	// commits batches concurrent blob and manifest commits (groupcommit.go).
+	commits groupCommit
 	// staged names the files in DATA/uploads that are hard links of an
 	// import's source files (import.go): they carry the source's old
 	// modification time, so GC must not take them for abandoned uploads.

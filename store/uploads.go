@@ -287,10 +287,9 @@ func (s *Store) CommitUpload(repo, id string, start int64, r io.Reader, d Digest
 		s.removeUpload(id)
 		return BlobInfo{}, fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, d)
 	}
-	if err := s.placeBlob(repo, s.uploadPath(id), d, next.Offset); err != nil {
-		return BlobInfo{}, err
-	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) }); err != nil {
+	// The blob's records and the end of the session share one commit.
+	staged := []StagedBlob{{Digest: d, Size: next.Offset, tmp: s.uploadPath(id)}}
+	if err := s.placeBlobsAnd(repo, staged, func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) }); err != nil {
 		return BlobInfo{}, err
 	}
 	return BlobInfo{Digest: d, Size: next.Offset, Created: s.now()}, nil
