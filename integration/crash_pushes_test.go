@@ -22,7 +22,7 @@ import (
 func TestCrash_ConcurrentSmallPushes(t *testing.T) {
 	data := t.TempDir()
 	s := startRegistry(t, data)
-	const workers, wantAcked = 8, 60
+	const workers, wantAcked = 8, 150
 
 	var mu sync.Mutex
 	var acked []ackedImage
@@ -53,7 +53,7 @@ func TestCrash_ConcurrentSmallPushes(t *testing.T) {
 	select {
 	case <-enough:
 	case <-time.After(2 * time.Minute):
-		t.Fatal("fewer than 60 pushes acknowledged in 2 minutes")
+		t.Fatal("fewer than 150 pushes acknowledged in 2 minutes")
 	}
 	s.kill() // while the workers keep pushing
 	stop()

@@ -64,7 +64,9 @@ func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 	rec := uploadRecord{Repo: repo, Owner: owner, HashState: state, Started: now.UnixNano(), Updated: now.UnixNano()}
 	v, err := encode(rec)
 	if err == nil {
-		err = s.db.Update(func(tx *bolt.Tx) error {
+		// Batched with concurrent commits (groupcommit.go): a session's start
+		// shares its fsync with other pushes' records.
+		err = s.groupUpdate(nil, func(tx *bolt.Tx) error {
 			owners := tx.Bucket(bucketUploadOwners)
 			if max > 0 && countPrefix(owners, prefix(owner), max) >= max {
 				return ErrTooManyUploads
@@ -385,7 +387,7 @@ func (s *Store) putUploadIfPresent(id string, rec uploadRecord) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.groupUpdate(nil, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUploads)
 		if b.Get([]byte(id)) == nil {
 			return ErrUploadUnknown
