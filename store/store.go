@@ -13,7 +13,7 @@ import (
 )
 
 // schemaVersion is the layout of meta.db this code reads and writes.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // ErrLocked is returned by Open when another process holds meta.db.
 var ErrLocked = errors.New("data directory is in use by another berth process")
@@ -106,7 +106,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open meta.db: %w", err)
 	}
 	s := &Store{dir: dir, db: db, now: time.Now}
-	if !opts.ReadOnly {
+	if opts.ReadOnly {
+		// A read-only open cannot migrate, and this code reads only the
+		// current layout.
+		if err := s.checkSchemaReadOnly(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	} else {
 		if err := s.init(); err != nil {
 			db.Close()
 			return nil, err
@@ -136,6 +143,10 @@ func (s *Store) init() error {
 			return meta.Put([]byte("schema"), []byte{schemaVersion})
 		case len(v) != 1 || v[0] > schemaVersion:
 			return fmt.Errorf("meta.db has schema %v, newer than this berth understands (%d)", v, schemaVersion)
+		case v[0] < schemaVersion:
+			if err := migrate(tx, v[0]); err != nil {
+				return err
+			}
 		}
 		return validateAuth(tx)
 	})
