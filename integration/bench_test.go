@@ -619,7 +619,7 @@ func (r *patternReader) Read(p []byte) (int, error) {
 }
 
 // patternDigest is the sha256 digest of newPatternReader(seed, size).
-func patternDigest(b *testing.B, seed uint64, size int64) string {
+func patternDigest(b testing.TB, seed uint64, size int64) string {
 	b.Helper()
 	h := sha256.New()
 	if _, err := io.CopyBuffer(h, newPatternReader(seed, size), make([]byte, blockSize)); err != nil {
