@@ -26,7 +26,7 @@ const NoAge time.Duration = -1
 const gcBatch = 128
 
 // gcYieldFactor and gcYieldMax make the sweep yield to requests: after each
-// batch it sleeps gcYieldFactor times as long as the batch took, up to
+// batch that another follows, it sleeps gcYieldFactor times as long as the batch took, up to
 // gcYieldMax, so a collection takes at most a third of one core and of
 // the writer lock's time while it sweeps, and pulls and pushes keep the
 // rest. A collection of a large store takes about three times as long; it

@@ -178,7 +178,9 @@ func (s *Store) sweepFiles(ctx context.Context, r *GCReport, opts GCOptions, now
 			}
 			done += len(batch)
 			opts.progress("files", done, total)
-			gcYield(ctx, started)
+			if done < total {
+				gcYield(ctx, started)
+			}
 		}
 	}
 	return nil

@@ -51,7 +51,9 @@ func (s *Store) sweepManifests(ctx context.Context, p *gcPlan, r *GCReport, opts
 		r.Manifests = append(r.Manifests, removed...)
 		r.Kept += kept
 		opts.progress("manifests", i+1, len(p.manifests))
-		gcYield(ctx, started)
+		if i+1 < len(p.manifests) {
+			gcYield(ctx, started)
+		}
 	}
 	return nil
 }
@@ -173,7 +175,9 @@ func (s *Store) sweepLinks(ctx context.Context, p *gcPlan, r *GCReport, opts GCO
 		r.Links = append(r.Links, removed...)
 		r.Kept += len(batch) - len(removed)
 		opts.progress("links", start+len(batch), len(p.links))
-		gcYield(ctx, started)
+		if start+len(batch) < len(p.links) {
+			gcYield(ctx, started)
+		}
 	}
 	return s.sweepRepos(p, r)
 }
@@ -234,7 +238,9 @@ func (s *Store) sweepBlobs(ctx context.Context, p *gcPlan, r *GCReport, opts GCO
 		r.Blobs = append(r.Blobs, removed...)
 		r.Kept += len(batch) - len(removed)
 		opts.progress("blobs", start+len(batch), len(p.blobs))
-		gcYield(ctx, started)
+		if start+len(batch) < len(p.blobs) {
+			gcYield(ctx, started)
+		}
 	}
 	return nil
 }
@@ -341,7 +347,9 @@ func (s *Store) sweepUploads(ctx context.Context, p *gcPlan, r *GCReport, opts G
 		r.Uploads = append(r.Uploads, removed...)
 		r.Kept += len(batch) - len(removed)
 		opts.progress("uploads", start+len(batch), len(p.uploads))
-		gcYield(ctx, started)
+		if start+len(batch) < len(p.uploads) {
+			gcYield(ctx, started)
+		}
 	}
 	return nil
 }
