@@ -10,8 +10,9 @@ package integration
 // only after the blob file, its shard directory and the meta.db commit are
 // fsynced; distribution's filesystem driver never fsyncs (it has no setting
 // for it), so its 201 means the data is in the page cache. Both run with
-// authentication off, distribution with its defaults otherwise (in-memory
-// blob descriptor cache, access log and upload purging off).
+// authentication off, distribution with the in-memory blob descriptor cache
+// of the registry:2 image's default config, its access log and upload
+// purging off.
 
 import (
 	"bytes"
@@ -56,7 +57,8 @@ func TestBenchCompare(t *testing.T) {
 		large = n << 20
 	}
 	berth := startServer(t, "")
-	dist := startDistribution(t, "")
+	// The blob descriptor cache of the registry:2 image's default config.
+	dist := startDistributionWith(t, "", "  cache:\n    blobdescriptor: inmemory\n")
 	targets := []*compareTarget{
 		{name: "berth", s: berth, client: compareClient(t)},
 		{name: "distribution", s: &server{Addr: dist.Addr, cmd: dist.cmd}, client: compareClient(t)},
