@@ -422,7 +422,7 @@ func requestToken(client *http.Client, s *server) (string, error) {
 // workers (Go keeps 2 idle per host by default, and a benchmark that
 // redials measures dialing). Its connections are closed before the server
 // is stopped, as startRegistry does.
-func benchClient(b *testing.B) *http.Client {
+func benchClient(b testing.TB) *http.Client {
 	tr := &http.Transport{
 		MaxIdleConnsPerHost: 2 * benchConcurrency,
 		DisableCompression:  true,

@@ -60,8 +60,8 @@ func TestBenchCompare(t *testing.T) {
 	// The blob descriptor cache of the registry:2 image's default config.
 	dist := startDistributionWith(t, "", "  cache:\n    blobdescriptor: inmemory\n")
 	targets := []*compareTarget{
-		{name: "berth", s: berth, client: compareClient(t)},
-		{name: "distribution", s: &server{Addr: dist.Addr, cmd: dist.cmd}, client: compareClient(t)},
+		{name: "berth", s: berth, client: benchClient(t)},
+		{name: "distribution", s: &server{Addr: dist.Addr, cmd: dist.cmd}, client: benchClient(t)},
 	}
 	idle := map[string]float64{}
 	for _, tg := range targets {
@@ -257,21 +257,6 @@ func TestBenchCompare(t *testing.T) {
 
 // registry2Version is the distribution release .ci/deps builds.
 const registry2Version = "v3.1.2"
-
-func compareClient(t testing.TB) *http.Client {
-	tr := &http.Transport{
-		MaxIdleConnsPerHost: 2 * benchConcurrency,
-		DisableCompression:  true,
-		WriteBufferSize:     256 << 10,
-		ReadBufferSize:      256 << 10,
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{
-		Transport:     tr,
-		Timeout:       10 * time.Minute,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
 
 // compareRate runs op(0) … op(n-1) from c goroutines and returns the rate
 // and the median latency. An error ends the test: a figure from a run that
