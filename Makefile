@@ -15,7 +15,7 @@ PLATFORMS    ?= linux/amd64 linux/arm64 linux/arm/v7
 GOBUILD := CGO_ENABLED=0 go build -trimpath -buildvcs=auto -ldflags "-s -w -X main.version=$(VERSION)"
 
 .DEFAULT_GOAL := build
-.PHONY: help build run test test-race lint bench fuzz release fixtures clean
+.PHONY: help build run test test-race lint bench bench-compare fuzz release fixtures clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,13 @@ lint: ## gofmt, go vet, and staticcheck when installed
 
 bench: ## every benchmark, with allocations
 	go test -run '^$$' -bench . -benchmem ./...
+
+# The same workloads against berth and distribution's registry (built by
+# .ci/deps), side by side in one run; BERTH_COMPARE_LARGE_MIB sets the
+# large blob's size (default 1024). docs/performance.md keeps the table.
+bench-compare: ## berth against distribution's registry v3.1.2: each figure, the ratio, RSS (a few minutes)
+	bash .ci/deps
+	CI=true BERTH_BENCH_COMPARE=1 go test ./integration -run '^TestBenchCompare$$' -count=1 -v -timeout 60m
 
 # Go fuzzes one target per run, so each is run in turn for FUZZTIME.
 fuzz: ## each fuzz target for FUZZTIME (default 30s), one at a time

@@ -425,7 +425,7 @@ func requestToken(client *http.Client, s *server) (string, error) {
 // workers (Go keeps 2 idle per host by default, and a benchmark that
 // redials measures dialing). Its connections are closed before the server
 // is stopped, as startRegistry does.
-func benchClient(b *testing.B) *http.Client {
+func benchClient(b testing.TB) *http.Client {
 	tr := &http.Transport{
 		MaxIdleConnsPerHost: 2 * benchConcurrency,
 		DisableCompression:  true,
@@ -622,7 +622,7 @@ func (r *patternReader) Read(p []byte) (int, error) {
 }
 
 // patternDigest is the sha256 digest of newPatternReader(seed, size).
-func patternDigest(b *testing.B, seed uint64, size int64) string {
+func patternDigest(b testing.TB, seed uint64, size int64) string {
 	b.Helper()
 	h := sha256.New()
 	if _, err := io.CopyBuffer(h, newPatternReader(seed, size), make([]byte, blockSize)); err != nil {

@@ -291,15 +291,20 @@ func pullManifest(client *http.Client, s *server, path string) error {
 // returns the latency of every call and the time all took. The first error
 // stops the run.
 func runFixed(n int, op func(i int) error) ([]time.Duration, time.Duration, error) {
+	return runFixedC(benchConcurrency, n, op)
+}
+
+// runFixedC is runFixed from c goroutines; the latencies come back sorted.
+func runFixedC(c, n int, op func(i int) error) ([]time.Duration, time.Duration, error) {
 	var (
 		next      atomic.Int64
-		latencies = make([][]time.Duration, benchConcurrency)
+		latencies = make([][]time.Duration, c)
 		firstErr  error
 		errOnce   sync.Once
 		wg        sync.WaitGroup
 	)
 	start := time.Now()
-	for w := range benchConcurrency {
+	for w := range c {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
 				began := time.Now()
@@ -313,7 +318,10 @@ func runFixed(n int, op func(i int) error) ([]time.Duration, time.Duration, erro
 		})
 	}
 	wg.Wait()
-	return slices.Concat(latencies...), time.Since(start), firstErr
+	took := time.Since(start)
+	all := slices.Concat(latencies...)
+	slices.Sort(all)
+	return all, took, firstErr
 }
 
 // gcLoop runs `berth gc --grace 0s` through the control socket, one run

@@ -49,8 +49,14 @@ type server struct {
 	done chan struct{}
 }
 
-// URL returns http://addr + path.
-func (s *server) URL(path string) string { return "http://" + s.Addr + path }
+// URL returns http://addr + path, or path when it is already absolute (a
+// Location from distribution's registry, which bench-compare also drives).
+func (s *server) URL(path string) string {
+	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
+		return path
+	}
+	return "http://" + s.Addr + path
+}
 
 // Log returns what the server wrote to stderr so far.
 func (s *server) Log() string { return s.log.String() }

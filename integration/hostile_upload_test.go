@@ -66,11 +66,17 @@ func TestHostile_UploadSessions(t *testing.T) {
 			t.Fatalf("an idle session is still there 15s past a 2s --upload-ttl: %s", r)
 		}
 		wantError(t, r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
-		entries, err := os.ReadDir(filepath.Join(s.Data, "uploads"))
-		if err != nil || len(entries) != 0 {
-			t.Errorf("uploads/ holds %d files after the session expired (%v)", len(entries), err)
+		// The record goes first, the file right after its commit, and the
+		// log line once the sweep returns: wait for those too.
+		var entries []os.DirEntry
+		var err error
+		if !waitFor(5*time.Second, func() bool {
+			entries, err = os.ReadDir(filepath.Join(s.Data, "uploads"))
+			return err == nil && len(entries) == 0
+		}) {
+			t.Errorf("uploads/ holds %d files 5s after the session expired (%v)", len(entries), err)
 		}
-		if len(s.logLines("expired idle uploads")) == 0 {
+		if !waitFor(5*time.Second, func() bool { return len(s.logLines("expired idle uploads")) > 0 }) {
 			t.Errorf("the expiry was not logged")
 		}
 	})

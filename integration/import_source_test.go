@@ -43,6 +43,12 @@ type distribution struct {
 // over the storage at root (a new one when root is "") and waits until
 // /v2/ answers. It is stopped when the test ends.
 func startDistribution(t testing.TB, root string) *distribution {
+	return startDistributionWith(t, root, "")
+}
+
+// startDistributionWith is startDistribution with storageExtra added to
+// the storage section of the config (two-space indented lines).
+func startDistributionWith(t testing.TB, root, storageExtra string) *distribution {
 	t.Helper()
 	bin := fixtures.RequireRegistry2(t)
 	if root == "" {
@@ -55,7 +61,7 @@ log:
   accesslog:
     disabled: true
 storage:
-  filesystem:
+%s  filesystem:
     rootdirectory: %s
   delete:
     enabled: true
@@ -64,7 +70,7 @@ storage:
       enabled: false
 http:
   addr: %s
-`, root, d.Addr)
+`, storageExtra, root, d.Addr)
 	if err := os.WriteFile(d.config, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}

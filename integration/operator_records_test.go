@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -73,24 +74,41 @@ func TestBackup_CarriesTLS(t *testing.T) {
 	}
 }
 
-// manifestValue splits a manifests value (store/records.go: version byte,
-// 4-byte head length, JSON head, body).
+// manifestValue splits a manifests value into its head, as a map with the
+// JSON fields and "created" and "mediaType", and its body; joinManifestValue
+// puts them together again.
 func manifestValue(t *testing.T, v []byte) (head map[string]any, body []byte) {
 	t.Helper()
+	// Schema 2 (store/records.go): version 2, head length, then the head:
+	// created, media type length and media type, JSON of the rest.
+	if v[0] != 2 {
+		t.Fatalf("manifest record version %d, want 2", v[0])
+	}
 	n := binary.BigEndian.Uint32(v[1:5])
-	if err := json.Unmarshal(v[5:5+n], &head); err != nil {
+	h := v[5 : 5+n]
+	m := binary.BigEndian.Uint16(h[8:10])
+	if err := json.Unmarshal(h[10+m:], &head); err != nil {
 		t.Fatal(err)
 	}
+	head["created"] = int64(binary.BigEndian.Uint64(h[:8]))
+	head["mediaType"] = string(h[10 : 10+m])
 	return head, slices.Clone(v[5+n:])
 }
 
 func joinManifestValue(t *testing.T, head map[string]any, body []byte) []byte {
 	t.Helper()
-	h, err := json.Marshal(head)
+	rest := maps.Clone(head)
+	created, mediaType := rest["created"].(int64), rest["mediaType"].(string)
+	delete(rest, "created")
+	delete(rest, "mediaType")
+	js, err := json.Marshal(rest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := binary.BigEndian.AppendUint32([]byte{1}, uint32(len(h)))
+	h := binary.BigEndian.AppendUint64(nil, uint64(created))
+	h = binary.BigEndian.AppendUint16(h, uint16(len(mediaType)))
+	h = append(append(h, mediaType...), js...)
+	out := binary.BigEndian.AppendUint32([]byte{2}, uint32(len(h)))
 	return append(append(out, h...), body...)
 }
 

@@ -51,7 +51,7 @@ func (s *Server) lookupManifest(t target) (store.StoredManifest, error) {
 	if err != nil {
 		return store.StoredManifest{}, err
 	}
-	return s.store.Manifest(t.Repo, ref)
+	return s.store.PulledManifest(t.Repo, ref)
 }
 
 // origin is who sent the request, for the events the change records. The

@@ -174,37 +174,25 @@ func (s *Store) placeBlob(repo, tmp string, d Digest, size int64) error {
 }
 
 // placeBlobs is placeBlob for a set of verified temp files, sharing the
-// directory syncs and the commit. The digests' locks are held from the
-// first rename to the commit, so GC cannot take a placed file for an
-// orphan. On error, the files placed so far are complete and verified; a
-// later push or import records them.
+// directory syncs and the commit (with those of concurrent pushes too: see
+// groupcommit.go). The digests' locks are held from the first rename to the
+// commit, so GC cannot take a placed file for an orphan. On error, the
+// files placed so far are complete and verified; a later push or import
+// records them.
 func (s *Store) placeBlobs(repo string, staged []StagedBlob) error {
+	return s.placeBlobsAnd(repo, staged, nil)
+}
+
+// placeBlobsAnd is placeBlobs that also runs also (when not nil) in the
+// transaction that records the blobs; also may run more than once.
+func (s *Store) placeBlobsAnd(repo string, staged []StagedBlob, also func(tx *bolt.Tx) error) error {
 	if len(staged) == 0 {
 		return nil
 	}
-	keys := make([]string, len(staged))
-	for i, b := range staged {
-		keys[i] = string(b.Digest)
-	}
-	unlock := lockStripes(&s.digestLocks, keys)
-	defer unlock()
-	dirs := map[string]bool{}
-	for _, b := range staged {
-		shard, err := renameIntoPlace(s.dir, b.tmp, b.Digest)
-		if err != nil {
-			return err
-		}
-		if shard != "" {
-			dirs[shard] = true
-		}
-	}
-	for dir := range dirs {
-		if err := SyncDir(dir); err != nil {
-			return err
-		}
-	}
+	// The time the upload was accepted, not that of the batch's commit: a
+	// link is as fresh to GC as the push that made it.
 	now := s.now()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.groupUpdate(staged, func(tx *bolt.Tx) error {
 		if len(s.quotasOf(repo)) > 0 {
 			sizes := make(map[Digest]int64, len(staged))
 			for _, b := range staged {
@@ -214,20 +202,11 @@ func (s *Store) placeBlobs(repo string, staged []StagedBlob) error {
 				return err
 			}
 		}
-		blobs := tx.Bucket(bucketBlobs)
-		for _, b := range staged {
-			if blobs.Get([]byte(b.Digest)) == nil {
-				v, err := encode(blobRecord{Size: b.Size, Created: now.UnixNano()})
-				if err != nil {
-					return err
-				}
-				if err := blobs.Put([]byte(b.Digest), v); err != nil {
-					return err
-				}
-			}
-			if err := linkBlob(tx, repo, b.Digest, now); err != nil {
-				return err
-			}
+		if err := recordBlobs(tx, repo, staged, now); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx)
 		}
 		return nil
 	})
@@ -239,9 +218,15 @@ func (s *Store) placeBlobs(repo string, staged []StagedBlob) error {
 
 // dropUnrecorded removes the placed files of staged that no blob record
 // names, after a refused commit: a push over quota leaves nothing on disk.
-// The caller holds the digests' locks, so no other commit is recording
-// them meanwhile.
+// The group commit has let go of the digests' locks by now: they are taken
+// again, so no other commit places and records the same digest meanwhile.
 func (s *Store) dropUnrecorded(staged []StagedBlob) {
+	keys := make([]string, len(staged))
+	for i, b := range staged {
+		keys[i] = string(b.Digest)
+	}
+	unlock := lockStripes(&s.digestLocks, keys)
+	defer unlock()
 	s.db.View(func(tx *bolt.Tx) error {
 		for _, b := range staged {
 			if tx.Bucket(bucketBlobs).Get([]byte(b.Digest)) == nil {
@@ -250,6 +235,27 @@ func (s *Store) dropUnrecorded(staged []StagedBlob) {
 		}
 		return nil
 	})
+}
+
+// recordBlobs records the blobs of staged (unless recorded) and links them
+// in repo.
+func recordBlobs(tx *bolt.Tx, repo string, staged []StagedBlob, now time.Time) error {
+	blobs := tx.Bucket(bucketBlobs)
+	for _, b := range staged {
+		if blobs.Get([]byte(b.Digest)) == nil {
+			v, err := encode(blobRecord{Size: b.Size, Created: now.UnixNano()})
+			if err != nil {
+				return err
+			}
+			if err := blobs.Put([]byte(b.Digest), v); err != nil {
+				return err
+			}
+		}
+		if err := linkBlob(tx, repo, b.Digest, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // hasPrefix reports whether bucket b has any key starting with p.

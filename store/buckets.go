@@ -15,7 +15,7 @@ import (
 //	blobs      <digest> → size, created at            blob files present in DATA/blobs
 //	links      <repo>\x00<digest> → linked at         blobs a repository may serve
 //	blobrepos  <digest>\x00<repo> → {}                reverse of links, for GC and du
-//	manifests  <repo>\x00<digest> → manifest record (media type, body, references)
+//	manifests  <repo>\x00<digest> → manifest record: binary head (created, media type), JSON of the references, body (records.go)
 //	refs       <repo>\x00<target>\x00<manifest> → {} reverse of a manifest's references
 //	tags       <repo>\x00<tag> → digest
 //	referrers  <repo>\x00<subject>\x00<digest> → {}

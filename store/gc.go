@@ -21,8 +21,35 @@ const NoAge time.Duration = -1
 
 // gcBatch is how many keys one write transaction of the sweep changes: big
 // enough that fsyncs stay rare, small enough that pushes waiting for the
-// writer lock (or a digest lock) are held up for milliseconds, not seconds.
-const gcBatch = 500
+// writer lock (or a digest lock) are held up for a millisecond or two, not
+// tens of them.
+const gcBatch = 128
+
+// gcYieldFactor and gcYieldMax make the sweep yield to requests: after each
+// batch that another follows, it sleeps gcYieldFactor times as long as the batch took, up to
+// gcYieldMax, so a collection takes at most a third of one core and of
+// the writer lock's time while it sweeps, and pulls and pushes keep the
+// rest. A collection of a large store takes about three times as long; it
+// runs in the background.
+const (
+	gcYieldFactor = 2
+	gcYieldMax    = 50 * time.Millisecond
+)
+
+// gcYield sleeps after a sweep batch that began at started (see
+// gcYieldFactor), or until ctx is done.
+func gcYield(ctx context.Context, started time.Time) {
+	d := min(gcYieldFactor*time.Since(started), gcYieldMax)
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
 
 // GCOptions adjust CollectGarbage.
 type GCOptions struct {

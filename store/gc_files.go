@@ -167,6 +167,7 @@ func (s *Store) sweepFiles(ctx context.Context, r *GCReport, opts GCOptions, now
 			if err := checkContext(ctx, "files"); err != nil {
 				return err
 			}
+			started := time.Now()
 			batch := set.files[start:min(start+gcBatch, len(set.files))]
 			removed, err := s.removeOrphans(batch, set.lock, set.bucket, set.cutoff)
 			if err != nil {
@@ -177,6 +178,9 @@ func (s *Store) sweepFiles(ctx context.Context, r *GCReport, opts GCOptions, now
 			}
 			done += len(batch)
 			opts.progress("files", done, total)
+			if done < total {
+				gcYield(ctx, started)
+			}
 		}
 	}
 	return nil

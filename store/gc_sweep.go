@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -26,6 +27,7 @@ func (s *Store) sweepManifests(ctx context.Context, p *gcPlan, r *GCReport, opts
 		if err := checkContext(ctx, "manifests"); err != nil {
 			return err
 		}
+		started := time.Now()
 		var removed []RemovedManifest
 		var kept int
 		err := s.db.Update(func(tx *bolt.Tx) error {
@@ -49,6 +51,9 @@ func (s *Store) sweepManifests(ctx context.Context, p *gcPlan, r *GCReport, opts
 		r.Manifests = append(r.Manifests, removed...)
 		r.Kept += kept
 		opts.progress("manifests", i+1, len(p.manifests))
+		if i+1 < len(p.manifests) {
+			gcYield(ctx, started)
+		}
 	}
 	return nil
 }
@@ -146,6 +151,7 @@ func (s *Store) sweepLinks(ctx context.Context, p *gcPlan, r *GCReport, opts GCO
 		if err := checkContext(ctx, "links"); err != nil {
 			return err
 		}
+		started := time.Now()
 		batch := p.links[start:min(start+gcBatch, len(p.links))]
 		var removed []RemovedLink
 		err := s.db.Update(func(tx *bolt.Tx) error {
@@ -169,6 +175,9 @@ func (s *Store) sweepLinks(ctx context.Context, p *gcPlan, r *GCReport, opts GCO
 		r.Links = append(r.Links, removed...)
 		r.Kept += len(batch) - len(removed)
 		opts.progress("links", start+len(batch), len(p.links))
+		if start+len(batch) < len(p.links) {
+			gcYield(ctx, started)
+		}
 	}
 	return s.sweepRepos(p, r)
 }
@@ -211,6 +220,7 @@ func (s *Store) sweepBlobs(ctx context.Context, p *gcPlan, r *GCReport, opts GCO
 		if err := checkContext(ctx, "blobs"); err != nil {
 			return err
 		}
+		started := time.Now()
 		batch := p.blobs[start:min(start+gcBatch, len(p.blobs))]
 		keys := make([]string, len(batch))
 		for i, b := range batch {
@@ -228,6 +238,9 @@ func (s *Store) sweepBlobs(ctx context.Context, p *gcPlan, r *GCReport, opts GCO
 		r.Blobs = append(r.Blobs, removed...)
 		r.Kept += len(batch) - len(removed)
 		opts.progress("blobs", start+len(batch), len(p.blobs))
+		if start+len(batch) < len(p.blobs) {
+			gcYield(ctx, started)
+		}
 	}
 	return nil
 }
@@ -293,6 +306,7 @@ func (s *Store) sweepUploads(ctx context.Context, p *gcPlan, r *GCReport, opts G
 		if err := checkContext(ctx, "uploads"); err != nil {
 			return err
 		}
+		started := time.Now()
 		batch := p.uploads[start:min(start+gcBatch, len(p.uploads))]
 		ids := make([]string, len(batch))
 		for i, u := range batch {
@@ -333,6 +347,9 @@ func (s *Store) sweepUploads(ctx context.Context, p *gcPlan, r *GCReport, opts G
 		r.Uploads = append(r.Uploads, removed...)
 		r.Kept += len(batch) - len(removed)
 		opts.progress("uploads", start+len(batch), len(p.uploads))
+		if start+len(batch) < len(p.uploads) {
+			gcYield(ctx, started)
+		}
 	}
 	return nil
 }

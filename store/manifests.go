@@ -70,7 +70,9 @@ func (s *Store) PutManifestBy(o Origin, repo string, ref Reference, extraTags []
 	if err != nil {
 		return StoredManifest{}, nil, err
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	// Shared with concurrent pushes (groupcommit.go); the function only
+	// reads and writes tx, so it may run again when another job fails.
+	err = s.groupUpdate(nil, func(tx *bolt.Tx) error {
 		for _, t := range tags {
 			if err := s.checkRetag(tx, repo, t, d); err != nil {
 				return err
@@ -196,6 +198,18 @@ func checkSizes(tx *bolt.Tx, repo string, rec manifestRecord, sizes map[Digest]i
 // hash to its digest: to a client it is absent, so a push sends it again,
 // whole (see markBroken).
 func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
+	return s.manifest(repo, ref, storedManifest)
+}
+
+// PulledManifest is Manifest for a pull (GET or HEAD): it fills only
+// Digest, MediaType, Size, Body and Created, which the record's binary
+// head gives without decoding any JSON (encodeManifest).
+func (s *Store) PulledManifest(repo string, ref Reference) (StoredManifest, error) {
+	return s.manifest(repo, ref, pulledManifest)
+}
+
+// manifest is Manifest and PulledManifest, with read as the decoder.
+func (s *Store) manifest(repo string, ref Reference, read func(*bolt.Tx, string, Digest) (StoredManifest, error)) (StoredManifest, error) {
 	var out StoredManifest
 	err := s.db.View(func(tx *bolt.Tx) error {
 		d := ref.Digest
@@ -207,7 +221,7 @@ func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
 			d = Digest(v)
 		}
 		var err error
-		if out, err = storedManifest(tx, repo, d); err != nil {
+		if out, err = read(tx, repo, d); err != nil {
 			return err
 		}
 		out.Body = append([]byte(nil), out.Body...)
@@ -240,6 +254,23 @@ func storedManifest(tx *bolt.Tx, repo string, d Digest) (StoredManifest, error) 
 		Digest: d, MediaType: rec.MediaType, ArtifactType: rec.ArtifactType,
 		Annotations: rec.Annotations, Subject: rec.Subject, Size: int64(len(body)),
 		Body: body, Created: time.Unix(0, rec.Created),
+	}, nil
+}
+
+// pulledManifest is storedManifest without the fields a pull does not
+// send; MediaType is the one string it allocates.
+func pulledManifest(tx *bolt.Tx, repo string, d Digest) (StoredManifest, error) {
+	v := tx.Bucket(bucketManifests).Get(key(repo, string(d)))
+	if v == nil {
+		return StoredManifest{}, ErrManifestUnknown
+	}
+	h, err := decodeManifestHead(v)
+	if err != nil {
+		return StoredManifest{}, fmt.Errorf("manifest %s: %w", d, err)
+	}
+	return StoredManifest{
+		Digest: d, MediaType: string(h.mediaType), Size: int64(len(h.body)),
+		Body: h.body, Created: time.Unix(0, h.created),
 	}, nil
 }
 

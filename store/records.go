@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -61,33 +62,97 @@ type manifestRecord struct {
 	Created      int64             `json:"created"`
 }
 
-// encodeManifest lays out: version byte, 4-byte head length, JSON head, body.
+// manifestRecordVersion is the first byte of a manifests value. Version 1
+// (schema 1) had a JSON head; version 2 (schema 2) puts the fields a pull
+// needs first, in binary, so GET and HEAD decode no JSON (Open migrates
+// version 1 records: migrate.go).
+const manifestRecordVersion = 2
+
+// encodeManifest lays out a version 2 record:
+//
+//	version byte (2) | uint32 head length | head | body
+//	head: int64 created | uint16 media type length | media type | JSON of the rest
+//
+// all integers big-endian. The framing (version, head length, head, body)
+// is that of version 1, so the body's size is read without decoding
+// anything (manifestBodySize).
 func encodeManifest(rec manifestRecord, body []byte) ([]byte, error) {
-	head, err := json.Marshal(rec)
+	rest, err := json.Marshal(manifestRest{
+		ArtifactType: rec.ArtifactType, Annotations: rec.Annotations, Subject: rec.Subject,
+		Blobs: rec.Blobs, Children: rec.Children,
+	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, 5+len(head)+len(body))
-	out = append(out, recordVersion)
-	out = binary.BigEndian.AppendUint32(out, uint32(len(head)))
-	out = append(out, head...)
+	if len(rec.MediaType) > math.MaxUint16 {
+		return nil, fmt.Errorf("media type of %d bytes", len(rec.MediaType))
+	}
+	headLen := 8 + 2 + len(rec.MediaType) + len(rest)
+	out := make([]byte, 0, 5+headLen+len(body))
+	out = append(out, manifestRecordVersion)
+	out = binary.BigEndian.AppendUint32(out, uint32(headLen))
+	out = binary.BigEndian.AppendUint64(out, uint64(rec.Created))
+	out = binary.BigEndian.AppendUint16(out, uint16(len(rec.MediaType)))
+	out = append(out, rec.MediaType...)
+	out = append(out, rest...)
 	return append(out, body...), nil
+}
+
+// manifestRest is the JSON part of a version 2 record's head: what listings,
+// GC and the web UI read, and a pull does not.
+type manifestRest struct {
+	ArtifactType string            `json:"artifactType,omitempty"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	Subject      Digest            `json:"subject,omitempty"`
+	Blobs        []Digest          `json:"blobs,omitempty"`
+	Children     []Digest          `json:"children,omitempty"`
+}
+
+// manifestHead is the binary part of a version 2 record: what a pull needs.
+// mediaType, rest and body alias the stored value.
+type manifestHead struct {
+	created   int64
+	mediaType []byte
+	rest      []byte // JSON of manifestRest
+	body      []byte
+}
+
+// decodeManifestHead reads a version 2 record's framing and binary head,
+// decoding no JSON.
+func decodeManifestHead(v []byte) (manifestHead, error) {
+	var h manifestHead
+	if len(v) < 5 || v[0] != manifestRecordVersion {
+		return h, fmt.Errorf("manifest record has unknown version")
+	}
+	n := uint64(binary.BigEndian.Uint32(v[1:5]))
+	if uint64(len(v)) < 5+n || n < 10 {
+		return h, fmt.Errorf("manifest record is truncated")
+	}
+	head := v[5 : 5+n]
+	h.created = int64(binary.BigEndian.Uint64(head))
+	m := uint64(binary.BigEndian.Uint16(head[8:]))
+	if 10+m > n {
+		return h, fmt.Errorf("manifest record is truncated")
+	}
+	h.mediaType, h.rest, h.body = head[10:10+m], head[10+m:], v[5+n:]
+	return h, nil
 }
 
 // decodeManifest splits a stored value. body aliases v: copy it before the
 // transaction ends.
 func decodeManifest(v []byte) (rec manifestRecord, body []byte, err error) {
-	if len(v) < 5 || v[0] != recordVersion {
-		return rec, nil, fmt.Errorf("manifest record has unknown version")
+	h, err := decodeManifestHead(v)
+	if err != nil {
+		return rec, nil, err
 	}
-	n := binary.BigEndian.Uint32(v[1:5])
-	if uint64(len(v)) < 5+uint64(n) {
-		return rec, nil, fmt.Errorf("manifest record is truncated")
-	}
-	if err := json.Unmarshal(v[5:5+n], &rec); err != nil {
+	var rest manifestRest
+	if err := json.Unmarshal(h.rest, &rest); err != nil {
 		return rec, nil, fmt.Errorf("manifest record: %w", err)
 	}
-	return rec, v[5+n:], nil
+	return manifestRecord{
+		MediaType: string(h.mediaType), ArtifactType: rest.ArtifactType, Annotations: rest.Annotations,
+		Subject: rest.Subject, Blobs: rest.Blobs, Children: rest.Children, Created: h.created,
+	}, h.body, nil
 }
 
 // uploadRecord is the value of uploads/<id>.

@@ -13,7 +13,7 @@ import (
 )
 
 // schemaVersion is the layout of meta.db this code reads and writes.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // ErrLocked is returned by Open when another process holds meta.db.
 var ErrLocked = errors.New("data directory is in use by another berth process")
@@ -46,6 +46,8 @@ type Store struct {
 
 	// gc serialises garbage collections and holds the pins (gc.go).
 	gc gcState
+	// commits batches concurrent blob and manifest commits (groupcommit.go).
+	commits groupCommit
 	// staged names the files in DATA/uploads that are hard links of an
 	// import's source files (import.go): they carry the source's old
 	// modification time, so GC must not take them for abandoned uploads.
@@ -116,7 +118,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open meta.db: %w", err)
 	}
 	s := &Store{dir: dir, db: db, now: time.Now}
-	if !opts.ReadOnly {
+	if opts.ReadOnly {
+		// A read-only open cannot migrate, and this code reads only the
+		// current layout.
+		if err := s.checkSchemaReadOnly(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	} else {
 		if err := s.init(); err != nil {
 			db.Close()
 			return nil, err
@@ -146,6 +155,10 @@ func (s *Store) init() error {
 			return meta.Put([]byte("schema"), []byte{schemaVersion})
 		case len(v) != 1 || v[0] > schemaVersion:
 			return fmt.Errorf("meta.db has schema %v, newer than this berth understands (%d)", v, schemaVersion)
+		case v[0] < schemaVersion:
+			if err := migrate(tx, v[0]); err != nil {
+				return err
+			}
 		}
 		return validateAuth(tx)
 	})

@@ -67,7 +67,9 @@ func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 	rec := uploadRecord{Repo: repo, Owner: owner, HashState: state, Started: now.UnixNano(), Updated: now.UnixNano()}
 	v, err := encode(rec)
 	if err == nil {
-		err = s.db.Update(func(tx *bolt.Tx) error {
+		// Batched with concurrent commits (groupcommit.go): a session's start
+		// shares its fsync with other pushes' records.
+		err = s.groupUpdate(nil, func(tx *bolt.Tx) error {
 			owners := tx.Bucket(bucketUploadOwners)
 			if max > 0 && countPrefix(owners, prefix(owner), max) >= max {
 				return ErrTooManyUploads
@@ -309,13 +311,12 @@ func (s *Store) CommitUpload(repo, id string, start int64, r io.Reader, d Digest
 		s.removeUpload(id)
 		return BlobInfo{}, fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, d)
 	}
-	if err := s.placeBlob(repo, s.uploadPath(id), d, next.Offset); err != nil {
+	// The blob's records and the end of the session share one commit.
+	staged := []StagedBlob{{Digest: d, Size: next.Offset, tmp: s.uploadPath(id)}}
+	if err := s.placeBlobsAnd(repo, staged, func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) }); err != nil {
 		if qe := (*QuotaError)(nil); errors.As(err, &qe) {
 			return BlobInfo{}, s.dropOverQuota(id, err)
 		}
-		return BlobInfo{}, err
-	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) }); err != nil {
 		return BlobInfo{}, err
 	}
 	return BlobInfo{Digest: d, Size: next.Offset, Created: s.now()}, nil
@@ -418,7 +419,7 @@ func (s *Store) putUploadIfPresent(id string, rec uploadRecord) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.groupUpdate(nil, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUploads)
 		if b.Get([]byte(id)) == nil {
 			return ErrUploadUnknown

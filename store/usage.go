@@ -117,7 +117,7 @@ func linkedElsewhere(c *bolt.Cursor, d Digest, repo string) bool {
 // manifestBodySize reads the body length of a stored manifest from its
 // layout (see encodeManifest), without decoding the head.
 func manifestBodySize(v []byte) (int64, error) {
-	if len(v) < 5 || v[0] != recordVersion {
+	if len(v) < 5 || v[0] != manifestRecordVersion {
 		return 0, fmt.Errorf("manifest record has unknown version")
 	}
 	n := uint64(binary.BigEndian.Uint32(v[1:5]))

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/binary"
 	"strings"
 	"sync"
 	"time"
@@ -13,21 +14,44 @@ const verifiedCacheSize = 4096
 
 // verifiedCache remembers tokens whose signature and claims were checked,
 // so a pull pays ECDSA verification once per token, not once per request.
-// Entries are keyed by the whole raw token and the service, and live no
-// longer than the token's own expiry; a token not in the cache goes through
-// the full verification.
+// Entries live no longer than the token's own expiry; a token not in the
+// cache goes through the full verification.
+//
+// The map is keyed by the last 16 bytes of the raw token, not the whole of
+// it: a request's lookup then hashes 16 bytes instead of a ~600-byte token.
+// Those bytes are the end of the ES256 signature, which is random per token
+// (a fresh nonce per signature, and a random jti besides), so two live
+// tokens share a key only by a 2^-96 chance or by a forger's choice. Either
+// way the entry also holds the whole token and its service, and a hit
+// counts only when both are equal byte for byte (a memcmp, cheaper than a
+// hash): a token that merely shares the key is verified in full and then
+// replaces the entry.
 type verifiedCache struct {
 	mu      sync.Mutex
 	entries map[verifiedKey]verifiedToken
 }
 
-type verifiedKey struct{ raw, service string }
+type verifiedKey [2]uint64
+
+// verifiedKeyOf is the map key of raw: its last 16 bytes, or the whole of
+// a shorter token, zero padded in front (such a token never verifies; the
+// padding only keeps the lookup total).
+func verifiedKeyOf(raw string) verifiedKey {
+	var b [16]byte
+	if len(raw) >= len(b) {
+		copy(b[:], raw[len(raw)-len(b):])
+	} else {
+		copy(b[len(b)-len(raw):], raw)
+	}
+	return verifiedKey{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+}
 
 type verifiedToken struct {
-	account string
-	access  []Access
-	epoch   uint64
-	expires time.Time
+	raw, service string // what the entry was verified for, compared on every hit
+	account      string
+	access       []Access
+	epoch        uint64
+	expires      time.Time
 }
 
 func newVerifiedCache() *verifiedCache {
@@ -35,18 +59,25 @@ func newVerifiedCache() *verifiedCache {
 }
 
 func (c *verifiedCache) get(raw, service string, now time.Time) (verifiedToken, bool) {
+	k := verifiedKeyOf(raw)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := verifiedKey{raw, service}
 	v, ok := c.entries[k]
-	if ok && !now.Before(v.expires) {
+	if !ok || v.raw != raw || v.service != service {
+		return verifiedToken{}, false
+	}
+	if !now.Before(v.expires) {
 		delete(c.entries, k)
 		return verifiedToken{}, false
 	}
-	return v, ok
+	return v, true
 }
 
 func (c *verifiedCache) add(raw, service string, v verifiedToken, now time.Time) {
+	k := verifiedKeyOf(raw)
+	// Clone: the caller's strings may alias a request buffer that the next
+	// request on the connection overwrites.
+	v.raw, v.service = strings.Clone(raw), strings.Clone(service)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= verifiedCacheSize {
@@ -64,7 +95,5 @@ func (c *verifiedCache) add(raw, service string, v verifiedToken, now time.Time)
 			delete(c.entries, k)
 		}
 	}
-	// Clone: the caller's strings may alias a request buffer that the next
-	// request on the connection overwrites.
-	c.entries[verifiedKey{strings.Clone(raw), strings.Clone(service)}] = v
+	c.entries[k] = v
 }
