@@ -129,9 +129,15 @@ func TestReadme_AccessExamples(t *testing.T) {
 	defer f.Close()
 	ran := 0
 	sc := bufio.NewScanner(f)
+	inCode := false
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "berth ") {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+			continue
+		}
+		// Only code blocks hold commands: prose may start with "berth" too.
+		if !inCode || !strings.HasPrefix(line, "berth ") {
 			continue
 		}
 		cmd, comment, _ := strings.Cut(line, "#")

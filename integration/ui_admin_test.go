@@ -99,6 +99,9 @@ func TestUI_RepositorySort(t *testing.T) {
 	// A signed-in user sees, sorted too, only what the rules let her pull.
 	s.addUser(t, "bob", "bob-secret-1")
 	s.berth(t, "", "acl", "add", "--account", "bob", "--name", "sort/*", "--actions", "pull")
+	// The first rule keeps the default pull for signed-in users as rule 2:
+	// drop it, so that only the rules below decide.
+	s.berth(t, "", "acl", "del", "2")
 	bob := signIn(t, s, "bob", "bob-secret-1")
 	for _, order := range []string{"size", "pushed"} {
 		p := getPage(t, s, "/ui/?sort="+order, bob)
@@ -178,6 +181,9 @@ func TestUI_RuleReorder(t *testing.T) {
 	s, adminPW := startAuthServer(t, "")
 	s.addUser(t, "alice", "alice-secret")
 	s.berth(t, "", "acl", "add", "--account", "alice", "--name", "web/*", "--actions", "pull")
+	// The first rule keeps the default pull for signed-in users as rule 2:
+	// drop it, so that only the rules below decide.
+	s.berth(t, "", "acl", "del", "2")
 	s.berth(t, "", "acl", "add", "--account", "alice", "--name", "web/app", "--actions", "*")
 	s.berth(t, "", "acl", "add", "--account", "admin", "--actions", "*")
 	root := signIn(t, s, "admin", adminPW)

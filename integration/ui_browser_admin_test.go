@@ -22,6 +22,9 @@ func TestUI_BrowserAdmin(t *testing.T) {
 	pushRandom(t, s, "tools/big:v1", 300_000, 3, "admin", adminPW)
 	s.addUser(t, "carol", "carol-secret")
 	s.berth(t, "", "acl", "add", "--account", "carol", "--name", "web/*", "--actions", "pull", "--comment", "web readers")
+	// The first rule keeps the default pull for signed-in users as rule 2:
+	// drop it, so that only the rules below decide.
+	s.berth(t, "", "acl", "del", "2")
 	s.berth(t, "", "acl", "add", "--account", "carol", "--name", "web/app", "--actions", "*", "--comment", "web/app maintainer")
 	s.berth(t, "", "acl", "add", "--account", "admin", "--actions", "*")
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
