@@ -88,11 +88,12 @@ func RunWatermark(ctx context.Context, s *store.Store, w Watermark, logger *slog
 }
 
 func checkSpace(ctx context.Context, s *store.Store, w Watermark, logger *slog.Logger) {
-	free, total, err := s.FreeSpace()
+	disk, err := s.DiskSpace()
 	if err != nil {
 		logger.Error("free-space watermark", "err", err)
 		return
 	}
+	free, total := disk.Free, disk.Total
 	freeBytes.Set(float64(free))
 	sizeBytes.Set(float64(total))
 	low, high := int64(w.Low*float64(total)), int64(w.High*float64(total))
@@ -123,9 +124,10 @@ func checkSpace(ctx context.Context, s *store.Store, w Watermark, logger *slog.L
 			logger.Error("watermark gc failed", "err", err)
 			break
 		}
-		if free, _, err = s.FreeSpace(); err != nil {
+		if disk, err = s.DiskSpace(); err != nil {
 			break
 		}
+		free = disk.Free
 		freeBytes.Set(float64(free))
 		logger.Info("watermark pruned", "tags", len(r.Tags), "manifests", len(r.Manifests), "gc_freed", gc.Bytes(), "free", free)
 	}

@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
-	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,16 +14,6 @@ import (
 // (RefusePushes): the push is refused before its first byte instead of
 // failing mid-write on a full disk. Pulls go on.
 var ErrSpaceLow = errors.New("the registry's disk is below its free-space mark and nothing more can be pruned: pushes are refused until space is freed")
-
-// FreeSpace returns the bytes free (for an unprivileged writer) and the
-// size of the filesystem that holds the data directory.
-func (s *Store) FreeSpace() (free, total int64, err error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(s.dir, &st); err != nil {
-		return 0, 0, fmt.Errorf("statfs %s: %w", s.dir, err)
-	}
-	return int64(st.Bavail) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize), nil
-}
 
 // RefusePushes turns the refusal of pushes with ErrSpaceLow on or off: the
 // free-space watermark sets it when it cannot prune its way back above the
