@@ -43,6 +43,7 @@ import (
 //	ldap       "config" → LDAP sign-in settings                 (ldap.go)
 //	history    <kind>\x00<seq, big-endian uint64> → a past gc or backup run (the newest 50 of each kind)
 //	mirrors    <name> → upstream of a pull-through cache (url, credentials, tag TTL, ...); name is its namespace
+//	uisessions, uisessionusers: web UI sign-ins (uisessions.go)
 var (
 	bucketMeta         = []byte("meta")
 	bucketRepos        = []byte("repos")
@@ -82,6 +83,7 @@ var (
 		bucketOrgs, bucketTeams, bucketGrants, bucketVisibility, bucketLDAP,
 		bucketHistory,
 		bucketMirrors,
+		bucketUISessions, bucketUISessionUsers,
 	}
 )
 
