@@ -252,6 +252,10 @@ type CachedTag struct {
 	Tag     string
 	Digest  Digest
 	Created time.Time // when its manifest was last stored
+	// Blobs are its manifest and the stored blobs it refers to (an index's
+	// through its children), with their sizes: what deleting the tag may
+	// free once nothing else refers to them.
+	Blobs map[Digest]int64
 }
 
 // CacheUsage returns the bytes of the blobs linked in the repositories
@@ -285,9 +289,36 @@ func (s *Store) CacheUsage(ns string) (int64, []CachedTag, error) {
 					t.Created = time.Unix(0, rec.Created)
 				}
 			}
+			t.Blobs = map[Digest]int64{}
+			manifestBlobs(manifests, blobs, repo, t.Digest, 2, t.Blobs)
 			tags = append(tags, t)
 		}
 		return nil
 	})
 	return total, tags, err
+}
+
+// manifestBlobs adds manifest d of repo and the stored blobs it refers to, with
+// their sizes, to out, following an index's children depth levels down.
+func manifestBlobs(manifests, blobs *bolt.Bucket, repo string, d Digest, depth int, out map[Digest]int64) {
+	mv := manifests.Get(key(repo, string(d)))
+	if mv == nil {
+		return
+	}
+	rec, _, err := decodeManifest(mv)
+	if err != nil {
+		return
+	}
+	// The manifest's own bytes are a blob too.
+	for _, b := range append([]Digest{d}, rec.Blobs...) {
+		var br blobRecord
+		if err := decode(blobs.Get([]byte(b)), &br); err == nil {
+			out[b] = br.Size
+		}
+	}
+	if depth > 0 {
+		for _, child := range rec.Children {
+			manifestBlobs(manifests, blobs, repo, child, depth-1, out)
+		}
+	}
 }
