@@ -627,3 +627,26 @@ func hitLogged(s *server, path string) bool {
 	}
 	return false
 }
+
+// TestMirror_TagChecksSurviveRestart: a tag confirmed before a restart is
+// served after it, within its TTL, without asking the upstream again.
+func TestMirror_TagChecksSurviveRestart(t *testing.T) {
+	m := newMirrorSetup(t, "--tag-ttl", "1h")
+	pushUpstream(t, m.up.Addr, "app:v1", 1024, 1)
+	if _, _, err := pullAll(t.Context(), m.berth.ref(t, "up/app:v1"), remoteOptions(t)...); err != nil {
+		t.Fatal(err)
+	}
+	m.berth.stop(t)
+	b := startServer(t, m.berth.Data)
+	before := m.proxy.count("HEAD", "manifests") + m.proxy.count("GET", "manifests")
+	got, _, err := pullAll(t.Context(), b.ref(t, "up/app:v1"), remoteOptions(t)...)
+	if err != nil {
+		t.Fatalf("pull after the restart: %v", err)
+	}
+	if err := validate.Image(got); err != nil {
+		t.Errorf("validate: %v", err)
+	}
+	if after := m.proxy.count("HEAD", "manifests") + m.proxy.count("GET", "manifests"); after != before {
+		t.Errorf("the restarted mirror asked the upstream about a tag confirmed within its TTL (%d requests)", after-before)
+	}
+}

@@ -23,16 +23,6 @@ var evictions = promauto.NewCounterVec(prometheus.CounterOpts{
 	Help: "Cached tags evicted to keep a mirror under its --max-size, least recently pulled first.",
 }, []string{"mirror"})
 
-// pulled records a pull of tag in repo, for eviction's order.
-func (m *Mirror) pulled(repo, tag string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.lastPull) > 1<<16 {
-		clear(m.lastPull)
-	}
-	m.lastPull[repo+":"+tag] = m.now()
-}
-
 // maybeEvict starts an eviction of cfg's cache when it has a cap and none
 // runs; fills call it as they place blobs.
 func (m *Mirror) maybeEvict(cfg store.Mirror) {
@@ -61,8 +51,9 @@ func (m *Mirror) maybeEvict(cfg store.Mirror) {
 }
 
 // Evict brings the cache of cfg under cfg.MaxBytes in rounds. A round
-// takes the least recently pulled tags (a tag this process has not seen
-// pulled counts from when it was cached), as many as it takes for the
+// takes the least recently pulled tags (the store's last-pull times,
+// which outlive a restart; a tag never pulled counts from when it was
+// cached), as many as it takes for the
 // blobs only they refer to to cover the excess, deletes them and runs one
 // garbage collection. The collection is the store's GC, safe while pulls
 // run; the cache's repositories get no grace period in it, since nothing
@@ -78,9 +69,7 @@ func (m *Mirror) Evict(ctx context.Context, cfg store.Mirror) (int, error) {
 		if err != nil || used <= cfg.MaxBytes || len(tags) == 0 {
 			return evicted, err
 		}
-		m.mu.Lock()
-		sort.SliceStable(tags, func(i, j int) bool { return m.lastUse(tags[i]).Before(m.lastUse(tags[j])) })
-		m.mu.Unlock()
+		sort.SliceStable(tags, func(i, j int) bool { return lastUse(tags[i]).Before(lastUse(tags[j])) })
 		victims := tags[:evictionRound(used, cfg.MaxBytes, tags)]
 		for _, v := range victims {
 			if _, err := m.store.DeleteTag(v.Repo, v.Tag); err != nil && !errors.Is(err, store.ErrManifestUnknown) {
@@ -127,10 +116,10 @@ func evictionRound(used, max int64, tags []store.CachedTag) int {
 	return len(tags)
 }
 
-// lastUse is when t was last pulled, or cached. m.mu is held.
-func (m *Mirror) lastUse(t store.CachedTag) time.Time {
-	if at, ok := m.lastPull[t.Repo+":"+t.Tag]; ok && at.After(t.Created) {
-		return at
+// lastUse is when t was last pulled, or cached.
+func lastUse(t store.CachedTag) time.Time {
+	if t.Pulled.After(t.Created) {
+		return t.Pulled
 	}
 	return t.Created
 }

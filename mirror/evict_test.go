@@ -56,12 +56,21 @@ func TestMirror_Evict_OneGCPerRound(t *testing.T) {
 	if err := st.AddMirror(cfg); err != nil {
 		t.Fatal(err)
 	}
+	var first storetest.Desc
 	for i := range 4 {
-		storetest.PushImage(t, st, fmt.Sprintf("evict1/img%d", i), "v1", nil, strings.Repeat(strconv.Itoa(i), 1000))
+		d := storetest.PushImage(t, st, fmt.Sprintf("evict1/img%d", i), "v1", nil, strings.Repeat(strconv.Itoa(i), 1000))
+		if i == 0 {
+			first = d
+		}
 	}
 	var log bytes.Buffer
 	m := New(st, slog.New(slog.NewTextHandler(&log, nil)))
-	m.pulled("evict1/img0", "v1") // pulled last: img1 and img2 are the oldest
+	// Pulled last, and written as serve's flush writes it: img1 and img2
+	// are the oldest.
+	st.RecordPull("evict1/img0", first["digest"].(store.Digest))
+	if err := st.FlushPulls(); err != nil {
+		t.Fatal(err)
+	}
 	n, err := m.Evict(t.Context(), cfg)
 	if err != nil || n != 2 {
 		t.Fatalf("Evict: %d tags, %v; want 2\n%s", n, err, log.String())

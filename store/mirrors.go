@@ -252,6 +252,7 @@ type CachedTag struct {
 	Tag     string
 	Digest  Digest
 	Created time.Time // when its manifest was last stored
+	Pulled  time.Time // when its manifest was last pulled (RecordPull); zero when never
 	// Blobs are its manifest and the stored blobs it refers to (an index's
 	// through its children), with their sizes: what deleting the tag may
 	// free once nothing else refers to them.
@@ -280,6 +281,7 @@ func (s *Store) CacheUsage(ns string) (int64, []CachedTag, error) {
 			}
 		}
 		manifests := tx.Bucket(bucketManifests)
+		pulls := map[string]map[Digest]time.Time{}
 		c = tx.Bucket(bucketTags).Cursor()
 		for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Next() {
 			repo, tag := splitPair(k)
@@ -289,6 +291,10 @@ func (s *Store) CacheUsage(ns string) (int64, []CachedTag, error) {
 					t.Created = time.Unix(0, rec.Created)
 				}
 			}
+			if pulls[repo] == nil {
+				pulls[repo] = s.lastPulls(tx, repo)
+			}
+			t.Pulled = pulls[repo][t.Digest]
 			t.Blobs = map[Digest]int64{}
 			manifestBlobs(manifests, blobs, repo, t.Digest, 2, t.Blobs)
 			tags = append(tags, t)
