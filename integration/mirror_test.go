@@ -650,3 +650,53 @@ func TestMirror_TagChecksSurviveRestart(t *testing.T) {
 		t.Errorf("the restarted mirror asked the upstream about a tag confirmed within its TTL (%d requests)", after-before)
 	}
 }
+
+// TestMirror_PrefetchSchedule: berth mirror schedule makes the running
+// server fetch the images into the cache every interval, without a
+// client, logged and counted; mirror list shows it; a later pull sends
+// nothing upstream; no --prefetch clears it; the server still stops
+// promptly (the cleanup's stop fails after 10s).
+func TestMirror_PrefetchSchedule(t *testing.T) {
+	m := newMirrorSetup(t, "--tag-ttl", "1h")
+	img := pushUpstream(t, m.up.Addr, "pre/app:v1", 64<<10, 2)
+	want, _ := img.Digest()
+	if _, errOut, err := runBerth(t, t.Context(), nil, "--data", m.berth.Data, "mirror", "schedule", "up", "--prefetch", "pre/app:v1", "--every", "100ms"); err == nil || !strings.Contains(errOut, "at least 1s") {
+		t.Errorf("schedule every 100ms: %v %q, want refused", err, errOut)
+	}
+	out := m.berth.berth(t, "", "mirror", "schedule", "up", "--prefetch", "pre/app:v1,pre/app:nosuchtag", "--every", "1s")
+	if !strings.Contains(out, "every 1s") {
+		t.Errorf("mirror schedule: %q", out)
+	}
+	if out := m.berth.berth(t, "", "mirror", "list"); !strings.Contains(out, "pre/app:v1,pre/app:nosuchtag every 1s") {
+		t.Errorf("mirror list does not show the schedule:\n%s", out)
+	}
+	runs := func() []string { return m.berth.logLines(`msg="mirror scheduled prefetch"`) }
+	deadline := time.Now().Add(30 * time.Second)
+	for len(runs()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than 2 scheduled prefetch runs within 30s of a 1s schedule:\n%s", strings.Join(runs(), "\n"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := m.berth.metric(t, `berth_mirror_prefetch_runs_total{mirror="up",result="error"}`); got < 2 {
+		t.Errorf("prefetch runs counted with result=error: %v, want at least 2 (one image does not exist)", got)
+	}
+	if len(m.berth.logLines("mirror scheduled prefetch failed")) == 0 {
+		t.Errorf("the missing image's failure is not logged")
+	}
+	before := m.proxy.total()
+	got, _, err := pullAll(t.Context(), m.berth.ref(t, "up/pre/app:v1"), remoteOptions(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := got.Digest(); d != want {
+		t.Errorf("pulled %s, want %s", d, want)
+	}
+	if n := m.proxy.total() - before; n != 0 {
+		t.Errorf("a pull after scheduled prefetches sent %d requests upstream", n)
+	}
+	m.berth.berth(t, "", "mirror", "schedule", "up")
+	if out := m.berth.berth(t, "", "mirror", "list"); strings.Contains(out, "every") {
+		t.Errorf("mirror list after clearing the schedule:\n%s", out)
+	}
+}

@@ -43,6 +43,11 @@ type Mirror struct {
 	// pulled tags are evicted. 0 means no cap.
 	MaxBytes int64     `json:"maxBytes,omitempty"`
 	Created  time.Time `json:"created"`
+	// Prefetch are images the server fetches into the cache every
+	// PrefetchEvery (berth mirror schedule), named inside the mirror's
+	// namespace ("library/alpine:3.20"). Empty, or a zero interval: none.
+	Prefetch      []string      `json:"prefetch,omitempty"`
+	PrefetchEvery time.Duration `json:"prefetchEvery,omitempty"`
 }
 
 // Errors of the mirror operations.
@@ -119,6 +124,33 @@ func (s *Store) AddMirror(m Mirror) error {
 		}
 		tx.OnCommit(func() { s.mirrorsVersion.Add(1) })
 		return nil
+	})
+}
+
+// SetMirrorPrefetch sets the prefetch schedule of mirror name: refs, in
+// its namespace, every interval; no refs or a zero interval clears it.
+// ErrMirrorUnknown when there is no such mirror.
+func (s *Store) SetMirrorPrefetch(name string, refs []string, every time.Duration) error {
+	if len(refs) == 0 || every <= 0 {
+		refs, every = nil, 0
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMirrors)
+		v := b.Get([]byte(name))
+		if v == nil {
+			return ErrMirrorUnknown
+		}
+		var m Mirror
+		if err := decode(v, &m); err != nil {
+			return fmt.Errorf("mirror %s: %w", name, err)
+		}
+		m.Prefetch, m.PrefetchEvery = refs, every
+		nv, err := encode(m)
+		if err != nil {
+			return err
+		}
+		tx.OnCommit(func() { s.mirrorsVersion.Add(1) })
+		return b.Put([]byte(name), nv)
 	})
 }
 
