@@ -172,6 +172,8 @@ var sentinelTable = map[string]struct {
 // reaches the error handler.
 var notForClients = map[string]error{
 	"ErrLocked":            store.ErrLocked,            // Open, before the server starts
+	"ErrBlobStoreMismatch": store.ErrBlobStoreMismatch, // Open, before the server starts
+	"ErrNotSupported":      store.ErrNotSupported,      // blob GET falls back to streaming
 	"ErrNotDataDir":        store.ErrNotDataDir,        // Open of a maintenance command
 	"ErrRecordInvalid":     store.ErrRecordInvalid,     // Open and restore refuse such a store
 	"ErrSigningKeyInvalid": store.ErrSigningKeyInvalid, // auth.NewService, at start

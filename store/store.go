@@ -28,6 +28,8 @@ var ErrNotDataDir = errors.New("not a berth data directory")
 type Store struct {
 	dir string
 	db  *bolt.DB
+	// blobs holds the bytes of blobs (blobstore.go): DATA/blobs, or S3.
+	blobs BlobStore
 
 	// digestLocks serialise the steps that must not interleave for one
 	// digest: placing a blob file and recording it, against removing the
@@ -85,6 +87,10 @@ type Options struct {
 	// instead of making it a new, empty registry: what a maintenance
 	// command run with a wrong --data must not do.
 	MustExist bool
+	// Blobs is where blob bytes live; nil means the directory DATA/blobs.
+	// Open records its Location in meta.db on first use and refuses a
+	// different one later (ErrBlobStoreMismatch).
+	Blobs BlobStore
 }
 
 // Open opens (creating when needed, unless opts.MustExist) the data
@@ -117,7 +123,17 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open meta.db: %w", err)
 	}
-	s := &Store{dir: dir, db: db, now: time.Now}
+	s := &Store{dir: dir, db: db, now: time.Now, blobs: opts.Blobs}
+	if s.blobs == nil {
+		// A maintenance command: the blobs are where the data directory
+		// says they are.
+		loc := DirLocation
+		db.View(func(tx *bolt.Tx) error { loc = recordedBlobStore(tx); return nil })
+		if s.blobs, err = OpenBlobStore(dir, loc, BlobStoreOptions{}); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	if opts.ReadOnly {
 		// A read-only open cannot migrate, and this code reads only the
 		// current layout.
@@ -159,6 +175,9 @@ func (s *Store) init() error {
 			if err := migrate(tx, v[0]); err != nil {
 				return err
 			}
+		}
+		if err := checkBlobStore(tx, s.blobs.Location()); err != nil {
+			return err
 		}
 		return validateAuth(tx)
 	})
