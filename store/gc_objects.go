@@ -55,21 +55,19 @@ type orphanObject struct {
 
 // keyedBlobs reports whether the store's blob store names blobs by object
 // keys (S3), rather than by the digest's path in DATA/blobs.
-func (s *Store) keyedBlobs() bool {
-	_, dir := s.blobs.(*dirBlobs)
-	return !dir
-}
+func (s *Store) keyedBlobs() bool { return s.route.isKeyed() }
 
 // findOrphanObjects lists the objects of a keyed blob store modified before
 // cutoff that no blob record holds, and the session storage started before
 // cutoff that no upload record holds. On the directory it finds nothing:
 // its orphans are files (findOrphanFiles).
 func (s *Store) findOrphanObjects(ctx context.Context, cutoff time.Time) ([]orphanObject, []StoredSession, error) {
-	if !s.keyedBlobs() {
+	keyed := s.route.keyedStore()
+	if keyed == nil {
 		return nil, nil, nil
 	}
 	var old []orphanObject
-	err := s.blobs.Walk(ctx, func(o StoredObject) error {
+	err := keyed.Walk(ctx, func(o StoredObject) error {
 		if o.Ref.Key != "" && o.Modified.Before(cutoff) {
 			old = append(old, orphanObject{ref: o.Ref, size: o.Size})
 		}
@@ -79,7 +77,7 @@ func (s *Store) findOrphanObjects(ctx context.Context, cutoff time.Time) ([]orph
 		return nil, nil, fmt.Errorf("list blob objects: %w", err)
 	}
 	var sessions []StoredSession
-	if l, ok := s.blobs.(SessionLister); ok {
+	if l, ok := keyed.(SessionLister); ok {
 		err := l.WalkSessions(ctx, func(ss StoredSession) error {
 			if ss.Started.Before(cutoff) {
 				sessions = append(sessions, ss)
@@ -167,7 +165,7 @@ func (s *Store) sweepObjects(ctx context.Context, r *GCReport, cutoff time.Time)
 			r.Files = append(r.Files, RemovedFile{Path: o.ref.Key, Size: o.size})
 		}
 	}
-	l, _ := s.blobs.(SessionLister)
+	l := s.route
 	for _, ss := range sessions {
 		if err := checkContext(ctx, "files"); err != nil {
 			return err
@@ -233,25 +231,28 @@ func (s *Store) removeBlobBytes(ctx context.Context, refs []BlobRef) error {
 // directory; on a keyed blob store, what AbortSession removes (S3: the
 // multipart upload), from the state their records held.
 func (s *Store) removeSessions(ctx context.Context, batch []plannedUpload, removed []RemovedUpload) error {
-	if !s.keyedBlobs() {
-		paths := make([]string, len(removed))
-		for i, u := range removed {
-			paths[i] = s.uploadPath(u.ID)
-		}
-		return s.removeFiles(paths)
-	}
 	values := make(map[string][]byte, len(batch))
 	for _, u := range batch {
 		values[u.id] = u.value
 	}
+	var paths []string
 	for _, u := range removed {
 		var rec uploadRecord
 		if err := decode(values[u.ID], &rec); err != nil {
 			return fmt.Errorf("upload record %s: %w", u.ID, err)
 		}
-		if err := s.blobs.AbortSession(ctx, rec.session(u.ID)); err != nil {
-			return err
+		sess := rec.session(u.ID)
+		switch b, _, err := s.route.sessionOf(sess); {
+		case err != nil:
+			// In an object store this process was not given: its
+			// storage is left for a run that has it.
+		case b == BlobStore(s.route.dir):
+			paths = append(paths, s.uploadPath(u.ID))
+		default:
+			if err := s.blobs.AbortSession(ctx, sess); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return s.removeFiles(paths)
 }
