@@ -1,7 +1,9 @@
 package server
 
 import (
+	"errors"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -18,6 +20,12 @@ func (s *Server) getBlob(c *fiber.Ctx, t target) error {
 	info, err := s.store.StatBlob(t.Repo, d)
 	if err != nil {
 		return err
+	}
+	if s.redirectBlobs {
+		handled, err := s.redirectBlob(c, t.Repo, d)
+		if handled || err != nil {
+			return err
+		}
 	}
 	start, end, partial, err := parseRange(c.Get(fiber.HeaderRange), info.Size)
 	if err != nil {
@@ -45,6 +53,31 @@ func (s *Server) getBlob(c *fiber.Ctx, t target) error {
 	c.Set(fiber.HeaderContentRange, "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(end, 10)+"/"+strconv.FormatInt(info.Size, 10))
 	c.Context().SetBodyStream(r, int(n))
 	return nil
+}
+
+// blobURLTTL is how long a presigned blob URL stays valid: long enough for a
+// client to start a large layer's download after the redirect (S3 checks
+// the expiry when the GET arrives, not while it streams), short enough that
+// a URL copied from a log is soon useless.
+const blobURLTTL = 15 * time.Minute
+
+// redirectBlob answers 307 with a URL of the blob's bytes when the blob
+// store has one (S3: presigned, on --s3-public-endpoint when set); the
+// client sends its Range header there. handled is false when the store
+// cannot hand out URLs: the caller streams.
+func (s *Server) redirectBlob(c *fiber.Ctx, repo string, d store.Digest) (handled bool, err error) {
+	url, info, err := s.store.BlobURL(c.UserContext(), repo, d, blobURLTTL)
+	if errors.Is(err, store.ErrNotSupported) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	c.Set("Docker-Content-Digest", string(info.Digest))
+	// Not cached: the URL expires, the content does not.
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderLocation, url)
+	return true, c.SendStatus(fiber.StatusTemporaryRedirect)
 }
 
 func (s *Server) headBlob(c *fiber.Ctx, t target) error {

@@ -226,7 +226,7 @@ func OpenBlobStore(dir, location string, opts BlobStoreOptions) (BlobStore, erro
 	case location == "" || location == DirLocation:
 		return DirBlobs(dir), nil
 	case strings.HasPrefix(location, "s3://"):
-		return openS3Blobs(location, opts)
+		return openS3Blobs(dir, location, opts)
 	}
 	return nil, fmt.Errorf("blob store %q: want %q or s3://bucket/prefix?endpoint=…", location, DirLocation)
 }

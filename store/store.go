@@ -177,7 +177,9 @@ func (s *Store) init() error {
 		v := meta.Get([]byte("schema"))
 		switch {
 		case v == nil:
-			return meta.Put([]byte("schema"), []byte{schemaVersion})
+			if err := meta.Put([]byte("schema"), []byte{schemaVersion}); err != nil {
+				return err
+			}
 		case len(v) != 1 || v[0] > schemaVersion:
 			return fmt.Errorf("meta.db has schema %v, newer than this berth understands (%d)", v, schemaVersion)
 		case v[0] < schemaVersion:
