@@ -305,11 +305,6 @@ func (s *Store) findDebris(uploads []uploadEntry, now time.Time, opts GCOptions)
 // deletes the record, holding it). A session whose lock a request holds is
 // in use, and so not reported.
 func (s *Store) uploadWithoutFile(id string) bool {
-	if s.keyedBlobs() {
-		// The session's data is not a file in DATA/uploads; GC finds
-		// storage no record holds (SessionLister).
-		return false
-	}
 	unlock, ok := s.uploads.tryLock(id)
 	if !ok {
 		return false
