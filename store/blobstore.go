@@ -178,7 +178,7 @@ func checkBlobStore(tx *bolt.Tx, loc string) error {
 		}
 		return setBlobStore(tx, loc)
 	}
-	if string(rec) != loc {
+	if string(rec) != loc && migratingTo(tx) != loc {
 		return fmt.Errorf("%w: they are in %s, not %s", ErrBlobStoreMismatch, rec, loc)
 	}
 	return nil
@@ -237,7 +237,7 @@ func OpenBlobStore(dir, location string, opts BlobStoreOptions) (BlobStore, erro
 // written from it, after which tmp is removed. Fill and import bring blobs
 // in this way.
 func (s *Store) stageLocalFile(tmp string, d Digest, size int64) (StagedBlob, error) {
-	if _, ok := s.blobs.(*dirBlobs); ok {
+	if !s.keyedBlobs() {
 		return StagedBlob{Digest: d, Size: size, tmp: tmp}, nil
 	}
 	f, err := os.Open(tmp)

@@ -76,7 +76,7 @@ func (s *Store) StageBlobFile(d Digest, src string, copyFile bool) (StagedBlob, 
 	if NewHash(d.Algorithm()) == nil {
 		return StagedBlob{}, fmt.Errorf("%w: %q", ErrDigestUnsupported, d.Algorithm())
 	}
-	if _, ok := s.blobs.(*dirBlobs); !ok {
+	if s.keyedBlobs() {
 		// Another blob store: the bytes are written to it, hashed on the way.
 		f, err := os.Open(src)
 		if err != nil {

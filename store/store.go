@@ -30,6 +30,9 @@ type Store struct {
 	db  *bolt.DB
 	// blobs holds the bytes of blobs (blobstore.go): DATA/blobs, or S3.
 	blobs BlobStore
+	// route is blobs: the directory and a keyed store, each blob read
+	// from where its record says (blobstore_routed.go).
+	route *routedBlobs
 
 	// digestLocks serialise the steps that must not interleave for one
 	// digest: placing a blob file and recording it, against removing the
@@ -134,6 +137,8 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	s.route = routeBlobs(dir, s.blobs)
+	s.blobs = s.route
 	if opts.ReadOnly {
 		// A read-only open cannot migrate, and this code reads only the
 		// current layout.
@@ -146,6 +151,10 @@ func Open(dir string, opts Options) (*Store, error) {
 			db.Close()
 			return nil, err
 		}
+	}
+	if err := s.openMigrationTarget(); err != nil {
+		db.Close()
+		return nil, err
 	}
 	if err := errors.Join(s.loadHooks(), s.loadImmutable(), s.loadQuotas()); err != nil && !opts.ReadOnly {
 		db.Close()
