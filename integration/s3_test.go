@@ -412,3 +412,32 @@ func withDigest(loc, d string) string {
 	}
 	return loc + "?digest=" + d
 }
+
+// TestS3_Skopeo copies a multi-arch image into berth on S3 and back out
+// with skopeo, which follows the blob redirects to versitygw; the copy out
+// has the same index digest.
+func TestS3_Skopeo(t *testing.T) {
+	fixtures.RequireTool(t, "skopeo")
+	s3 := fixtures.StartS3(t)
+	s := startS3Registry(t, s3, "")
+	home := t.TempDir()
+	src := fixtures.Path(fixtures.Multiarch)
+	_, latest := fixtureDescriptor(t, fixtures.Multiarch, "latest")
+	ref := "docker://" + s.Addr + "/skopeo/multi:latest"
+	if out, err := skopeoRun(t, home, "", "copy", "--all", "--dest-tls-verify=false", "oci:"+src+":latest", ref); err != nil {
+		t.Fatalf("skopeo copy to berth: %v\n%s", err, out)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if o, err := skopeoRun(t, home, "", "copy", "--all", "--src-tls-verify=false", ref, "oci:"+out+":latest"); err != nil {
+		t.Fatalf("skopeo copy from berth: %v\n%s", err, o)
+	}
+	if _, got := layoutDescriptor(t, out, "latest"); got.Digest != latest.Digest {
+		t.Errorf("copied out %s, want %s", got.Digest, latest.Digest)
+	}
+	if lines := s.requestLines("GET", "/v2/skopeo/multi/blobs/", "status=307"); len(lines) == 0 {
+		t.Errorf("skopeo's blob GETs were not redirected")
+	}
+	if len(s3Objects(t, s3)) == 0 {
+		t.Errorf("no objects in the bucket")
+	}
+}

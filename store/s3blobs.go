@@ -539,25 +539,37 @@ func (b *s3Blobs) AppendSession(ctx context.Context, sess Session) (SessionWrite
 }
 
 // s3SessionWriter buffers a session's bytes to whole parts and sends each
-// as it fills.
+// as it fills. One part is in flight while the next one fills, so reading
+// the client and sending to S3 overlap; memory is two parts per session
+// being written.
 type s3SessionWriter struct {
-	b   *s3Blobs
-	ctx context.Context
-	id  string
-	st  s3Session // parts sent so far, this request's included
-	buf []byte    // the bytes past the last part
+	b        *s3Blobs
+	ctx      context.Context
+	id       string
+	st       s3Session // parts sent and acknowledged so far, this request's included
+	buf      []byte    // the bytes past the last part sent
+	spare    []byte    // the buffer of the last part acknowledged, for reuse
+	inflight *s3Inflight
+}
+
+// s3Inflight is a part being sent.
+type s3Inflight struct {
+	done chan struct{}
+	buf  []byte
+	etag string
+	err  error
 }
 
 func (w *s3SessionWriter) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		size := partSize(len(w.st.Parts) + 1)
+		size := partSize(w.nextPart())
 		k := min(len(p), size-len(w.buf))
 		w.buf = append(w.buf, p[:k]...)
 		p = p[k:]
 		written += k
 		if len(w.buf) == size {
-			if err := w.sendPart(); err != nil {
+			if err := w.startPart(); err != nil {
 				return written, err
 			}
 		}
@@ -565,9 +577,22 @@ func (w *s3SessionWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// sendPart uploads the buffer as the next part, starting the multipart
-// upload on the first.
-func (w *s3SessionWriter) sendPart() error {
+// nextPart is the number of the part the buffer fills.
+func (w *s3SessionWriter) nextPart() int {
+	n := len(w.st.Parts) + 1
+	if w.inflight != nil {
+		n++
+	}
+	return n
+}
+
+// startPart sends the buffer as the next part in the background, once the
+// part before it is acknowledged, starting the multipart upload on the
+// first part.
+func (w *s3SessionWriter) startPart() error {
+	if err := w.wait(); err != nil {
+		return err
+	}
 	b := w.b
 	if w.st.UploadID == "" {
 		ctx, cancel := context.WithTimeout(w.ctx, s3OpTimeout)
@@ -579,26 +604,51 @@ func (w *s3SessionWriter) sendPart() error {
 		w.st.UploadID = id
 	}
 	n := len(w.st.Parts) + 1
-	ctx, cancel := context.WithTimeout(w.ctx, s3PartTimeout)
-	defer cancel()
-	part, err := b.core.PutObjectPart(ctx, b.bucket, w.st.Key, w.st.UploadID, n,
-		bytes.NewReader(w.buf), int64(len(w.buf)), minio.PutObjectPartOptions{})
-	if err != nil {
-		return s3Error("upload part "+strconv.Itoa(n), err)
+	f := &s3Inflight{done: make(chan struct{}), buf: w.buf}
+	w.inflight = f
+	go func() {
+		defer close(f.done)
+		ctx, cancel := context.WithTimeout(w.ctx, s3PartTimeout)
+		defer cancel()
+		// The payload is not hashed for the signature (minio-go would hash
+		// every part a second time): berth hashes the bytes itself, and
+		// HTTPS protects them on the way.
+		part, err := b.core.PutObjectPart(ctx, b.bucket, w.st.Key, w.st.UploadID, n,
+			bytes.NewReader(f.buf), int64(len(f.buf)), minio.PutObjectPartOptions{DisableContentSha256: true})
+		f.etag, f.err = part.ETag, s3Error("upload part "+strconv.Itoa(n), err)
+	}()
+	size := partSize(n + 1)
+	if cap(w.spare) < size {
+		w.spare = make([]byte, 0, size)
 	}
-	w.st.Parts = append(w.st.Parts, s3Part{ETag: part.ETag, Size: int64(len(w.buf))})
-	w.buf = w.buf[:0]
-	if size := partSize(n + 1); cap(w.buf) < size {
-		w.buf = make([]byte, 0, size)
-	}
+	w.buf, w.spare = w.spare[:0], nil
 	return nil
 }
 
-// Commit writes the tail to the file its part count names (synced, then
-// renamed into place) and returns the new state. When no part was sent the
-// file keeps its name and grows by the new bytes: the record still on disk
-// reads only its own prefix of it.
+// wait waits for the part in flight, if any, and records it.
+func (w *s3SessionWriter) wait() error {
+	f := w.inflight
+	if f == nil {
+		return nil
+	}
+	<-f.done
+	w.inflight = nil
+	if f.err != nil {
+		return f.err
+	}
+	w.st.Parts = append(w.st.Parts, s3Part{ETag: f.etag, Size: int64(len(f.buf))})
+	w.spare = f.buf[:0]
+	return nil
+}
+
+// Commit waits for the part in flight, writes the tail to the file its
+// part count names (synced, then renamed into place) and returns the new
+// state. When no part was sent the file keeps its name and grows by the
+// new bytes: the record still on disk reads only its own prefix of it.
 func (w *s3SessionWriter) Commit() ([]byte, error) {
+	if err := w.wait(); err != nil {
+		return nil, err
+	}
 	path := w.b.tailPath(w.id, len(w.st.Parts))
 	tail := w.buf
 	err := WriteFileAtomic(path, 0o600, func(f io.Writer) error {
@@ -615,6 +665,7 @@ func (w *s3SessionWriter) Commit() ([]byte, error) {
 // Abort forgets this request's bytes: parts it sent are overwritten by the
 // next request's parts of the same numbers, or aborted with the session.
 func (w *s3SessionWriter) Abort() error {
+	w.wait()
 	w.buf = nil
 	return nil
 }
@@ -640,7 +691,7 @@ func (b *s3Blobs) FinishSession(ctx context.Context, sess Session, d Digest) (St
 	} else {
 		if len(tail) > 0 {
 			w := &s3SessionWriter{b: b, ctx: ctx, id: sess.ID, st: st, buf: tail}
-			if err := w.sendPart(); err != nil {
+			if err := errors.Join(w.startPart(), w.wait()); err != nil {
 				return StagedBlob{}, err
 			}
 			st = w.st
