@@ -109,8 +109,48 @@ func (s *Store) MigrateBlobs(ctx context.Context, to BlobStore, opts MigrateOpti
 		}
 		return tx.Bucket(bucketMeta).Delete(migratingKey)
 	})
+	if err == nil && !toDir {
+		err = s.removeMovedFiles(ctx, &rep)
+	}
 	rep.Took = time.Since(start)
 	return rep, err
+}
+
+// removeMovedFiles removes the files in DATA/blobs whose records name
+// objects: old copies an interrupted migration switched but did not get to
+// remove. Under the digest's lock, a file whose record names an object is
+// read by nobody (reads follow the record), so no grace period is needed.
+// The objects an interrupted move into the directory leaves are GC's: an
+// object may be written before its record, so only its age tells.
+func (s *Store) removeMovedFiles(ctx context.Context, rep *MigrateReport) error {
+	var moved []Digest
+	err := s.route.dir.Walk(ctx, func(o StoredObject) error {
+		moved = append(moved, o.Ref.Digest)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range moved {
+		unlock := s.lockDigest(d)
+		keyed := false
+		s.db.View(func(tx *bolt.Tx) error {
+			ref, err := blobRef(tx, d)
+			keyed = err == nil && ref.Key != ""
+			return nil
+		})
+		if keyed {
+			err = s.route.dir.Delete(ctx, BlobRef{Digest: d})
+		}
+		unlock()
+		if err != nil {
+			return fmt.Errorf("remove the old copy of %s: %w", d, err)
+		}
+		if keyed {
+			rep.Removed++
+		}
+	}
+	return nil
 }
 
 // startMigration checks that the blobs can move to to, that to answers,
