@@ -268,6 +268,7 @@ func (s *Store) placeBlobsAnd(repo string, staged []StagedBlob, also func(tx *bo
 		}
 		return nil
 	})
+	s.route.settle(staged)
 	if qe := (*QuotaError)(nil); errors.As(err, &qe) {
 		s.dropUnrecorded(staged)
 	}

@@ -279,7 +279,7 @@ func (s *Store) migrateBlob(ctx context.Context, to BlobStore, b BlobInfo, rep *
 	if err != nil {
 		return err
 	}
-	staged, err := to.Write(ctx, b.Digest, b.Size, r)
+	staged, err := s.route.staging(to.Write(ctx, b.Digest, b.Size, r))
 	r.Close()
 	if err != nil {
 		return fmt.Errorf("copy to %s: %w", to.Location(), err)
@@ -300,6 +300,7 @@ func (s *Store) migrateBlob(ctx context.Context, to BlobStore, b BlobInfo, rep *
 		switched = true
 		return setBlobKey(tx, b.Digest, staged.key)
 	})
+	s.route.settle([]StagedBlob{staged})
 	if err != nil || !switched {
 		if staged.key != "" {
 			to.Discard(ctx, staged)
