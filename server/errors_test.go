@@ -175,6 +175,7 @@ var sentinelTable = map[string]struct {
 var notForClients = map[string]error{
 	"ErrLocked":            store.ErrLocked,            // Open, before the server starts
 	"ErrBlobStoreMismatch": store.ErrBlobStoreMismatch, // Open, before the server starts
+	"ErrMigration":         store.ErrMigration,         // blobs migrate
 	"ErrNotSupported":      store.ErrNotSupported,      // blob GET falls back to streaming
 	"ErrNotDataDir":        store.ErrNotDataDir,        // Open of a maintenance command
 	"ErrRecordInvalid":     store.ErrRecordInvalid,     // Open and restore refuse such a store
