@@ -441,3 +441,50 @@ func TestS3_Skopeo(t *testing.T) {
 		t.Errorf("no objects in the bucket")
 	}
 }
+
+// TestS3_CancelAborts: a cancelled upload that had sent parts leaves no
+// multipart upload, object or tail behind, and neither does a monolithic
+// upload whose digest is wrong.
+func TestS3_CancelAborts(t *testing.T) {
+	s3 := fixtures.StartS3(t)
+	s := startS3Registry(t, s3, "")
+	body := make([]byte, 11<<20)
+	for i := range body {
+		body[i] = byte(i * 13)
+	}
+	r := s.do(t, http.MethodPost, "/v2/r/blobs/uploads/", nil)
+	wantStatus(t, r, http.StatusAccepted)
+	loc := r.Header.Get("Location")
+	r = s.do(t, http.MethodPatch, loc, body, "Content-Type", "application/octet-stream")
+	wantStatus(t, r, http.StatusAccepted)
+	c := s3.Client(t)
+	incomplete := func() int {
+		n := 0
+		for u := range c.ListIncompleteUploads(t.Context(), s3.Bucket, s3Prefix+"/", true) {
+			if u.Err != nil {
+				t.Fatalf("list multipart uploads: %v", u.Err)
+			}
+			n++
+		}
+		return n
+	}
+	if n := incomplete(); n != 1 {
+		t.Fatalf("%d multipart uploads after an 11 MiB chunk, want 1", n)
+	}
+	wantStatus(t, s.do(t, http.MethodDelete, loc, nil), http.StatusNoContent)
+	if n := incomplete(); n != 0 {
+		t.Errorf("%d multipart uploads after the cancel, want 0", n)
+	}
+	// A monolithic upload of the wrong digest.
+	r = s.do(t, http.MethodPost, "/v2/r/blobs/uploads/?digest="+sha256Digest([]byte("other")), body, "Content-Type", "application/octet-stream")
+	if r.Status != http.StatusBadRequest || errorCode(r) != "DIGEST_INVALID" {
+		t.Errorf("upload of the wrong digest: %s", r)
+	}
+	if objs := s3Objects(t, s3); len(objs) != 0 || incomplete() != 0 {
+		t.Errorf("left behind: objects %v, %d multipart uploads", objs, incomplete())
+	}
+	entries, _ := os.ReadDir(filepath.Join(s.Data, "uploads"))
+	for _, e := range entries {
+		t.Errorf("left behind in DATA/uploads: %s", e.Name())
+	}
+}

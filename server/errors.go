@@ -172,6 +172,9 @@ var sentinelCodes = []struct {
 	// Refused before the first byte (the free-space watermark): the same
 	// answer as a full disk, with the reason.
 	{store.ErrSpaceLow, codeStorageFull},
+	// A blob whose record names an object store this server was not
+	// started with (a migration under way elsewhere): a server-side fault.
+	{store.ErrNoKeyedStore, codeStorageUnavailable},
 	{errNotFound, codeNotFound},
 }
 

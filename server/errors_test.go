@@ -148,6 +148,7 @@ var sentinelTable = map[string]struct {
 	want Code
 }{
 	"ErrStorageUnavailable": {store.ErrStorageUnavailable, codeStorageUnavailable},
+	"ErrNoKeyedStore":       {store.ErrNoKeyedStore, codeStorageUnavailable},
 	"ErrDigestInvalid":      {store.ErrDigestInvalid, codeDigestInvalid},
 	"ErrDigestUnsupported":  {store.ErrDigestUnsupported, codeDigestInvalid},
 	"ErrDigestMismatch":     {store.ErrDigestMismatch, codeDigestInvalid},
