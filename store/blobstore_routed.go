@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -66,9 +67,9 @@ func (r *routedBlobs) isKeyed() bool {
 }
 
 // ErrNoKeyedStore is returned for a blob whose record names an object when
-// the server was started without access to its object store. It is an
-// ErrStorageUnavailable: a client gets 503, the operator the cause.
-var ErrNoKeyedStore = fmt.Errorf("%w: the blob is in an object store this process was not given (--blob-store)", ErrStorageUnavailable)
+// the server was started without access to its object store (a client gets
+// 503, as for ErrStorageUnavailable).
+var ErrNoKeyedStore = errors.New("the blob is in an object store this process was not given (--blob-store)")
 
 // of returns the store that holds ref.
 func (r *routedBlobs) of(ref BlobRef) (BlobStore, error) {
