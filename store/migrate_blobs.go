@@ -357,9 +357,9 @@ func setBlobKey(tx *bolt.Tx, d Digest, key string) error {
 
 // openMigrationTarget gives the routed store the other store of an
 // unfinished migration, so blobs already moved, or not yet moved, are read
-// from where they are. An object store is opened with its credentials
-// from the environment.
-func (s *Store) openMigrationTarget() error {
+// from where they are. An object store is opened with opts (its
+// credentials: a file, or else the environment).
+func (s *Store) openMigrationTarget(opts BlobStoreOptions) error {
 	var recorded, pending string
 	s.db.View(func(tx *bolt.Tx) error {
 		recorded, pending = recordedBlobStore(tx), migratingTo(tx)
@@ -372,7 +372,7 @@ func (s *Store) openMigrationTarget() error {
 	if pending == "" || other == DirLocation || s.route.keyedStore() != nil {
 		return nil
 	}
-	b, err := OpenBlobStore(s.dir, other, BlobStoreOptions{})
+	b, err := OpenBlobStore(s.dir, other, opts)
 	if err != nil {
 		return fmt.Errorf("open %s, the other store of the unfinished migration: %w", other, err)
 	}
