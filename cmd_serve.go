@@ -113,13 +113,14 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	blobs, err := store.OpenBlobStore(dir, c.String("blob-store"), store.BlobStoreOptions{
+	blobOpts := store.BlobStoreOptions{
 		CredentialsFile: c.String("s3-credentials-file"), PublicEndpoint: c.String("s3-public-endpoint"),
-	})
+	}
+	blobs, err := store.OpenBlobStore(dir, c.String("blob-store"), blobOpts)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(dir, store.Options{Blobs: blobs})
+	st, err := store.Open(dir, store.Options{Blobs: blobs, BlobOptions: blobOpts})
 	if errors.Is(err, store.ErrBlobStoreMismatch) {
 		return fmt.Errorf("%w\nTry: berth serve --blob-store '<the recorded one>' (or move the blobs with berth blobs migrate)", err)
 	}

@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -52,4 +56,47 @@ func BenchmarkVersitygw(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestS3_MigrateNumbers measures blobs migrate, directory → S3 → directory,
+// on a serving registry holding BERTH_S3_MIGRATE_MIB MiB of 8 MiB layers,
+// with versitygw's own PUT/GET of one 256 MiB object beside it in the same
+// run. It logs MB/s; it asserts nothing but success. Skipped unless set:
+//
+//	BERTH_S3_MIGRATE_MIB=512 go test ./integration/ -run TestS3_MigrateNumbers -v
+func TestS3_MigrateNumbers(t *testing.T) {
+	mib, err := strconv.Atoi(os.Getenv("BERTH_S3_MIGRATE_MIB"))
+	if err != nil || mib < 8 {
+		t.Skip("set BERTH_S3_MIGRATE_MIB (say 512) to measure blobs migrate against versitygw")
+	}
+	s3 := fixtures.StartS3(t)
+	s := launch(t, "", s3Env(s3), healthy, "--auth", "none")
+	for i := range mib / 8 {
+		s.push(t, fmt.Sprintf("num/img:v%d", i), mustImage(t, mustLayer(t, 8<<20)))
+	}
+	for _, to := range []string{s3Location(s3), "dir"} {
+		start := time.Now()
+		out := mustBerthS3(t, s3, "blobs", "migrate", "--data", s.Data, "--to", to)
+		t.Logf("%.1fs: %s", time.Since(start).Seconds(), strings.TrimSpace(out))
+	}
+	// versitygw alone, in the same run.
+	c := s3.Client(t)
+	const size = 256 << 20
+	start := time.Now()
+	if _, err := c.PutObject(t.Context(), s3.Bucket, "num/put", newPatternReader(benchSeed.Add(1), size), size, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	put := time.Since(start)
+	start = time.Now()
+	obj, err := c.GetObject(t.Context(), s3.Bucket, "num/put", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, obj)
+	obj.Close()
+	if err != nil || n != size {
+		t.Fatalf("get: %d, %v", n, err)
+	}
+	get := time.Since(start)
+	t.Logf("versitygw alone: PUT %.1f MB/s, GET %.1f MB/s", size/put.Seconds()/1e6, size/get.Seconds()/1e6)
 }

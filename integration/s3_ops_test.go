@@ -137,6 +137,10 @@ func TestS3Ops_GC(t *testing.T) {
 		t.Fatalf("%d multipart uploads before gc, want 2 (the abandoned one and the session's)", n)
 	}
 	objects := objectCount(t, s3, s3Prefix)
+	// du reads meta.db only: the same on S3 as on a directory.
+	if out := mustBerthS3(t, s3, "du", "--data", s.Data, "ops/keep"); !strings.Contains(out, "ops/keep") || !strings.Contains(out, "MiB") {
+		t.Errorf("du on S3:\n%s", out)
+	}
 
 	// The defaults (grace 1h, upload TTL 24h) keep all of it.
 	out := mustBerthS3(t, s3, "gc", "--data", s.Data)
@@ -262,24 +266,26 @@ func TestS3Ops_BackupRestore(t *testing.T) {
 // ones it pushed, until stopped, recording any failure: the load a
 // migration runs under.
 type pusher struct {
-	s      *server
-	t      *testing.T
-	images []v1.Image
-	pushed []int // indexes of images pushed
-	errs   []error
-	stop   chan struct{}
-	done   chan struct{}
+	s        *server
+	t        *testing.T
+	images   []v1.Image
+	from, to int   // the indexes of images it pushes, as load/img:v<index>
+	pushed   []int // indexes of images pushed
+	errs     []error
+	stop     chan struct{}
+	done     chan struct{}
 }
 
-func startPusher(t *testing.T, s *server, images []v1.Image) *pusher {
-	p := &pusher{s: s, t: t, images: images, stop: make(chan struct{}), done: make(chan struct{})}
+func startPusher(t *testing.T, s *server, images []v1.Image, from, to int) *pusher {
+	p := &pusher{s: s, t: t, images: images, from: from, to: to, stop: make(chan struct{}), done: make(chan struct{})}
 	go p.run()
 	return p
 }
 
 func (p *pusher) run() {
 	defer close(p.done)
-	for i, img := range p.images {
+	for i := p.from; i < p.to; i++ {
+		img := p.images[i]
 		select {
 		case <-p.stop:
 			return
@@ -351,9 +357,9 @@ func TestS3Ops_MigrateOnline(t *testing.T) {
 		t.Fatalf("migrate to an S3 endpoint nobody serves: %v\n%s", err, out)
 	}
 
-	p := startPusher(t, s, load[:30])
+	first := startPusher(t, s, load, 0, 30)
 	out = mustBerthS3(t, s3, "blobs", "migrate", "--data", s.Data, "--to", s3Location(s3))
-	p.finish()
+	first.finish()
 	t.Logf("to S3: %s", strings.TrimSpace(out))
 	if !strings.Contains(out, "now in s3://"+s3.Bucket) {
 		t.Errorf("migrate output does not say where the blobs are:\n%s", out)
@@ -363,9 +369,9 @@ func TestS3Ops_MigrateOnline(t *testing.T) {
 	}
 	mustBerthS3(t, s3, "verify", "--data", s.Data)
 
-	p = startPusher(t, s, load[30:])
+	second := startPusher(t, s, load, 30, 60)
 	out = mustBerthS3(t, s3, "blobs", "migrate", "--data", s.Data, "--to", "dir")
-	p.finish()
+	second.finish()
 	t.Logf("to dir: %s", strings.TrimSpace(out))
 	if n := objectCount(t, s3, s3Prefix); n != 0 {
 		t.Errorf("%d objects left in the bucket after the move back", n)
@@ -373,6 +379,10 @@ func TestS3Ops_MigrateOnline(t *testing.T) {
 	mustBerthS3(t, s3, "verify", "--data", s.Data)
 	for i, img := range base {
 		pullSame(t, s, "base/img:v"+itoa(i), img)
+	}
+	// Nothing pushed during either move was lost.
+	for _, i := range slices.Concat(first.pushed, second.pushed) {
+		pullSame(t, s, "load/img:"+imageTag(i), load[i])
 	}
 	s.stop(t)
 	checkStore(t, s.Data)

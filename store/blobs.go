@@ -61,10 +61,11 @@ func (s *Store) OpenBlob(ctx context.Context, repo string, d Digest, off, n int6
 // with ErrNotSupported when the blob store cannot hand out URLs (the
 // directory).
 func (s *Store) BlobURL(ctx context.Context, repo string, d Digest, ttl time.Duration) (string, BlobInfo, error) {
-	u, ok := s.blobs.(URLer)
-	if !ok {
+	if s.route.keyedStore() == nil {
+		// Only the directory: no URLs, and no record read to say so.
 		return "", BlobInfo{}, ErrNotSupported
 	}
+	var u URLer = s.route
 	ref, info, err := s.linkedRef(repo, d)
 	if err != nil {
 		return "", info, err
@@ -267,6 +268,7 @@ func (s *Store) placeBlobsAnd(repo string, staged []StagedBlob, also func(tx *bo
 		}
 		return nil
 	})
+	s.route.settle(staged)
 	if qe := (*QuotaError)(nil); errors.As(err, &qe) {
 		s.dropUnrecorded(staged)
 	}

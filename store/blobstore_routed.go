@@ -24,6 +24,10 @@ type routedBlobs struct {
 	keyed   atomic.Pointer[BlobStore] // nil: none configured
 	primary atomic.Pointer[BlobStore] // dir or the keyed store
 	migrate sync.Mutex                // held by the running migration
+	// inflight holds the keys of objects staged and not yet committed or
+	// dropped: GC passes over them whatever their age (an object exists
+	// before its record does).
+	inflight sync.Map
 }
 
 var (
@@ -63,7 +67,8 @@ func (r *routedBlobs) isKeyed() bool {
 }
 
 // ErrNoKeyedStore is returned for a blob whose record names an object when
-// the server was started without access to its object store.
+// the server was started without access to its object store (a client gets
+// 503, as for ErrStorageUnavailable).
 var ErrNoKeyedStore = errors.New("the blob is in an object store this process was not given (--blob-store)")
 
 // of returns the store that holds ref.
@@ -132,7 +137,31 @@ func (r *routedBlobs) Walk(ctx context.Context, fn func(StoredObject) error) err
 }
 
 func (r *routedBlobs) Write(ctx context.Context, d Digest, size int64, rd io.Reader) (StagedBlob, error) {
-	return r.main().Write(ctx, d, size, rd)
+	return r.staging(r.main().Write(ctx, d, size, rd))
+}
+
+// staging notes the object of a staged blob as in flight.
+func (r *routedBlobs) staging(b StagedBlob, err error) (StagedBlob, error) {
+	if err == nil && b.key != "" {
+		r.inflight.Store(b.key, struct{}{})
+	}
+	return b, err
+}
+
+// settle ends the flight of staged's objects once their commit is over,
+// recorded or not (an unrecorded one is an orphan, for GC, by its age).
+func (r *routedBlobs) settle(staged []StagedBlob) {
+	for _, b := range staged {
+		if b.key != "" {
+			r.inflight.Delete(b.key)
+		}
+	}
+}
+
+// inFlight reports whether the object key is staged and not yet settled.
+func (r *routedBlobs) inFlight(key string) bool {
+	_, ok := r.inflight.Load(key)
+	return ok
 }
 
 // Session states say which store a session is in: the keyed store's state
@@ -196,7 +225,7 @@ func (r *routedBlobs) FinishSession(ctx context.Context, sess Session, d Digest)
 	if err != nil {
 		return StagedBlob{}, err
 	}
-	return b.FinishSession(ctx, sess, d)
+	return r.staging(b.FinishSession(ctx, sess, d))
 }
 
 func (r *routedBlobs) AbortSession(ctx context.Context, sess Session) error {
@@ -226,7 +255,10 @@ func (r *routedBlobs) stagedIn(b StagedBlob) BlobStore {
 	return r.main()
 }
 
-func (r *routedBlobs) Discard(ctx context.Context, b StagedBlob) { r.stagedIn(b).Discard(ctx, b) }
+func (r *routedBlobs) Discard(ctx context.Context, b StagedBlob) {
+	r.stagedIn(b).Discard(ctx, b)
+	r.settle([]StagedBlob{b})
+}
 
 func (r *routedBlobs) place(b StagedBlob) (string, error) { return r.stagedIn(b).place(b) }
 

@@ -156,7 +156,7 @@ func (s *Store) sweepObjects(ctx context.Context, r *GCReport, cutoff time.Time)
 			return fmt.Errorf("gc objects: %w", err)
 		}
 		for _, o := range batch {
-			if keys[o.ref.Key] {
+			if keys[o.ref.Key] || s.route.inFlight(o.ref.Key) {
 				continue
 			}
 			if err := s.blobs.Delete(ctx, o.ref); err != nil {

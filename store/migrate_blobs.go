@@ -109,8 +109,48 @@ func (s *Store) MigrateBlobs(ctx context.Context, to BlobStore, opts MigrateOpti
 		}
 		return tx.Bucket(bucketMeta).Delete(migratingKey)
 	})
+	if err == nil && !toDir {
+		err = s.removeMovedFiles(ctx, &rep)
+	}
 	rep.Took = time.Since(start)
 	return rep, err
+}
+
+// removeMovedFiles removes the files in DATA/blobs whose records name
+// objects: old copies an interrupted migration switched but did not get to
+// remove. Under the digest's lock, a file whose record names an object is
+// read by nobody (reads follow the record), so no grace period is needed.
+// The objects an interrupted move into the directory leaves are GC's: an
+// object may be written before its record, so only its age tells.
+func (s *Store) removeMovedFiles(ctx context.Context, rep *MigrateReport) error {
+	var moved []Digest
+	err := s.route.dir.Walk(ctx, func(o StoredObject) error {
+		moved = append(moved, o.Ref.Digest)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range moved {
+		unlock := s.lockDigest(d)
+		keyed := false
+		s.db.View(func(tx *bolt.Tx) error {
+			ref, err := blobRef(tx, d)
+			keyed = err == nil && ref.Key != ""
+			return nil
+		})
+		if keyed {
+			err = s.route.dir.Delete(ctx, BlobRef{Digest: d})
+		}
+		unlock()
+		if err != nil {
+			return fmt.Errorf("remove the old copy of %s: %w", d, err)
+		}
+		if keyed {
+			rep.Removed++
+		}
+	}
+	return nil
 }
 
 // startMigration checks that the blobs can move to to, that to answers,
@@ -239,7 +279,7 @@ func (s *Store) migrateBlob(ctx context.Context, to BlobStore, b BlobInfo, rep *
 	if err != nil {
 		return err
 	}
-	staged, err := to.Write(ctx, b.Digest, b.Size, r)
+	staged, err := s.route.staging(to.Write(ctx, b.Digest, b.Size, r))
 	r.Close()
 	if err != nil {
 		return fmt.Errorf("copy to %s: %w", to.Location(), err)
@@ -260,6 +300,7 @@ func (s *Store) migrateBlob(ctx context.Context, to BlobStore, b BlobInfo, rep *
 		switched = true
 		return setBlobKey(tx, b.Digest, staged.key)
 	})
+	s.route.settle([]StagedBlob{staged})
 	if err != nil || !switched {
 		if staged.key != "" {
 			to.Discard(ctx, staged)
@@ -316,9 +357,9 @@ func setBlobKey(tx *bolt.Tx, d Digest, key string) error {
 
 // openMigrationTarget gives the routed store the other store of an
 // unfinished migration, so blobs already moved, or not yet moved, are read
-// from where they are. An object store is opened with its credentials
-// from the environment.
-func (s *Store) openMigrationTarget() error {
+// from where they are. An object store is opened with opts (its
+// credentials: a file, or else the environment).
+func (s *Store) openMigrationTarget(opts BlobStoreOptions) error {
 	var recorded, pending string
 	s.db.View(func(tx *bolt.Tx) error {
 		recorded, pending = recordedBlobStore(tx), migratingTo(tx)
@@ -331,7 +372,7 @@ func (s *Store) openMigrationTarget() error {
 	if pending == "" || other == DirLocation || s.route.keyedStore() != nil {
 		return nil
 	}
-	b, err := OpenBlobStore(s.dir, other, BlobStoreOptions{})
+	b, err := OpenBlobStore(s.dir, other, opts)
 	if err != nil {
 		return fmt.Errorf("open %s, the other store of the unfinished migration: %w", other, err)
 	}

@@ -94,6 +94,9 @@ type Options struct {
 	// Open records its Location in meta.db on first use and refuses a
 	// different one later (ErrBlobStoreMismatch).
 	Blobs BlobStore
+	// BlobOptions open the other store of an unfinished migration
+	// (MigrateBlobs): its credentials, as Blobs was given them.
+	BlobOptions BlobStoreOptions
 }
 
 // Open opens (creating when needed, unless opts.MustExist) the data
@@ -152,7 +155,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	if err := s.openMigrationTarget(); err != nil {
+	if err := s.openMigrationTarget(opts.BlobOptions); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -297,7 +297,8 @@ func (s *Store) findDebris(uploads []uploadEntry, now time.Time, opts GCOptions)
 				Problem: fmt.Sprintf("a file of %d bytes that no record knows: gc removes it", rel.Size)})
 		}
 	}
-	return faults, nil
+	objects, err := s.objectDebris(context.Background(), now.Add(-max(opts.grace(), opts.uploadTTL())))
+	return append(faults, objects...), err
 }
 
 // uploadWithoutFile reports whether upload id has a record but no data

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -151,4 +152,24 @@ func (s *Store) forgetMissingObject(ref BlobRef) (string, error) {
 		return "", err
 	}
 	return "its record and links removed" + repushNote, nil
+}
+
+// objectDebris reports what GC would remove from an object store: objects
+// no record holds and multipart uploads no session holds, older than
+// cutoff.
+func (s *Store) objectDebris(ctx context.Context, cutoff time.Time) ([]Fault, error) {
+	objects, sessions, err := s.findOrphanObjects(ctx, cutoff)
+	var faults []Fault
+	for _, o := range objects {
+		if s.route.inFlight(o.ref.Key) {
+			continue
+		}
+		faults = append(faults, Fault{Kind: FaultDebris, Subject: o.ref.Key,
+			Problem: fmt.Sprintf("an object of %d bytes that no record knows: gc removes it", o.size)})
+	}
+	for _, ss := range sessions {
+		faults = append(faults, Fault{Kind: FaultDebris, Subject: ss.Name,
+			Problem: "no upload session holds it: gc aborts it"})
+	}
+	return faults, err
 }
