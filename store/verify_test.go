@@ -227,7 +227,7 @@ func TestStore_VerifyRepair(t *testing.T) {
 	if b, err := os.ReadFile(quarantined); err != nil || !bytes.Equal(b, corrupt) {
 		t.Errorf("quarantine holds %q (%v), want the corrupt file", b, err)
 	}
-	if _, _, err := s.OpenBlob("tools", f.shared); !errors.Is(err, ErrBlobUnknown) {
+	if _, _, err := s.OpenBlob(context.Background(), "tools", f.shared, 0, -1); !errors.Is(err, ErrBlobUnknown) {
 		t.Errorf("OpenBlob of the quarantined blob: %v, want ErrBlobUnknown", err)
 	}
 
