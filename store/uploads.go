@@ -53,18 +53,12 @@ func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 	if err != nil {
 		return Upload{}, err
 	}
-	f, err := os.OpenFile(s.uploadPath(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return Upload{}, fmt.Errorf("create upload file: %w", err)
-	}
-	f.Close()
-	state, err := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		os.Remove(s.uploadPath(id))
-		return Upload{}, err
-	}
+	// An empty session has neither a data file nor a hash state: the first
+	// chunk creates the file (appendChunk), and no state means sha256 of
+	// nothing. A session's start thus costs one small record, no file
+	// create and fsync.
 	now := s.now()
-	rec := uploadRecord{Repo: repo, Owner: owner, HashState: state, Started: now.UnixNano(), Updated: now.UnixNano()}
+	rec := uploadRecord{Repo: repo, Owner: owner, Started: now.UnixNano(), Updated: now.UnixNano()}
 	v, err := encode(rec)
 	if err == nil {
 		// Batched with concurrent commits (groupcommit.go): a session's start
@@ -81,7 +75,6 @@ func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 		})
 	}
 	if err != nil {
-		os.Remove(s.uploadPath(id))
 		return Upload{}, err
 	}
 	return Upload{ID: id, Repo: repo, Started: now, Updated: now}, nil
@@ -165,11 +158,16 @@ func (s *Store) AppendUpload(repo, id string, start int64, r io.Reader) (Upload,
 // record advanced by what was durably written; a zero Updated means nothing
 // is to be recorded.
 func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRecord, error) {
-	h := sha256.New()
-	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.HashState); err != nil {
-		return uploadRecord{}, fmt.Errorf("restore hash state: %w", err)
+	h, err := restoreHash(rec.HashState)
+	if err != nil {
+		return uploadRecord{}, err
 	}
-	f, err := os.OpenFile(s.uploadPath(id), os.O_WRONLY, 0)
+	// The first chunk creates the file; a session that has data has its file.
+	flags := os.O_WRONLY
+	if rec.Offset == 0 {
+		flags |= os.O_CREATE
+	}
+	f, err := os.OpenFile(s.uploadPath(id), flags, 0o600)
 	if err != nil {
 		return uploadRecord{}, fmt.Errorf("open upload file: %w", err)
 	}
@@ -186,6 +184,12 @@ func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRec
 	if writeErr != nil {
 		return uploadRecord{}, dropTail(f, rec.Offset, fmt.Errorf("write upload file: %w", writeErr))
 	}
+	rec.Updated = s.now().UnixNano()
+	if n == 0 {
+		// Nothing appended: the file, the hash state and the offset are as
+		// recorded, and there is nothing to sync or marshal.
+		return rec, readErr
+	}
 	if err := f.Sync(); err != nil {
 		return uploadRecord{}, dropTail(f, rec.Offset, fmt.Errorf("sync upload file: %w", err))
 	}
@@ -195,8 +199,20 @@ func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRec
 	}
 	rec.Offset += n
 	rec.HashState = state
-	rec.Updated = s.now().UnixNano()
 	return rec, readErr
+}
+
+// restoreHash returns the sha256 of a session's first bytes from its kept
+// state; an empty state (a session without data) is sha256 of nothing.
+func restoreHash(state []byte) (hash.Hash, error) {
+	h := sha256.New()
+	if len(state) == 0 {
+		return h, nil
+	}
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return nil, fmt.Errorf("restore hash state: %w", err)
+	}
+	return h, nil
 }
 
 // dropTail cuts the session file back to offset, the last recorded one,
@@ -219,7 +235,25 @@ func dropTail(f *os.File, offset int64, err error) error {
 // from copyBuffers and go back as soon as they are hashed, so a read that
 // waits on a slow client holds one buffer, not the pipeline's three. When it
 // returns, h has seen exactly the n bytes written.
+//
+// A body that fits in one buffer (a small blob) is written and hashed in
+// line: no goroutine and channels for one buffer's work.
 func CopyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, readErr, writeErr error) {
+	first := copyBuffers.Get().(*[]byte)
+	m, err := fill(r, *first)
+	if err != nil {
+		defer copyBuffers.Put(first)
+		if m > 0 {
+			if _, werr := w.Write((*first)[:m]); werr != nil {
+				return 0, nil, werr
+			}
+			h.Write((*first)[:m])
+		}
+		if err == io.EOF {
+			err = nil
+		}
+		return int64(m), err, nil
+	}
 	const inFlight = 2 // buffers written and waiting for the hasher
 	toHash := make(chan *[]byte, inFlight)
 	hashed := make(chan struct{})
@@ -235,9 +269,11 @@ func CopyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, readErr, writeE
 		close(toHash)
 		<-hashed
 	}()
-	for {
-		buf := copyBuffers.Get().(*[]byte)
-		m, err := fill(r, *buf)
+	for buf := first; ; buf, m = nil, 0 {
+		if buf == nil {
+			buf = copyBuffers.Get().(*[]byte)
+			m, err = fill(r, *buf)
+		}
 		if m > 0 {
 			if _, werr := w.Write((*buf)[:m]); werr != nil {
 				copyBuffers.Put(buf)
@@ -327,9 +363,9 @@ func (s *Store) CommitUpload(repo, id string, start int64, r io.Reader, d Digest
 // justify hashing every upload twice.
 func (s *Store) uploadDigest(id string, rec uploadRecord, alg string) (Digest, error) {
 	if alg == SHA256 {
-		h := sha256.New()
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.HashState); err != nil {
-			return "", fmt.Errorf("restore hash state: %w", err)
+		h, err := restoreHash(rec.HashState)
+		if err != nil {
+			return "", err
 		}
 		return digestFromHash(alg, h), nil
 	}

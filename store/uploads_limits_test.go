@@ -121,9 +121,17 @@ func TestStartUpload_CapPerOwner(t *testing.T) {
 	if _, err := s.StartUpload("r", "alice", 3); !errors.Is(err, ErrTooManyUploads) {
 		t.Fatalf("fourth session: %v, want ErrTooManyUploads", err)
 	}
-	if entries, _ := os.ReadDir(s.dir + "/uploads"); len(entries) != 3 {
-		t.Errorf("uploads/ holds %d files after a refused start, want 3", len(entries))
+	// A session's start creates no file (the first chunk does), a refused
+	// one no record.
+	if entries, _ := os.ReadDir(s.dir + "/uploads"); len(entries) != 0 {
+		t.Errorf("uploads/ holds %d files after three starts and a refused one, want 0", len(entries))
 	}
+	s.db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket(bucketUploads).Stats().KeyN; n != 3 {
+			t.Errorf("%d session records after a refused start, want 3", n)
+		}
+		return nil
+	})
 	if _, err := s.StartUpload("r", "bob", 3); err != nil {
 		t.Fatalf("another owner: %v", err)
 	}

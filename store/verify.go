@@ -280,9 +280,9 @@ func (s *Store) findDebris(uploads []uploadEntry, now time.Time, opts GCOptions)
 	return faults, nil
 }
 
-// uploadWithoutFile reports whether upload id has a record but no data
-// file, looked at under the session's lock (a commit moves the file, then
-// deletes the record, holding it). A session whose lock a request holds is
+// uploadWithoutFile reports whether upload id has a record of received
+// data but no data file, looked at under the session's lock (a commit
+// moves the file, then deletes the record, holding it). A session whose lock a request holds is
 // in use, and so not reported.
 func (s *Store) uploadWithoutFile(id string) bool {
 	unlock, ok := s.uploads.tryLock(id)
@@ -290,9 +290,13 @@ func (s *Store) uploadWithoutFile(id string) bool {
 		return false
 	}
 	defer unlock()
+	// A session without data has no file yet (StartUpload creates none).
 	recorded := false
 	s.db.View(func(tx *bolt.Tx) error {
-		recorded = tx.Bucket(bucketUploads).Get([]byte(id)) != nil
+		var rec uploadRecord
+		if v := tx.Bucket(bucketUploads).Get([]byte(id)); v != nil && decode(v, &rec) == nil {
+			recorded = rec.Offset > 0
+		}
 		return nil
 	})
 	_, err := os.Lstat(s.uploadPath(id))

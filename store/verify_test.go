@@ -128,11 +128,19 @@ func TestStore_Verify(t *testing.T) {
 		{
 			name: "UploadDebris",
 			break_: func(t *testing.T, f *verifyFixture) {
-				if _, err := f.s.StartUpload("app", "", 0); err != nil {
+				idle, err := f.s.StartUpload("app", "", 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.s.AppendUpload("app", idle.ID, 0, strings.NewReader("data")); err != nil {
 					t.Fatal(err)
 				}
 				gone, err := f.s.StartUpload("app", "", 0)
 				if err != nil {
+					t.Fatal(err)
+				}
+				// A session without data has no file yet; one with data must.
+				if _, err := f.s.AppendUpload("app", gone.ID, 0, strings.NewReader("data")); err != nil {
 					t.Fatal(err)
 				}
 				os.Remove(f.s.uploadPath(gone.ID))
