@@ -122,6 +122,7 @@ func runRestore(c *cli.Context, req admin.RestoreRequest) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := admin.RestoreOptions{Force: req.Force, Progress: isTerminal(c.App.ErrWriter), InputBytes: total}
+	opts := admin.RestoreOptions{Force: req.Force, Progress: isTerminal(c.App.ErrWriter), InputBytes: total,
+		BlobStore: req.BlobStore, CredentialsFile: req.CredentialsFile}
 	return admin.Restore(ctx, dataDir(c), inputs, opts, adminStdio(c))
 }

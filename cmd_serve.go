@@ -72,6 +72,14 @@ func serveCommand() *cli.Command {
 				"time a client has to take each piece of a response (256 KiB of a blob)", "BERTH_WRITE_TIMEOUT"),
 			durationFlag("upload-ttl", store.DefaultUploadTTL,
 				"upload sessions idle this long are removed, checked periodically (0: never)", "BERTH_UPLOAD_TTL"),
+			&cli.StringFlag{Name: "blob-store", Value: store.DirLocation, EnvVars: []string{"BERTH_BLOB_STORE"},
+				Usage: "where blob bytes live: dir (DATA/blobs) or s3://bucket/prefix?endpoint=URL&region=R&path-style=true; recorded in DATA on first use"},
+			&cli.StringFlag{Name: "s3-credentials-file", EnvVars: []string{"BERTH_S3_CREDENTIALS_FILE"},
+				Usage: "file (mode 0600) with AWS_ACCESS_KEY_ID=… and AWS_SECRET_ACCESS_KEY=… lines; default: those environment variables"},
+			&cli.StringFlag{Name: "s3-public-endpoint", EnvVars: []string{"BERTH_S3_PUBLIC_ENDPOINT"},
+				Usage: "S3 endpoint URL that clients can reach, for blob redirects (default: the blob store's endpoint)"},
+			&cli.BoolFlag{Name: "s3-redirect", Value: true, EnvVars: []string{"BERTH_S3_REDIRECT"},
+				Usage: "answer blob GETs with a 307 to a presigned S3 URL; false streams them through berth"},
 			&cli.IntFlag{Name: "max-uploads-per-user", Value: store.DefaultMaxUploadsPerOwner, EnvVars: []string{"BERTH_MAX_UPLOADS_PER_USER"},
 				Usage: "most upload sessions one account may have open (0: no limit)"},
 		},
@@ -105,7 +113,17 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(dir, store.Options{})
+	blobOpts := store.BlobStoreOptions{
+		CredentialsFile: c.String("s3-credentials-file"), PublicEndpoint: c.String("s3-public-endpoint"),
+	}
+	blobs, err := store.OpenBlobStore(dir, c.String("blob-store"), blobOpts)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(dir, store.Options{Blobs: blobs, BlobOptions: blobOpts})
+	if errors.Is(err, store.ErrBlobStoreMismatch) {
+		return fmt.Errorf("%w\nTry: berth serve --blob-store '<the recorded one>' (or move the blobs with berth blobs migrate)", err)
+	}
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("%s is in use by another berth process (is the server already running?)", dir)
 	}
@@ -137,6 +155,7 @@ func runServe(c *cli.Context) error {
 		},
 		MaxUploadsPerUser: c.Int("max-uploads-per-user"),
 		NoPullTimes:       c.Bool("no-pull-times"),
+		StreamBlobs:       !c.Bool("s3-redirect"),
 	}
 	if cfg.Limits.MaxConnections == 0 {
 		cfg.Limits.MaxConnections = server.MaxConnectionsFor(fileLimit())
@@ -210,7 +229,7 @@ func runServe(c *cli.Context) error {
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("berth serving", "addr", ln.Addr().String(), "tls", cert != nil, "data", dir, "version", version,
+	log.Info("berth serving", "addr", ln.Addr().String(), "tls", cert != nil, "data", dir, "blobs", st.BlobStore().Location(), "version", version,
 		"max_connections", cfg.Limits.MaxConnections, "max_connections_per_address", cfg.Limits.MaxConnectionsPerAddr)
 
 	select {

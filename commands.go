@@ -26,6 +26,7 @@ func commands() []*cli.Command {
 		ldapCommand(),
 		mirrorCommand(),
 		importCommand(),
+		blobsCommand(),
 		versionCommand(),
 	}
 	for _, c := range cmds {

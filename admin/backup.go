@@ -122,6 +122,10 @@ func backupSummary(b BackupWritten) string {
 type RestoreRequest struct {
 	Inputs []string `flag:"input" usage:"a backup file, or - for stdin; repeat for incrementals, in order"`
 	Force  bool     `flag:"force" usage:"replace a data directory that is not empty"`
+	// BlobStore and CredentialsFile say where the restored blobs go,
+	// whatever store the backup was taken from.
+	BlobStore       string `flag:"blob-store" usage:"where the restored blobs go: dir (DATA/blobs) or s3://bucket/prefix?endpoint=URL&region=R&path-style=true; serve it with the same --blob-store"`
+	CredentialsFile string `flag:"s3-credentials-file" usage:"file (mode 0600) with the S3 keys, as serve takes it; default: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"`
 }
 
 // RestoreOptions adjust Restore.
@@ -133,6 +137,9 @@ type RestoreOptions struct {
 	// InputBytes is the inputs' total size, for the bar's ETA; zero when
 	// unknown (stdin).
 	InputBytes int64
+	// BlobStore is where the blobs go ("" or "dir": DATA/blobs), with the
+	// S3 credentials file, if any.
+	BlobStore, CredentialsFile string
 }
 
 // Restore restores inputs (a full backup, then its incrementals in order)
@@ -160,7 +167,15 @@ func Restore(ctx context.Context, dir string, inputs []backup.Input, opts Restor
 			}}
 		}
 	}
-	res, err := backup.Restore(ctx, dir, inputs, backup.RestoreOptions{Force: opts.Force, CheckRule: auth.ValidateRule})
+	bopts := backup.RestoreOptions{Force: opts.Force, CheckRule: auth.ValidateRule}
+	if opts.BlobStore != "" && opts.BlobStore != store.DirLocation {
+		blobs, err := store.OpenBlobStore(dir, opts.BlobStore, store.BlobStoreOptions{CredentialsFile: opts.CredentialsFile})
+		if err != nil {
+			return fmt.Errorf("restore: --blob-store: %w", err)
+		}
+		bopts.Blobs = blobs
+	}
+	res, err := backup.Restore(ctx, dir, inputs, bopts)
 	bar.close()
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)

@@ -26,6 +26,11 @@ type RestoreOptions struct {
 	// meta.db (server/auth's ValidateRule): a rule the server cannot compile
 	// would make it refuse every request.
 	CheckRule func(store.Rule) error
+	// Blobs is where the restored blobs go (store.OpenBlobStore): nil or
+	// the directory's writes them into DATA/blobs; an object store's (S3)
+	// writes each as an object there, and the restored meta.db records
+	// that store. Whatever store the backup was taken from.
+	Blobs store.BlobStore
 }
 
 // RestoreResult says what Restore did.
@@ -79,6 +84,14 @@ func Restore(ctx context.Context, dir string, inputs []Input, opts RestoreOption
 		}
 	}()
 	r := &restorer{ctx: ctx, dir: tmp, checkRule: opts.CheckRule, have: map[store.Digest]int64{}, dirs: map[string]bool{}, buf: make([]byte, copyBufferSize)}
+	if opts.Blobs != nil && opts.Blobs.Location() != store.DirLocation {
+		r.objects, r.staged = opts.Blobs, map[store.Digest]store.StagedBlob{}
+		defer func() {
+			if err != nil {
+				r.dropObjects(r.staged)
+			}
+		}()
+	}
 	if err := os.MkdirAll(store.UploadsDir(tmp), 0o755); err != nil {
 		return res, err
 	}
@@ -136,6 +149,11 @@ type restorer struct {
 	buf  []byte
 
 	checkRule func(store.Rule) error // see RestoreOptions.CheckRule
+
+	// objects is the object store the blobs go to (nil: DATA/blobs), and
+	// staged the objects written there so far.
+	objects store.BlobStore
+	staged  map[store.Digest]store.StagedBlob
 }
 
 // restoreArchive reads one input into the directory: its meta.db replaces
@@ -300,6 +318,9 @@ func (r *restorer) writeTLS(a *archive, name string, size int64) error {
 // writeBlob writes the current entry as blob d: store.WriteBlob hashes it
 // on the way and puts it in place only when the digest matches.
 func (r *restorer) writeBlob(a *archive, name string, d store.Digest, size int64) error {
+	if r.objects != nil {
+		return r.writeObject(a, name, d, size)
+	}
 	_, err := store.WriteBlob(r.dir, d, size, &ctxReader{r.ctx, a.read()})
 	switch {
 	case errors.Is(err, store.ErrDigestMismatch) || errors.Is(err, store.ErrSizeInvalid):

@@ -18,7 +18,10 @@ import (
 // directory synced. It returns the blobs and bytes the store holds and how
 // many upload sessions it dropped.
 func (r *restorer) finish(name string, last Header) (blobs int, bytes int64, dropped int, err error) {
-	s, err := store.Open(r.dir, store.Options{})
+	if err := r.bindObjects(); err != nil {
+		return 0, 0, 0, err
+	}
+	s, err := store.Open(r.dir, store.Options{Blobs: r.objects})
 	if errors.Is(err, store.ErrRecordInvalid) {
 		return 0, 0, 0, fmt.Errorf("%s is refused: %w", name, err)
 	}
@@ -71,6 +74,12 @@ func (r *restorer) finish(name string, last Header) (blobs int, bytes int64, dro
 func (r *restorer) removeUnrecorded(want map[store.Digest]int64) error {
 	for d := range r.have {
 		if _, ok := want[d]; ok {
+			continue
+		}
+		if st, ok := r.staged[d]; ok {
+			r.dropObjects(map[store.Digest]store.StagedBlob{d: st})
+			delete(r.staged, d)
+			delete(r.have, d)
 			continue
 		}
 		path := store.BlobPathIn(r.dir, d)

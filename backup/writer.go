@@ -150,17 +150,21 @@ func writeMeta(tw *tar.Writer, pw *progressWriter, sn *store.Snapshot, at time.T
 
 // copyBlob copies the file of b into the archive, hashing it on the way.
 func copyBlob(ctx context.Context, tw *tar.Writer, pw *progressWriter, s *store.Store, b Blob, buf []byte) error {
-	f, err := os.Open(s.BlobPath(b.Digest))
-	if errors.Is(err, fs.ErrNotExist) {
+	size, err := s.StoredBlobSize(ctx, b.Digest)
+	if errors.Is(err, store.ErrBlobUnknown) {
 		return fmt.Errorf("blob %s has a record but no file: run `berth verify --repair`, then back up again", b.Digest)
 	}
 	if err != nil {
 		return fmt.Errorf("open blob %s: %w", b.Digest, err)
 	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || fi.Size() != b.Size {
+	if size != b.Size {
 		return fmt.Errorf("blob %s: the file does not have the recorded %d bytes: run `berth verify --repair`, then back up again", b.Digest, b.Size)
 	}
+	f, err := s.OpenStoredBlob(ctx, b.Digest)
+	if err != nil {
+		return fmt.Errorf("open blob %s: %w", b.Digest, err)
+	}
+	defer f.Close()
 	if err := tw.WriteHeader(fileHeader(Entry{Kind: EntryBlob, Digest: b.Digest}.Name(), b.Size, time.Time{})); err != nil {
 		return fmt.Errorf("write blob %s: %w", b.Digest, err)
 	}

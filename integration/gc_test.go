@@ -370,7 +370,7 @@ func TestGC_KilledMidRun(t *testing.T) {
 		}
 		json.Unmarshal(m.Body, &body)
 		for _, l := range body.Layers {
-			f, _, err := st.OpenBlob("keep", l.Digest)
+			f, _, err := st.OpenBlob(context.Background(), "keep", l.Digest, 0, -1)
 			if err != nil {
 				t.Fatalf("keep:v%d layer %s: %v", i, l.Digest, err)
 			}

@@ -43,6 +43,12 @@ func (m *Mirror) Blob(ctx context.Context, repo string, d store.Digest) (io.Read
 	key := repo + "@" + string(d)
 	m.mu.Lock()
 	f := m.flights[key]
+	if f == nil && m.cached(repo, d) {
+		// A fill ended between the lookup above and now: it leaves the
+		// map (under m.mu) only once its blob is placed.
+		m.mu.Unlock()
+		return nil, 0, Hit, nil
+	}
 	if f == nil {
 		f = &flight{ready: make(chan struct{}), done: make(chan struct{})}
 		m.flights[key] = f

@@ -1,9 +1,9 @@
 package server
 
 import (
-	"io"
-	"os"
+	"errors"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -17,42 +17,68 @@ func (s *Server) getBlob(c *fiber.Ctx, t target) error {
 	if err != nil {
 		return err
 	}
-	f, info, err := s.store.OpenBlob(t.Repo, d)
+	info, err := s.store.StatBlob(t.Repo, d)
+	if err != nil {
+		return err
+	}
+	if s.redirectBlobs {
+		handled, err := s.redirectBlob(c, t.Repo, d)
+		if handled || err != nil {
+			return err
+		}
+	}
+	start, end, partial, err := parseRange(c.Get(fiber.HeaderRange), info.Size)
+	if err != nil {
+		blobHeaders(c, info)
+		c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(info.Size, 10))
+		return err
+	}
+	n := int64(-1)
+	if partial {
+		n = end - start + 1
+	}
+	// A whole blob on the directory is an *os.File, which lets the
+	// connection use sendfile; fasthttp closes the reader when the response
+	// is written.
+	r, info, err := s.store.OpenBlob(c.UserContext(), t.Repo, d, start, n)
 	if err != nil {
 		return err
 	}
 	blobHeaders(c, info)
-	start, end, partial, err := parseRange(c.Get(fiber.HeaderRange), info.Size)
-	if err != nil {
-		f.Close()
-		c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(info.Size, 10))
-		return err
-	}
 	if !partial {
-		// A bare *os.File lets the connection use sendfile; fasthttp closes
-		// it when the response is written.
-		c.Context().SetBodyStream(f, int(info.Size))
+		c.Context().SetBodyStream(r, int(info.Size))
 		return nil
 	}
-	if _, err := f.Seek(start, io.SeekStart); err != nil {
-		f.Close()
-		return err
-	}
-	n := end - start + 1
 	c.Status(fiber.StatusPartialContent)
 	c.Set(fiber.HeaderContentRange, "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(end, 10)+"/"+strconv.FormatInt(info.Size, 10))
-	c.Context().SetBodyStream(&sectionFile{Reader: io.LimitReader(f, n), f: f}, int(n))
+	c.Context().SetBodyStream(r, int(n))
 	return nil
 }
 
-// sectionFile is a range of an open blob file that closes the file when the
-// response is done with it.
-type sectionFile struct {
-	io.Reader
-	f *os.File
-}
+// blobURLTTL is how long a presigned blob URL stays valid: long enough for a
+// client to start a large layer's download after the redirect (S3 checks
+// the expiry when the GET arrives, not while it streams), short enough that
+// a URL copied from a log is soon useless.
+const blobURLTTL = 15 * time.Minute
 
-func (r *sectionFile) Close() error { return r.f.Close() }
+// redirectBlob answers 307 with a URL of the blob's bytes when the blob
+// store has one (S3: presigned, on --s3-public-endpoint when set); the
+// client sends its Range header there. handled is false when the store
+// cannot hand out URLs: the caller streams.
+func (s *Server) redirectBlob(c *fiber.Ctx, repo string, d store.Digest) (handled bool, err error) {
+	url, info, err := s.store.BlobURL(c.UserContext(), repo, d, blobURLTTL)
+	if errors.Is(err, store.ErrNotSupported) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	c.Set("Docker-Content-Digest", string(info.Digest))
+	// Not cached: the URL expires, the content does not.
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderLocation, url)
+	return true, c.SendStatus(fiber.StatusTemporaryRedirect)
+}
 
 func (s *Server) headBlob(c *fiber.Ctx, t target) error {
 	d, err := store.ParseDigest(t.Ref)

@@ -90,6 +90,10 @@ var (
 	// LDAP sign-in could not reach or use the directory: 503, so clients
 	// and people see a server-side outage, not a wrong password.
 	codeDirectoryDown = Code{"UNAUTHORIZED", 503, "the LDAP directory cannot be reached; try again later", false}
+	// The blob store (S3) could not be reached, timed out or refused
+	// berth: 503, a server-side outage the client may retry; metadata
+	// (HEAD, tags, manifests) is still served from meta.db.
+	codeStorageUnavailable = Code{"UNKNOWN", 503, "the registry's blob storage cannot be reached; try again later", false}
 	// A mirror's upstream that could not be reached or answered 5xx for
 	// content the cache lacks: 502 Bad Gateway, as a proxy answers; the
 	// message names the upstream (upstreamError).
@@ -168,6 +172,9 @@ var sentinelCodes = []struct {
 	// Refused before the first byte (the free-space watermark): the same
 	// answer as a full disk, with the reason.
 	{store.ErrSpaceLow, codeStorageFull},
+	// A blob whose record names an object store this server was not
+	// started with (a migration under way elsewhere): a server-side fault.
+	{store.ErrNoKeyedStore, codeStorageUnavailable},
 	{errNotFound, codeNotFound},
 }
 
@@ -232,6 +239,9 @@ func errorFor(err error) (e *Error, unmapped bool) {
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		// The operator must hear of it too: logged like an unmapped error.
 		return newError(codeStorageFull, nil), true
+	case errors.Is(err, store.ErrStorageUnavailable):
+		// The operator must hear of it too, with the cause.
+		return newError(codeStorageUnavailable, nil), true
 	case errors.Is(err, errBodyShort):
 		return newError(codeBodyShort, nil), false
 	case errors.Is(err, os.ErrDeadlineExceeded):

@@ -73,6 +73,7 @@ var codeTable = map[string]struct {
 	"codeBodyStalled":         {codeBodyStalled, "BLOB_UPLOAD_INVALID", 408, false},
 	"codeUnknown":             {codeUnknown, "UNKNOWN", 500, false},
 	"codeDirectoryDown":       {codeDirectoryDown, "UNAUTHORIZED", 503, false},
+	"codeStorageUnavailable":  {codeStorageUnavailable, "UNKNOWN", 503, false},
 	"codeUpstreamFailed":      {codeUpstreamFailed, "UNKNOWN", 502, false},
 	"codeBadRequest":          {codeBadRequest, "UNSUPPORTED", 400, false},
 	"codeHeaderTooLarge":      {codeHeaderTooLarge, "UNSUPPORTED", 431, false},
@@ -146,24 +147,26 @@ var sentinelTable = map[string]struct {
 	err  error
 	want Code
 }{
-	"ErrDigestInvalid":     {store.ErrDigestInvalid, codeDigestInvalid},
-	"ErrDigestUnsupported": {store.ErrDigestUnsupported, codeDigestInvalid},
-	"ErrDigestMismatch":    {store.ErrDigestMismatch, codeDigestInvalid},
-	"ErrNameInvalid":       {store.ErrNameInvalid, codeNameInvalid},
-	"ErrTagInvalid":        {store.ErrTagInvalid, codeManifestInvalid},
-	"ErrNameUnknown":       {store.ErrNameUnknown, codeNameUnknown},
-	"ErrBlobUnknown":       {store.ErrBlobUnknown, codeBlobUnknown},
-	"ErrManifestUnknown":   {store.ErrManifestUnknown, codeManifestUnknown},
-	"ErrManifestInvalid":   {store.ErrManifestInvalid, codeManifestInvalid},
-	"ErrManifestTooLarge":  {store.ErrManifestTooLarge, codeManifestTooLarge},
-	"ErrUploadUnknown":     {store.ErrUploadUnknown, codeBlobUploadUnknown},
-	"ErrUploadInvalid":     {store.ErrUploadInvalid, codeBlobUploadInvalid},
-	"ErrRangeInvalid":      {store.ErrRangeInvalid, codeRangeInvalid},
-	"ErrSizeInvalid":       {store.ErrSizeInvalid, codeSizeInvalid},
-	"ErrManifestInUse":     {store.ErrManifestInUse, codeInUse},
-	"ErrBlobInUse":         {store.ErrBlobInUse, codeInUse},
-	"ErrTooManyUploads":    {store.ErrTooManyUploads, codeTooManyRequests},
-	"ErrSpaceLow":          {store.ErrSpaceLow, codeStorageFull},
+	"ErrStorageUnavailable": {store.ErrStorageUnavailable, codeStorageUnavailable},
+	"ErrNoKeyedStore":       {store.ErrNoKeyedStore, codeStorageUnavailable},
+	"ErrDigestInvalid":      {store.ErrDigestInvalid, codeDigestInvalid},
+	"ErrDigestUnsupported":  {store.ErrDigestUnsupported, codeDigestInvalid},
+	"ErrDigestMismatch":     {store.ErrDigestMismatch, codeDigestInvalid},
+	"ErrNameInvalid":        {store.ErrNameInvalid, codeNameInvalid},
+	"ErrTagInvalid":         {store.ErrTagInvalid, codeManifestInvalid},
+	"ErrNameUnknown":        {store.ErrNameUnknown, codeNameUnknown},
+	"ErrBlobUnknown":        {store.ErrBlobUnknown, codeBlobUnknown},
+	"ErrManifestUnknown":    {store.ErrManifestUnknown, codeManifestUnknown},
+	"ErrManifestInvalid":    {store.ErrManifestInvalid, codeManifestInvalid},
+	"ErrManifestTooLarge":   {store.ErrManifestTooLarge, codeManifestTooLarge},
+	"ErrUploadUnknown":      {store.ErrUploadUnknown, codeBlobUploadUnknown},
+	"ErrUploadInvalid":      {store.ErrUploadInvalid, codeBlobUploadInvalid},
+	"ErrRangeInvalid":       {store.ErrRangeInvalid, codeRangeInvalid},
+	"ErrSizeInvalid":        {store.ErrSizeInvalid, codeSizeInvalid},
+	"ErrManifestInUse":      {store.ErrManifestInUse, codeInUse},
+	"ErrBlobInUse":          {store.ErrBlobInUse, codeInUse},
+	"ErrTooManyUploads":     {store.ErrTooManyUploads, codeTooManyRequests},
+	"ErrSpaceLow":           {store.ErrSpaceLow, codeStorageFull},
 }
 
 // notForClients are the store's sentinels that no /v2 or /token request
@@ -172,6 +175,9 @@ var sentinelTable = map[string]struct {
 // reaches the error handler.
 var notForClients = map[string]error{
 	"ErrLocked":            store.ErrLocked,            // Open, before the server starts
+	"ErrBlobStoreMismatch": store.ErrBlobStoreMismatch, // Open, before the server starts
+	"ErrMigration":         store.ErrMigration,         // blobs migrate
+	"ErrNotSupported":      store.ErrNotSupported,      // blob GET falls back to streaming
 	"ErrNotDataDir":        store.ErrNotDataDir,        // Open of a maintenance command
 	"ErrRecordInvalid":     store.ErrRecordInvalid,     // Open and restore refuse such a store
 	"ErrSigningKeyInvalid": store.ErrSigningKeyInvalid, // auth.NewService, at start
@@ -230,7 +236,8 @@ func TestErrorFor_StoreSentinels(t *testing.T) {
 			// client must not see.
 			err := fmt.Errorf("open /srv/berth/blobs/sha256/ab: %w", tc.err)
 			e, unmapped := errorFor(err)
-			if unmapped {
+			// A storage outage is mapped and logged both, as a full disk is.
+			if unmapped && tc.err != store.ErrStorageUnavailable {
 				t.Fatalf("errorFor(%v) is unmapped", err)
 			}
 			if e.Code != tc.want {

@@ -58,6 +58,10 @@ type Config struct {
 	// Mirror, when not nil, is the pull-through cache: pulls of its
 	// namespaces are filled from upstream registries (mirror.go).
 	Mirror Mirror
+	// StreamBlobs makes blob GETs stream the bytes through berth even when
+	// the blob store can hand clients a URL (S3: --s3-redirect=false);
+	// otherwise they answer 307 to a presigned URL (blobs.go).
+	StreamBlobs bool
 }
 
 // Mounter adds its routes to the application. Its handlers run after the
@@ -81,6 +85,9 @@ type Server struct {
 	pullTimes bool
 	ui        Mounter
 	mirror    Mirror
+	// redirectBlobs answers blob GETs with a presigned URL where the blob
+	// store has them (!Config.StreamBlobs).
+	redirectBlobs bool
 	// timeouts and limits are kept by the connections (conn.go,
 	// listener.go), not by fasthttp.
 	timeouts Timeouts
@@ -105,7 +112,7 @@ func New(st *store.Store, cfg Config) *Server {
 		store: st, auth: cfg.Auth, service: cfg.Service, log: cfg.Logger,
 		tls: cfg.TLS, proxies: cfg.TrustedProxies, onPull: cfg.OnPull, ui: cfg.UI, mirror: cfg.Mirror, metrics: newMetrics(st, cfg.Auth, cfg.Version, cfg.Logger),
 		timeouts: cfg.Timeouts.withDefaults(), limits: cfg.Limits, maxUploads: cfg.MaxUploadsPerUser,
-		pullTimes: !cfg.NoPullTimes,
+		pullTimes: !cfg.NoPullTimes, redirectBlobs: !cfg.StreamBlobs,
 	}
 	if s.limits.MaxConnections <= 0 {
 		s.limits.MaxConnections = DefaultMaxConnections

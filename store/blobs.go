@@ -2,10 +2,10 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -41,24 +41,81 @@ func (s *Store) StatBlob(repo string, d Digest) (BlobInfo, error) {
 	return info, err
 }
 
-// OpenBlob opens the file of blob d for reading if repo links it. The file
-// stays readable after a concurrent delete (the open descriptor keeps it), so
-// a pull that started sees the whole blob. The caller closes the file.
-func (s *Store) OpenBlob(repo string, d Digest) (*os.File, BlobInfo, error) {
-	info, err := s.StatBlob(repo, d)
+// OpenBlob returns n bytes (n < 0: all) from offset off of blob d, if repo
+// links it, with the blob's record. A record whose bytes are missing is
+// ErrBlobUnknown to the caller (a fault for verify). On the directory
+// backend a whole blob is an *os.File (sendfile works) that stays readable
+// after a concurrent delete, so a pull that started sees the whole blob.
+// The caller closes the reader.
+func (s *Store) OpenBlob(ctx context.Context, repo string, d Digest, off, n int64) (io.ReadCloser, BlobInfo, error) {
+	ref, info, err := s.linkedRef(repo, d)
 	if err != nil {
 		return nil, info, err
 	}
-	f, err := os.Open(s.BlobPath(d))
-	if errors.Is(err, fs.ErrNotExist) {
-		// A record without its file is a fault for verify; to the client
-		// the blob is simply not there.
-		return nil, info, fmt.Errorf("%w: %s has no file", ErrBlobUnknown, d)
+	r, err := s.blobs.Open(ctx, ref, off, n)
+	return r, info, err
+}
+
+// BlobURL returns a URL that serves the bytes of blob d, if repo links it,
+// valid for ttl, with the blob's record: a presigned GET on S3. It fails
+// with ErrNotSupported when the blob store cannot hand out URLs (the
+// directory).
+func (s *Store) BlobURL(ctx context.Context, repo string, d Digest, ttl time.Duration) (string, BlobInfo, error) {
+	if s.route.keyedStore() == nil {
+		// Only the directory: no URLs, and no record read to say so.
+		return "", BlobInfo{}, ErrNotSupported
 	}
+	var u URLer = s.route
+	ref, info, err := s.linkedRef(repo, d)
 	if err != nil {
-		return nil, info, fmt.Errorf("open blob %s: %w", d, err)
+		return "", info, err
 	}
-	return f, info, nil
+	url, err := u.URL(ctx, ref, ttl)
+	return url, info, err
+}
+
+// linkedRef returns where blob d's bytes are and its record, if repo links
+// it (else ErrBlobUnknown).
+func (s *Store) linkedRef(repo string, d Digest) (ref BlobRef, info BlobInfo, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if info, err = linkedBlob(tx, repo, d); err != nil {
+			return err
+		}
+		ref, err = blobRef(tx, d)
+		return err
+	})
+	return ref, info, err
+}
+
+// storedRef returns where blob d's bytes are, from its record (else
+// ErrBlobUnknown).
+func (s *Store) storedRef(d Digest) (ref BlobRef, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		ref, err = blobRef(tx, d)
+		return err
+	})
+	return ref, err
+}
+
+// StoredBlobSize returns the size of blob d's stored bytes (not its
+// record's), or ErrBlobUnknown when it has no record or no bytes.
+func (s *Store) StoredBlobSize(ctx context.Context, d Digest) (int64, error) {
+	ref, err := s.storedRef(d)
+	if err != nil {
+		return 0, err
+	}
+	return s.blobs.Stat(ctx, ref)
+}
+
+// OpenStoredBlob returns the bytes of blob d from its record, whatever
+// repository links it (backup, verify). ErrBlobUnknown when d has no record
+// or its bytes are missing. The caller closes the reader.
+func (s *Store) OpenStoredBlob(ctx context.Context, d Digest) (io.ReadCloser, error) {
+	ref, err := s.storedRef(d)
+	if err != nil {
+		return nil, err
+	}
+	return s.blobs.Open(ctx, ref, 0, -1)
 }
 
 func linkedBlob(tx *bolt.Tx, repo string, d Digest) (BlobInfo, error) {
@@ -165,12 +222,13 @@ func (s *Store) MountAnyBlob(repo string, d Digest, readable func(repo string) b
 	return s.MountBlob(repo, from, d)
 }
 
-// placeBlob moves the verified temp file into its final path and records
-// the blob and its link to repo. If the content is already stored the temp
-// file is dropped. The digest lock keeps GC from removing the file between
-// the existence check and the record.
-func (s *Store) placeBlob(repo, tmp string, d Digest, size int64) error {
-	return s.placeBlobs(repo, []StagedBlob{{Digest: d, Size: size, tmp: tmp}})
+// placeBlob places the verified staged blob b (the directory: moves its
+// temp file into its final path) and records the blob and its link to
+// repo. If the content is already stored the new copy is dropped. The
+// digest lock keeps GC from removing the bytes between the existence check
+// and the record.
+func (s *Store) placeBlob(repo string, b StagedBlob) error {
+	return s.placeBlobs(repo, []StagedBlob{b})
 }
 
 // placeBlobs is placeBlob for a set of verified temp files, sharing the
@@ -210,8 +268,12 @@ func (s *Store) placeBlobsAnd(repo string, staged []StagedBlob, also func(tx *bo
 		}
 		return nil
 	})
+	s.route.settle(staged)
 	if qe := (*QuotaError)(nil); errors.As(err, &qe) {
 		s.dropUnrecorded(staged)
+	}
+	if err == nil {
+		s.dropRedundant(staged)
 	}
 	return err
 }
@@ -227,14 +289,45 @@ func (s *Store) dropUnrecorded(staged []StagedBlob) {
 	}
 	unlock := lockStripes(&s.digestLocks, keys)
 	defer unlock()
+	var drop []StagedBlob
 	s.db.View(func(tx *bolt.Tx) error {
 		for _, b := range staged {
 			if tx.Bucket(bucketBlobs).Get([]byte(b.Digest)) == nil {
-				os.Remove(s.BlobPath(b.Digest))
+				drop = append(drop, b)
 			}
 		}
 		return nil
 	})
+	for _, b := range drop {
+		if b.key != "" {
+			s.blobs.Discard(context.Background(), b)
+		} else {
+			// The directory placed it at the digest's path.
+			s.blobs.Delete(context.Background(), BlobRef{Digest: b.Digest})
+		}
+	}
+}
+
+// dropRedundant removes the objects of staged (a keyed blob store's) that
+// did not become the record of their digest, after a commit: a second
+// upload of a stored digest wrote an object of its own, which nothing
+// names. On the directory the second copy was dropped at placement.
+func (s *Store) dropRedundant(staged []StagedBlob) {
+	var drop []StagedBlob
+	s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range staged {
+			if b.key == "" {
+				continue
+			}
+			if ref, err := blobRef(tx, b.Digest); err != nil || ref.Key != b.key {
+				drop = append(drop, b)
+			}
+		}
+		return nil
+	})
+	for _, b := range drop {
+		s.blobs.Discard(context.Background(), b)
+	}
 }
 
 // recordBlobs records the blobs of staged (unless recorded) and links them
@@ -243,7 +336,7 @@ func recordBlobs(tx *bolt.Tx, repo string, staged []StagedBlob, now time.Time) e
 	blobs := tx.Bucket(bucketBlobs)
 	for _, b := range staged {
 		if blobs.Get([]byte(b.Digest)) == nil {
-			v, err := encode(blobRecord{Size: b.Size, Created: now.UnixNano()})
+			v, err := encode(blobRecord{Size: b.Size, Created: now.UnixNano(), Key: b.key})
 			if err != nil {
 				return err
 			}

@@ -1,8 +1,8 @@
 package store
 
 import (
+	"context"
 	"fmt"
-	"os"
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
@@ -34,12 +34,16 @@ func (s *Store) CheckConsistency() ([]string, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		blobs, _, _ := verifyRecordsIn(tx, add)
 		for _, b := range blobs {
-			info, err := os.Stat(s.BlobPath(b.Digest))
+			ref, err := blobRef(tx, b.Digest)
+			if err != nil {
+				return err
+			}
+			size, err := s.blobs.Stat(context.Background(), ref)
 			switch {
 			case err != nil:
 				add(Fault{Kind: FaultMissingBlob, Subject: string(b.Digest), Problem: fmt.Sprintf("it has a record but no file: %v", err)})
-			case info.Size() != b.Size:
-				add(Fault{Kind: FaultCorruptBlob, Subject: string(b.Digest), Problem: fmt.Sprintf("the record says %d bytes, the file has %d", b.Size, info.Size())})
+			case size != b.Size:
+				add(Fault{Kind: FaultCorruptBlob, Subject: string(b.Digest), Problem: fmt.Sprintf("the record says %d bytes, the file has %d", b.Size, size)})
 			}
 		}
 		return nil

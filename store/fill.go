@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash"
@@ -110,7 +111,15 @@ func (w *Fill) Run(repo string, r io.Reader) (n int64, err error) {
 	if err := w.f.Sync(); err != nil {
 		return n, fmt.Errorf("sync fill file: %w", err)
 	}
-	return n, w.s.placeBlob(repo, w.path, w.d, n)
+	staged, err := w.s.stageLocalFile(w.path, w.d, n)
+	if err != nil {
+		return n, err
+	}
+	if err := w.s.placeBlob(repo, staged); err != nil {
+		w.s.blobs.Discard(context.Background(), staged)
+		return n, err
+	}
+	return n, nil
 }
 
 // finish records the outcome for the readers and cleans up.

@@ -230,6 +230,12 @@ func (s *Store) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport, e
 		p.report(&report)
 		files, err := s.findOrphanFiles(now.Add(-opts.grace()), now.Add(-max(opts.grace(), opts.uploadTTL())))
 		report.Files = files.report()
+		if err == nil {
+			var objects []orphanObject
+			var sessions []StoredSession
+			objects, sessions, err = s.findOrphanObjects(ctx, now.Add(-max(opts.grace(), opts.uploadTTL())))
+			report.Files = append(report.Files, objectReport(objects, sessions)...)
+		}
 		report.sort()
 		return report, err
 	}
@@ -243,6 +249,9 @@ func (s *Store) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport, e
 		}
 	}
 	err = s.sweepFiles(ctx, &report, opts, now)
+	if err == nil {
+		err = s.sweepObjects(ctx, &report, now.Add(-max(opts.grace(), opts.uploadTTL())))
+	}
 	report.sort()
 	return report, err
 }

@@ -70,11 +70,24 @@ func (s *Store) findOrphanFiles(blobCutoff, uploadCutoff time.Time) (orphans, er
 func unrecorded(b *bolt.Bucket, files []orphanFile) []orphanFile {
 	var out []orphanFile
 	for _, f := range files {
-		if b.Get([]byte(f.key)) == nil {
+		if !recordsFile(b, f.key) {
 			out = append(out, f)
 		}
 	}
 	return out
+}
+
+// recordsFile reports whether bucket b (blobs or uploads) has a record
+// that the file named key belongs to. A blob record whose bytes are an
+// object of a keyed blob store does not: its file in DATA/blobs is what a
+// migration left behind.
+func recordsFile(b *bolt.Bucket, key string) bool {
+	v := b.Get([]byte(key))
+	if v == nil || !recordHasKey(v) {
+		return v != nil
+	}
+	var rec blobRecord
+	return decode(v, &rec) != nil || rec.Key == ""
 }
 
 // oldBlobFiles walks DATA/blobs/<alg>/<ab>/<abcd…> for blob files modified

@@ -227,9 +227,9 @@ func (s *Store) sweepBlobs(ctx context.Context, p *gcPlan, r *GCReport, opts GCO
 			keys[i] = string(b.digest)
 		}
 		unlock := lockStripes(&s.digestLocks, keys)
-		removed, err := s.deleteBlobRecords(batch)
+		removed, refs, err := s.deleteBlobRecords(batch)
 		if err == nil {
-			err = s.removeFiles(blobPaths(s, removed))
+			err = s.removeBlobBytes(ctx, refs)
 		}
 		unlock()
 		if err != nil {
@@ -246,36 +246,36 @@ func (s *Store) sweepBlobs(ctx context.Context, p *gcPlan, r *GCReport, opts GCO
 }
 
 // deleteBlobRecords deletes the records of the blobs of batch that are
-// unchanged, unlinked and unpinned. The pin lock is held until the commit,
-// so a pin taken meanwhile waits and then its snapshot no longer sees them.
-func (s *Store) deleteBlobRecords(batch []plannedBlob) ([]RemovedBlob, error) {
+// unchanged, unlinked and unpinned, and returns them with where their
+// bytes are (from the records deleted). The pin lock is held until the
+// commit, so a pin taken meanwhile waits and then its snapshot no longer
+// sees them.
+func (s *Store) deleteBlobRecords(batch []plannedBlob) ([]RemovedBlob, []BlobRef, error) {
 	s.gc.pinMu.Lock()
 	defer s.gc.pinMu.Unlock()
 	var removed []RemovedBlob
+	var refs []BlobRef
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		removed = nil
+		removed, refs = nil, nil
 		blobs, repos := tx.Bucket(bucketBlobs), tx.Bucket(bucketBlobRepos)
 		for _, b := range batch {
 			if s.gc.pinned(b.digest) || !bytes.Equal(blobs.Get([]byte(b.digest)), b.value) ||
 				hasPrefix(repos, prefix(string(b.digest))) {
 				continue
 			}
+			ref, err := blobRef(tx, b.digest)
+			if err != nil {
+				return err
+			}
 			if err := blobs.Delete([]byte(b.digest)); err != nil {
 				return err
 			}
 			removed = append(removed, RemovedBlob{Digest: b.digest, Size: b.size})
+			refs = append(refs, ref)
 		}
 		return nil
 	})
-	return removed, err
-}
-
-func blobPaths(s *Store, blobs []RemovedBlob) []string {
-	paths := make([]string, len(blobs))
-	for i, b := range blobs {
-		paths[i] = s.BlobPath(b.Digest)
-	}
-	return paths
+	return removed, refs, err
 }
 
 // removeFiles removes paths (a missing one is fine) and syncs their
@@ -334,11 +334,7 @@ func (s *Store) sweepUploads(ctx context.Context, p *gcPlan, r *GCReport, opts G
 			return nil
 		})
 		if err == nil {
-			paths := make([]string, len(removed))
-			for i, u := range removed {
-				paths[i] = s.uploadPath(u.ID)
-			}
-			err = s.removeFiles(paths)
+			err = s.removeSessions(ctx, batch, removed)
 		}
 		unlock()
 		if err != nil {

@@ -150,15 +150,16 @@ func (s *Store) runBatch(batch []*commitJob) {
 	}
 }
 
-// placeBatch renames the batch's staged files into place and fsyncs each
-// shard that got one, once, the shards in parallel. A job whose rename or
+// placeBatch places the batch's staged blobs (the directory: renames the
+// files into place) and fsyncs each shard that got one, once, the shards in
+// parallel. A job whose rename or
 // shard sync failed gets the error and is left out of the transaction; the
 // files it placed are complete and verified, and a later push records them.
 func (s *Store) placeBatch(batch []*commitJob) {
 	shards := map[string][]*commitJob{}
 	for _, j := range batch {
 		for _, b := range j.staged {
-			shard, err := renameIntoPlace(s.dir, b.tmp, b.Digest)
+			shard, err := s.blobs.place(b)
 			if err != nil {
 				j.err = err
 				break
@@ -175,7 +176,7 @@ func (s *Store) placeBatch(batch []*commitJob) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := SyncDir(dir); err != nil {
+			if err := s.blobs.syncPlaced(dir); err != nil {
 				mu.Lock()
 				errs[dir] = err
 				mu.Unlock()

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,18 +21,10 @@ const (
 	BlobCopied  = "copied"  // copied from the source (--copy, or another filesystem)
 )
 
-// HasBlob reports whether blob d is recorded and its file is in place, so an
-// import can link it into another repository without reading the source.
+// HasBlob reports whether blob d is recorded and its bytes are in place, so
+// an import can link it into another repository without reading the source.
 func (s *Store) HasBlob(d Digest) bool {
-	var recorded bool
-	s.db.View(func(tx *bolt.Tx) error {
-		recorded = tx.Bucket(bucketBlobs).Get([]byte(d)) != nil
-		return nil
-	})
-	if !recorded {
-		return false
-	}
-	_, err := os.Stat(s.BlobPath(d))
+	_, err := s.StoredBlobSize(context.Background(), d)
 	return err == nil
 }
 
@@ -41,7 +34,7 @@ func (s *Store) HasBlob(d Digest) bool {
 func (s *Store) LinkStoredBlobs(repo string, ds []Digest) ([]Digest, error) {
 	var present []Digest
 	for _, d := range ds {
-		if _, err := os.Stat(s.BlobPath(d)); err == nil {
+		if s.HasBlob(d) {
 			present = append(present, d)
 		}
 	}
@@ -69,7 +62,8 @@ type StagedBlob struct {
 	Digest Digest
 	Size   int64
 	How    string // BlobLinked or BlobCopied
-	tmp    string
+	tmp    string // the directory backend: the verified file in DATA/uploads
+	key    string // a keyed backend (S3): the object that holds the bytes
 }
 
 // StageBlobFile readies the file src (a blob of another registry's storage)
@@ -81,6 +75,17 @@ type StagedBlob struct {
 func (s *Store) StageBlobFile(d Digest, src string, copyFile bool) (StagedBlob, error) {
 	if NewHash(d.Algorithm()) == nil {
 		return StagedBlob{}, fmt.Errorf("%w: %q", ErrDigestUnsupported, d.Algorithm())
+	}
+	if s.keyedBlobs() {
+		// Another blob store: the bytes are written to it, hashed on the way.
+		f, err := os.Open(src)
+		if err != nil {
+			return StagedBlob{}, fmt.Errorf("open %s: %w", src, err)
+		}
+		defer f.Close()
+		st, err := s.blobs.Write(context.Background(), d, -1, f)
+		st.How = BlobCopied
+		return st, err
 	}
 	id, err := newUploadID()
 	if err != nil {
@@ -112,8 +117,10 @@ func (s *Store) StageBlobFile(d Digest, src string, copyFile bool) (StagedBlob, 
 
 // DropStagedBlob removes a staged blob's temp file.
 func (s *Store) DropStagedBlob(b StagedBlob) {
-	os.Remove(b.tmp)
-	s.staged.Delete(filepath.Base(b.tmp))
+	s.blobs.Discard(context.Background(), b)
+	if b.tmp != "" {
+		s.staged.Delete(filepath.Base(b.tmp))
+	}
 }
 
 // PlaceStagedBlobs moves staged blobs into their final paths and records

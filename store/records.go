@@ -31,6 +31,9 @@ func decode(b []byte, v any) error {
 type blobRecord struct {
 	Size    int64 `json:"size"`
 	Created int64 `json:"created"` // unix nanoseconds
+	// Key is the object that holds the bytes on a keyed blob store (S3);
+	// "" on the directory, whose path follows from the digest.
+	Key string `json:"key,omitempty"`
 }
 
 // timeValue encodes a time as 8 big-endian bytes of unix nanoseconds: the
@@ -160,7 +163,8 @@ type uploadRecord struct {
 	Repo      string `json:"repo"`
 	Owner     string `json:"owner,omitempty"` // who started it, for the per-owner cap; "" before the cap existed
 	Offset    int64  `json:"offset"`
-	HashState []byte `json:"hashState"` // sha256 state of the first Offset bytes
+	HashState []byte `json:"hashState"`         // sha256 state of the first Offset bytes; none before the first byte
+	Backend   []byte `json:"backend,omitempty"` // the blob store's session state (Session.State)
 	Started   int64  `json:"started"`
 	Updated   int64  `json:"updated"`
 }

@@ -28,6 +28,11 @@ var ErrNotDataDir = errors.New("not a berth data directory")
 type Store struct {
 	dir string
 	db  *bolt.DB
+	// blobs holds the bytes of blobs (blobstore.go): DATA/blobs, or S3.
+	blobs BlobStore
+	// route is blobs: the directory and a keyed store, each blob read
+	// from where its record says (blobstore_routed.go).
+	route *routedBlobs
 
 	// digestLocks serialise the steps that must not interleave for one
 	// digest: placing a blob file and recording it, against removing the
@@ -85,6 +90,13 @@ type Options struct {
 	// instead of making it a new, empty registry: what a maintenance
 	// command run with a wrong --data must not do.
 	MustExist bool
+	// Blobs is where blob bytes live; nil means the directory DATA/blobs.
+	// Open records its Location in meta.db on first use and refuses a
+	// different one later (ErrBlobStoreMismatch).
+	Blobs BlobStore
+	// BlobOptions open the other store of an unfinished migration
+	// (MigrateBlobs): its credentials, as Blobs was given them.
+	BlobOptions BlobStoreOptions
 }
 
 // Open opens (creating when needed, unless opts.MustExist) the data
@@ -117,7 +129,19 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open meta.db: %w", err)
 	}
-	s := &Store{dir: dir, db: db, now: time.Now}
+	s := &Store{dir: dir, db: db, now: time.Now, blobs: opts.Blobs}
+	if s.blobs == nil {
+		// A maintenance command: the blobs are where the data directory
+		// says they are.
+		loc := DirLocation
+		db.View(func(tx *bolt.Tx) error { loc = recordedBlobStore(tx); return nil })
+		if s.blobs, err = OpenBlobStore(dir, loc, BlobStoreOptions{}); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	s.route = routeBlobs(dir, s.blobs)
+	s.blobs = s.route
 	if opts.ReadOnly {
 		// A read-only open cannot migrate, and this code reads only the
 		// current layout.
@@ -130,6 +154,10 @@ func Open(dir string, opts Options) (*Store, error) {
 			db.Close()
 			return nil, err
 		}
+	}
+	if err := s.openMigrationTarget(opts.BlobOptions); err != nil {
+		db.Close()
+		return nil, err
 	}
 	if err := errors.Join(s.loadHooks(), s.loadImmutable(), s.loadQuotas()); err != nil && !opts.ReadOnly {
 		db.Close()
@@ -152,13 +180,18 @@ func (s *Store) init() error {
 		v := meta.Get([]byte("schema"))
 		switch {
 		case v == nil:
-			return meta.Put([]byte("schema"), []byte{schemaVersion})
+			if err := meta.Put([]byte("schema"), []byte{schemaVersion}); err != nil {
+				return err
+			}
 		case len(v) != 1 || v[0] > schemaVersion:
 			return fmt.Errorf("meta.db has schema %v, newer than this berth understands (%d)", v, schemaVersion)
 		case v[0] < schemaVersion:
 			if err := migrate(tx, v[0]); err != nil {
 				return err
 			}
+		}
+		if err := checkBlobStore(tx, s.blobs.Location()); err != nil {
+			return err
 		}
 		return validateAuth(tx)
 	})

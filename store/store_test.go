@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -38,7 +39,7 @@ func mustPutBlob(t testing.TB, s *Store, repo string, content []byte) Digest {
 
 func readBlob(t testing.TB, s *Store, repo string, d Digest) []byte {
 	t.Helper()
-	f, _, err := s.OpenBlob(repo, d)
+	f, _, err := s.OpenBlob(context.Background(), repo, d, 0, -1)
 	if err != nil {
 		t.Fatalf("OpenBlob %s: %v", d, err)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding"
@@ -10,7 +11,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -53,12 +53,15 @@ func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 	if err != nil {
 		return Upload{}, err
 	}
-	// An empty session has neither a data file nor a hash state: the first
-	// chunk creates the file (appendChunk), and no state means sha256 of
-	// nothing. A session's start thus costs one small record, no file
-	// create and fsync.
+	ctx := context.Background()
+	backend, err := s.blobs.StartSession(ctx, id)
+	if err != nil {
+		return Upload{}, err
+	}
+	// An empty session keeps no hash state: none means sha256 of nothing
+	// (restoreHash).
 	now := s.now()
-	rec := uploadRecord{Repo: repo, Owner: owner, Started: now.UnixNano(), Updated: now.UnixNano()}
+	rec := uploadRecord{Repo: repo, Owner: owner, Backend: backend, Started: now.UnixNano(), Updated: now.UnixNano()}
 	v, err := encode(rec)
 	if err == nil {
 		// Batched with concurrent commits (groupcommit.go): a session's start
@@ -75,6 +78,7 @@ func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 		})
 	}
 	if err != nil {
+		s.blobs.AbortSession(ctx, Session{ID: id, State: backend})
 		return Upload{}, err
 	}
 	return Upload{ID: id, Repo: repo, Started: now, Updated: now}, nil
@@ -154,7 +158,7 @@ func (s *Store) AppendUpload(repo, id string, start int64, r io.Reader) (Upload,
 	return rec.public(id), copyErr
 }
 
-// appendChunk writes r at rec.Offset of the session file. It returns the
+// appendChunk writes r at rec.Offset of the session. It returns the
 // record advanced by what was durably written; a zero Updated means nothing
 // is to be recorded.
 func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRecord, error) {
@@ -162,36 +166,23 @@ func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRec
 	if err != nil {
 		return uploadRecord{}, err
 	}
-	// The first chunk creates the file; a session that has data has its file.
-	flags := os.O_WRONLY
-	if rec.Offset == 0 {
-		flags |= os.O_CREATE
-	}
-	f, err := os.OpenFile(s.uploadPath(id), flags, 0o600)
+	w, err := s.blobs.AppendSession(context.Background(), rec.session(id))
 	if err != nil {
-		return uploadRecord{}, fmt.Errorf("open upload file: %w", err)
+		return uploadRecord{}, err
 	}
-	defer f.Close()
-	// Drop anything past the recorded offset: the tail of a chunk whose
-	// write failed before it was recorded.
-	if err := f.Truncate(rec.Offset); err != nil {
-		return uploadRecord{}, fmt.Errorf("truncate upload file: %w", err)
-	}
-	if _, err := f.Seek(rec.Offset, io.SeekStart); err != nil {
-		return uploadRecord{}, fmt.Errorf("seek upload file: %w", err)
-	}
-	n, readErr, writeErr := CopyHashed(f, h, r)
+	n, readErr, writeErr := CopyHashed(w, h, r)
 	if writeErr != nil {
-		return uploadRecord{}, dropTail(f, rec.Offset, fmt.Errorf("write upload file: %w", writeErr))
+		w.Abort()
+		return uploadRecord{}, writeErr
 	}
+	backend, err := w.Commit()
+	if err != nil {
+		return uploadRecord{}, err
+	}
+	rec.Backend = backend
 	rec.Updated = s.now().UnixNano()
 	if n == 0 {
-		// Nothing appended: the file, the hash state and the offset are as
-		// recorded, and there is nothing to sync or marshal.
-		return rec, readErr
-	}
-	if err := f.Sync(); err != nil {
-		return uploadRecord{}, dropTail(f, rec.Offset, fmt.Errorf("sync upload file: %w", err))
+		return rec, readErr // nothing appended: the hash state is as kept
 	}
 	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
@@ -215,13 +206,9 @@ func restoreHash(state []byte) (hash.Hash, error) {
 	return h, nil
 }
 
-// dropTail cuts the session file back to offset, the last recorded one,
-// after a chunk failed to be written: on a full disk the bytes of the
-// failed chunk are given back at once, not when the session is next used or
-// collected. It returns err.
-func dropTail(f *os.File, offset int64, err error) error {
-	f.Truncate(offset)
-	return err
+// session is the record as its blob store sees it.
+func (r uploadRecord) session(id string) Session {
+	return Session{ID: id, Offset: r.Offset, State: r.Backend}
 }
 
 // CopyHashed copies r into w and h and returns the bytes copied. It tells a failing reader (the client
@@ -339,47 +326,92 @@ func (s *Store) CommitUpload(repo, id string, start int64, r io.Reader, d Digest
 		}
 		return BlobInfo{}, err
 	}
-	got, err := s.uploadDigest(id, next, d.Algorithm())
+	staged, err := s.finishUpload(id, next, d)
 	if err != nil {
 		return BlobInfo{}, err
 	}
-	if got != d {
-		s.removeUpload(id)
-		return BlobInfo{}, fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, d)
-	}
 	// The blob's records and the end of the session share one commit.
-	staged := []StagedBlob{{Digest: d, Size: next.Offset, tmp: s.uploadPath(id)}}
-	if err := s.placeBlobsAnd(repo, staged, func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) }); err != nil {
+	if err := s.placeBlobsAnd(repo, []StagedBlob{staged}, func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) }); err != nil {
 		if qe := (*QuotaError)(nil); errors.As(err, &qe) {
 			return BlobInfo{}, s.dropOverQuota(id, err)
+		}
+		if staged.key != "" {
+			// Not recorded: the finished object is nobody's.
+			s.blobs.Discard(context.Background(), staged)
 		}
 		return BlobInfo{}, err
 	}
 	return BlobInfo{Digest: d, Size: next.Offset, Created: s.now()}, nil
 }
 
-// uploadDigest finishes the hash of a session. The kept state is sha256; a
-// sha512 upload is rehashed from the file, which is rare enough not to
-// justify hashing every upload twice.
-func (s *Store) uploadDigest(id string, rec uploadRecord, alg string) (Digest, error) {
+// finishUpload checks that session id's content hashes to d and turns it
+// into a staged blob. On a mismatch the session is removed and
+// ErrDigestMismatch returned. The kept hash state is sha256; a sha512
+// upload is rehashed from its bytes, which is rare enough not to justify
+// hashing every upload twice: from the session when the blob store can read
+// it, else from the finished blob.
+func (s *Store) finishUpload(id string, rec uploadRecord, d Digest) (StagedBlob, error) {
+	ctx := context.Background()
+	alg := d.Algorithm()
+	mismatch := func(got Digest) error {
+		s.removeUpload(id)
+		return fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, d)
+	}
 	if alg == SHA256 {
 		h, err := restoreHash(rec.HashState)
 		if err != nil {
-			return "", err
+			return StagedBlob{}, err
 		}
-		return digestFromHash(alg, h), nil
+		if got := digestFromHash(alg, h); got != d {
+			return StagedBlob{}, mismatch(got)
+		}
+		return s.blobs.FinishSession(ctx, rec.session(id), d)
 	}
-	h := NewHash(alg)
-	if h == nil {
-		return "", fmt.Errorf("%w: %q", ErrDigestUnsupported, alg)
+	if NewHash(alg) == nil {
+		return StagedBlob{}, fmt.Errorf("%w: %q", ErrDigestUnsupported, alg)
 	}
-	f, err := os.Open(s.uploadPath(id))
+	r, err := s.blobs.OpenSession(ctx, rec.session(id))
+	if errors.Is(err, ErrNotSupported) {
+		staged, err := s.blobs.FinishSession(ctx, rec.session(id), d)
+		if err != nil {
+			return StagedBlob{}, err
+		}
+		got, err := s.hashStaged(ctx, staged)
+		if err == nil && got != d {
+			s.blobs.Discard(ctx, staged)
+			return StagedBlob{}, mismatch(got)
+		}
+		return staged, err
+	}
 	if err != nil {
-		return "", fmt.Errorf("open upload file: %w", err)
+		return StagedBlob{}, err
 	}
-	defer f.Close()
-	if _, err := io.CopyBuffer(h, io.LimitReader(f, rec.Offset), make([]byte, 256<<10)); err != nil {
-		return "", fmt.Errorf("hash upload file: %w", err)
+	got, err := hashReader(alg, r)
+	r.Close()
+	if err != nil {
+		return StagedBlob{}, err
+	}
+	if got != d {
+		return StagedBlob{}, mismatch(got)
+	}
+	return s.blobs.FinishSession(ctx, rec.session(id), d)
+}
+
+// hashStaged hashes the bytes of a keyed staged blob.
+func (s *Store) hashStaged(ctx context.Context, b StagedBlob) (Digest, error) {
+	r, err := s.blobs.Open(ctx, BlobRef{Digest: b.Digest, Key: b.key}, 0, -1)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	return hashReader(b.Digest.Algorithm(), r)
+}
+
+// hashReader returns the digest (of algorithm alg) of what r holds.
+func hashReader(alg string, r io.Reader) (Digest, error) {
+	h := NewHash(alg)
+	if _, err := io.CopyBuffer(h, r, make([]byte, 256<<10)); err != nil {
+		return "", fmt.Errorf("hash upload: %w", err)
 	}
 	return digestFromHash(alg, h), nil
 }
@@ -395,15 +427,16 @@ func (s *Store) PutBlob(repo string, d Digest, size int64, r io.Reader) (BlobInf
 	if err != nil {
 		return BlobInfo{}, err
 	}
-	tmp, n, err := writeVerified(s.dir, d, size, r)
+	ctx := context.Background()
+	staged, err := s.blobs.Write(ctx, d, size, r)
 	if err != nil {
 		return BlobInfo{}, err
 	}
-	if err := s.placeBlob(repo, tmp, d, n); err != nil {
-		os.Remove(tmp)
+	if err := s.placeBlob(repo, staged); err != nil {
+		s.blobs.Discard(ctx, staged)
 		return BlobInfo{}, err
 	}
-	return BlobInfo{Digest: d, Size: n, Created: s.now()}, nil
+	return BlobInfo{Digest: d, Size: staged.Size, Created: s.now()}, nil
 }
 
 // CancelUpload ends session id of repo and removes its data.
@@ -416,15 +449,22 @@ func (s *Store) CancelUpload(repo, id string) error {
 	return s.removeUpload(id)
 }
 
+// removeUpload removes session id's record, then what its blob store holds
+// of it.
 func (s *Store) removeUpload(id string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return deleteUpload(tx, []byte(id)) })
+	var rec uploadRecord
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketUploads).Get([]byte(id)); v != nil {
+			if err := decode(v, &rec); err != nil {
+				return err
+			}
+		}
+		return deleteUpload(tx, []byte(id))
+	})
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(s.uploadPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove upload file: %w", err)
-	}
-	return nil
+	return s.blobs.AbortSession(context.Background(), rec.session(id))
 }
 
 func (s *Store) upload(repo, id string) (uploadRecord, error) {

@@ -94,6 +94,7 @@ type Fault struct {
 	manifest Digest      // the manifest of a broken-manifest fault
 	upload   string      // the session of an upload without data
 	file     os.FileInfo // the corrupt file as hashed
+	object   BlobRef     // the corrupt or missing object of a keyed blob store
 }
 
 // Verify checks the whole store and reports every fault: each blob file
@@ -185,6 +186,15 @@ func (s *Store) verifyBlobFiles(ctx context.Context, blobs []BlobInfo, progress 
 
 // checkBlobFile hashes the file of b and returns its fault, if any.
 func (s *Store) checkBlobFile(ctx context.Context, b BlobInfo, buf []byte, report func(int64)) (*Fault, error) {
+	ref, err := s.storedRef(b.Digest)
+	switch {
+	case errors.Is(err, ErrBlobUnknown):
+		return nil, nil // collected since the snapshot
+	case err != nil:
+		return nil, err
+	case ref.Key != "":
+		return s.checkBlobObject(ctx, b, ref, buf, report)
+	}
 	file, err := os.Open(s.BlobPath(b.Digest))
 	if errors.Is(err, fs.ErrNotExist) {
 		if !s.recordWithoutFile(b.Digest) {
@@ -206,26 +216,36 @@ func (s *Store) checkBlobFile(ctx context.Context, b BlobInfo, buf []byte, repor
 		fault.Problem = fmt.Sprintf("the file has %d bytes, the record says %d", fi.Size(), b.Size)
 		return fault, nil
 	}
-	h := NewHash(b.Digest.Algorithm())
+	got, err := hashStream(ctx, file, b.Digest, buf, report)
+	if err != nil {
+		return nil, err
+	}
+	if got != b.Digest {
+		fault.Problem = "its content hashes to " + string(got)
+		return fault, nil
+	}
+	return nil, nil
+}
+
+// hashStream reads r to its end, hashing it with d's algorithm and
+// reporting the bytes read, and returns the digest it hashes to.
+func hashStream(ctx context.Context, r io.Reader, d Digest, buf []byte, report func(int64)) (Digest, error) {
+	h := NewHash(d.Algorithm())
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("verify stopped: %w", err)
+			return "", fmt.Errorf("verify stopped: %w", err)
 		}
-		n, err := file.Read(buf)
+		n, err := r.Read(buf)
 		h.Write(buf[:n])
 		report(int64(n))
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read blob %s: %w", b.Digest, err)
+			return "", fmt.Errorf("read blob %s: %w", d, err)
 		}
 	}
-	if got := digestFromHash(b.Digest.Algorithm(), h); got != b.Digest {
-		fault.Problem = "its content hashes to " + string(got)
-		return fault, nil
-	}
-	return nil, nil
+	return digestFromHash(d.Algorithm(), h), nil
 }
 
 // recordWithoutFile reports whether d has a record and no file, looked at
@@ -277,12 +297,13 @@ func (s *Store) findDebris(uploads []uploadEntry, now time.Time, opts GCOptions)
 				Problem: fmt.Sprintf("a file of %d bytes that no record knows: gc removes it", rel.Size)})
 		}
 	}
-	return faults, nil
+	objects, err := s.objectDebris(context.Background(), now.Add(-max(opts.grace(), opts.uploadTTL())))
+	return append(faults, objects...), err
 }
 
-// uploadWithoutFile reports whether upload id has a record of received
-// data but no data file, looked at under the session's lock (a commit
-// moves the file, then deletes the record, holding it). A session whose lock a request holds is
+// uploadWithoutFile reports whether upload id has a record but no data
+// file, looked at under the session's lock (a commit moves the file, then
+// deletes the record, holding it). A session whose lock a request holds is
 // in use, and so not reported.
 func (s *Store) uploadWithoutFile(id string) bool {
 	unlock, ok := s.uploads.tryLock(id)
@@ -290,13 +311,9 @@ func (s *Store) uploadWithoutFile(id string) bool {
 		return false
 	}
 	defer unlock()
-	// A session without data has no file yet (StartUpload creates none).
 	recorded := false
 	s.db.View(func(tx *bolt.Tx) error {
-		var rec uploadRecord
-		if v := tx.Bucket(bucketUploads).Get([]byte(id)); v != nil && decode(v, &rec) == nil {
-			recorded = rec.Offset > 0
-		}
+		recorded = tx.Bucket(bucketUploads).Get([]byte(id)) != nil
 		return nil
 	})
 	_, err := os.Lstat(s.uploadPath(id))
@@ -313,7 +330,7 @@ func (s *Store) stillUnrecorded(f orphanFile, lock lockKeys, bucket []byte) bool
 	}
 	unknown := false
 	s.db.View(func(tx *bolt.Tx) error {
-		unknown = tx.Bucket(bucket).Get([]byte(f.key)) == nil
+		unknown = !recordsFile(tx.Bucket(bucket), f.key)
 		return nil
 	})
 	_, err := os.Lstat(f.path)

@@ -19,8 +19,12 @@ func (s *Store) repair(faults []Fault) error {
 		f := &faults[i]
 		var err error
 		switch {
+		case f.Kind == FaultCorruptBlob && f.object.Key != "":
+			f.Repaired, err = s.quarantineObject(f.object)
 		case f.Kind == FaultCorruptBlob:
 			f.Repaired, err = s.quarantineBlob(f.blob, f.file)
+		case f.Kind == FaultMissingBlob && f.object.Key != "":
+			f.Repaired, err = s.forgetMissingObject(f.object)
 		case f.Kind == FaultCorruptManifest:
 			f.Repaired, err = s.repairManifest(f.repo, f.manifest)
 		case f.Kind == FaultMissingBlob && f.repo == "":

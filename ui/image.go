@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -109,7 +110,7 @@ func (u *UI) image(c *fiber.Ctx, v *viewer) error {
 // readConfig reads and decodes the config blob d of repo; nil when it is
 // absent, too large or not a JSON image config (an artifact's config).
 func (u *UI) readConfig(repo string, d store.Digest) (*imageConfig, error) {
-	f, info, err := u.st.OpenBlob(repo, d)
+	f, info, err := u.st.OpenBlob(context.Background(), repo, d, 0, maxConfig+1)
 	if errors.Is(err, store.ErrBlobUnknown) {
 		return nil, nil
 	}
