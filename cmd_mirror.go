@@ -21,6 +21,7 @@ func mirrorCommand() *cli.Command {
 			adminCommand(admin.MirrorDelOp, &cli.Command{Name: "del", Usage: "forget an upstream; what it cached stays until berth repo del"}),
 			adminCommand(admin.MirrorTestOp, &cli.Command{Name: "test", Usage: "sign in to an upstream as a pull would and report its answer"}),
 			adminCommand(admin.MirrorPrefetchOp, &cli.Command{Name: "prefetch", Usage: "fill the cache with images (NAME/REPO:TAG or @DIGEST): every platform's manifests and blobs"}),
+			adminCommand(admin.MirrorScheduleOp, &cli.Command{Name: "schedule", Usage: "have the server prefetch images of a mirror (REPO:TAG in its namespace) every interval; no --prefetch clears it"}),
 		},
 	}
 }

@@ -225,7 +225,14 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	cfg.UI = web
-	cfg.Mirror = mirror.New(st, log)
+	cache := mirror.New(st, log)
+	cfg.Mirror = cache
+	// Prefetch schedules (berth mirror schedule) stop with ctx; the store
+	// closes only after their runs have ended.
+	schedCtx, stopSchedules := context.WithCancel(ctx)
+	schedules := make(chan struct{})
+	go func() { defer close(schedules); cache.RunSchedules(schedCtx) }()
+	defer func() { stopSchedules(); <-schedules }()
 	srv := server.New(st, cfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

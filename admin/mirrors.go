@@ -137,6 +137,8 @@ type MirrorInfo struct {
 	DockerHub bool          `json:"docker_hub,omitempty"`
 	Strict    bool          `json:"strict,omitempty"`
 	MaxBytes  int64         `json:"max_bytes,omitempty"`
+	Prefetch  []string      `json:"prefetch,omitempty"`
+	Every     time.Duration `json:"prefetch_every,omitempty"`
 }
 
 var MirrorListOp = register(&Op[MirrorList, Mirrors]{
@@ -149,13 +151,14 @@ var MirrorListOp = register(&Op[MirrorList, Mirrors]{
 		res := &Mirrors{Mirrors: []MirrorInfo{}}
 		for _, m := range ms {
 			res.Mirrors = append(res.Mirrors, MirrorInfo{Name: m.Name, URL: m.URL, User: m.User, CA: m.CA != "",
-				TagTTL: m.TagTTL, Anonymous: m.Anonymous, DockerHub: m.DockerHub, Strict: m.Strict, MaxBytes: m.MaxBytes})
+				TagTTL: m.TagTTL, Anonymous: m.Anonymous, DockerHub: m.DockerHub, Strict: m.Strict, MaxBytes: m.MaxBytes,
+				Prefetch: m.Prefetch, Every: m.PrefetchEvery})
 		}
 		return res, nil
 	},
 	Render: func(w Output, res *Mirrors) error {
 		tw := tabwriter.NewWriter(w.Out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tURL\tUSER\tTAG TTL\tMAX SIZE\tOPTIONS")
+		fmt.Fprintln(tw, "NAME\tURL\tUSER\tTAG TTL\tMAX SIZE\tOPTIONS\tPREFETCH")
 		for _, m := range res.Mirrors {
 			var opts []string
 			for _, o := range []struct {
@@ -170,9 +173,69 @@ var MirrorListOp = register(&Op[MirrorList, Mirrors]{
 			if m.MaxBytes > 0 {
 				size = HumanBytes(m.MaxBytes)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.URL, orDash(m.User), m.TagTTL, size, orDash(strings.Join(opts, ",")))
+			prefetch := "-"
+			if len(m.Prefetch) > 0 {
+				prefetch = strings.Join(m.Prefetch, ",") + " every " + m.Every.String()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.URL, orDash(m.User), m.TagTTL, size, orDash(strings.Join(opts, ",")), prefetch)
 		}
 		return tw.Flush()
+	},
+})
+
+// MirrorSchedule sets the images the server prefetches into a mirror's
+// cache, and how often; RunSchedules in package mirror runs it.
+type MirrorSchedule struct {
+	Name     string        `arg:"NAME" json:"name"`
+	Prefetch []string      `flag:"prefetch" usage:"an image in the mirror's namespace, REPO[:TAG|@DIGEST] (repeatable, or comma-separated); none clears the schedule" json:"prefetch"`
+	Every    time.Duration `flag:"every" usage:"how often the server prefetches them (at least 1s; a tenth of it is added as jitter)" json:"every"`
+}
+
+// MirrorScheduled is the result of mirror schedule.
+type MirrorScheduled struct {
+	Name     string        `json:"name"`
+	Prefetch []string      `json:"prefetch"`
+	Every    time.Duration `json:"every"`
+}
+
+// minPrefetchEvery keeps a schedule from hammering its upstream.
+const minPrefetchEvery = time.Second
+
+var MirrorScheduleOp = register(&Op[MirrorSchedule, MirrorScheduled]{
+	Name:     "mirror schedule",
+	Defaults: MirrorSchedule{Every: 6 * time.Hour},
+	Do: func(_ context.Context, env *Env, _ *Task, req MirrorSchedule) (*MirrorScheduled, error) {
+		var refs []string
+		for _, r := range req.Prefetch {
+			for _, one := range strings.Split(r, ",") {
+				if one = strings.TrimSpace(one); one == "" {
+					continue
+				}
+				if _, _, err := mirror.SplitImageRef(req.Name + "/" + one); err != nil {
+					return nil, fmt.Errorf("--prefetch: %w", err)
+				}
+				refs = append(refs, one)
+			}
+		}
+		if len(refs) > 0 && req.Every < minPrefetchEvery {
+			return nil, fmt.Errorf("--every %s: want at least %s", req.Every, minPrefetchEvery)
+		}
+		if err := env.Store.SetMirrorPrefetch(req.Name, refs, req.Every); err != nil {
+			return nil, mirrorError(req.Name, err)
+		}
+		res := &MirrorScheduled{Name: req.Name, Prefetch: refs, Every: req.Every}
+		if len(refs) == 0 {
+			res.Every = 0
+		}
+		return res, nil
+	},
+	Render: func(w Output, res *MirrorScheduled) error {
+		if len(res.Prefetch) == 0 {
+			_, err := fmt.Fprintf(w.Out, "mirror %s: no prefetch schedule\n", res.Name)
+			return err
+		}
+		_, err := fmt.Fprintf(w.Out, "mirror %s: the server prefetches %s every %s\n", res.Name, strings.Join(res.Prefetch, ", "), res.Every)
+		return err
 	},
 })
 
@@ -258,7 +321,7 @@ var MirrorPrefetchOp = register(&Op[MirrorPrefetch, Prefetched]{
 		m := mirror.New(env.Store, env.Logger)
 		res := &Prefetched{}
 		for _, s := range req.Refs {
-			repo, ref, err := splitImageRef(s)
+			repo, ref, err := mirror.SplitImageRef(s)
 			if err != nil {
 				return res, err
 			}
@@ -279,24 +342,6 @@ var MirrorPrefetchOp = register(&Op[MirrorPrefetch, Prefetched]{
 		return nil
 	},
 })
-
-// splitImageRef splits "repo:tag", "repo@digest" or "repo" (tag latest).
-func splitImageRef(s string) (string, store.Reference, error) {
-	repo, refStr := s, "latest"
-	if i := strings.LastIndex(s, "@"); i >= 0 {
-		repo, refStr = s[:i], s[i+1:]
-	} else if i := strings.LastIndex(s, ":"); i > strings.LastIndex(s, "/") {
-		repo, refStr = s[:i], s[i+1:]
-	}
-	if err := store.ValidateRepository(repo); err != nil {
-		return "", store.Reference{}, fmt.Errorf("%s: %w", s, err)
-	}
-	ref, err := store.ParseReference(refStr)
-	if err != nil {
-		return "", store.Reference{}, fmt.Errorf("%s: %w", s, err)
-	}
-	return repo, ref, nil
-}
 
 func mirrorError(name string, err error) error {
 	if errors.Is(err, store.ErrMirrorUnknown) {

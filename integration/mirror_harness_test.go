@@ -34,10 +34,12 @@ type countingProxy struct {
 
 // fault is what the proxy does to the requests after it is set.
 type fault struct {
-	status      int   // answer this status to every /v2/<repo>/... request
-	down        bool  // close connections without an answer
-	corruptBlob bool  // flip a byte of every blob body
-	cutBlobAt   int64 // end every blob body with an error after this many bytes (0: never)
+	status      int           // answer this status to every /v2/<repo>/... request
+	down        bool          // close connections without an answer
+	corruptBlob bool          // flip a byte of every blob body
+	cutBlobAt   int64         // end every blob body with an error after this many bytes (0: never)
+	holdBlobAt  int64         // after this many bytes of every blob body (0: never)…
+	release     chan struct{} // …send nothing more until this closes
 }
 
 func startCountingProxy(t testing.TB, upstream string) *countingProxy {
@@ -103,6 +105,9 @@ func (p *countingProxy) modify(res *http.Response) error {
 	}
 	if f.cutBlobAt > 0 {
 		res.Body = &cutter{r: res.Body, left: f.cutBlobAt}
+	}
+	if f.holdBlobAt > 0 {
+		res.Body = &holder{r: res.Body, left: f.holdBlobAt, release: f.release}
 	}
 	return nil
 }
@@ -174,6 +179,28 @@ func (c *cutter) Read(p []byte) (int, error) {
 }
 
 func (c *cutter) Close() error { return c.r.Close() }
+
+// holder sends left bytes, then waits for release before the rest.
+type holder struct {
+	r       io.ReadCloser
+	left    int64
+	release chan struct{}
+}
+
+func (h *holder) Read(p []byte) (int, error) {
+	if h.left <= 0 {
+		<-h.release
+		return h.r.Read(p)
+	}
+	if int64(len(p)) > h.left {
+		p = p[:h.left]
+	}
+	n, err := h.r.Read(p)
+	h.left -= int64(n)
+	return n, err
+}
+
+func (h *holder) Close() error { return h.r.Close() }
 
 // pushUpstream writes a random image of layers layers of size bytes each
 // to the registry at addr as repo:tag and returns it.

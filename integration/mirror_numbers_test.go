@@ -1,8 +1,12 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,8 +24,10 @@ func TestMirror_Numbers(t *testing.T) {
 	addMirror(t, b, "up", nil, "--url", "http://"+up.Addr, "--tag-ttl", "1h")
 	rate := func(what string, ref name.Reference, want fmt.Stringer) float64 {
 		start := time.Now()
+		berthCPU, upCPU := cpuTime(b.cmd.Process.Pid), cpuTime(up.cmd.Process.Pid)
 		got, n, err := pullAll(t.Context(), ref, remoteOptions(t)...)
 		took := time.Since(start)
+		berthCPU, upCPU = cpuTime(b.cmd.Process.Pid)-berthCPU, cpuTime(up.cmd.Process.Pid)-upCPU
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
@@ -29,7 +35,9 @@ func TestMirror_Numbers(t *testing.T) {
 			t.Fatalf("%s: pulled %s, want %s", what, d, want)
 		}
 		mbs := float64(n) / (1 << 20) / took.Seconds()
-		t.Logf("%-12s %6.1f MiB in %v: %7.1f MiB/s", what, float64(n)/(1<<20), took.Round(time.Millisecond), mbs)
+		gib := float64(n) / (1 << 30)
+		t.Logf("%-12s %6.1f MiB in %v: %7.1f MiB/s; CPU per GiB: berth %v, upstream %v", what, float64(n)/(1<<20), took.Round(time.Millisecond), mbs,
+			time.Duration(float64(berthCPU)/gib).Round(time.Millisecond), time.Duration(float64(upCPU)/gib).Round(time.Millisecond))
 		return mbs
 	}
 	var ratios []float64
@@ -49,4 +57,22 @@ func TestMirror_Numbers(t *testing.T) {
 	}
 	sort.Float64s(ratios)
 	t.Logf("median cold/direct: %.0f%%", 100*ratios[1])
+}
+
+// cpuTime is the user and system CPU time process pid has used so far
+// (/proc/<pid>/stat, in clock ticks of 10ms), or 0 where /proc is absent.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: utime and stime are the 12th and 13th of them.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
 }

@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -518,5 +520,183 @@ func TestMirror_Referrers(t *testing.T) {
 	r := send(t, m.berth.request(t, "GET", "/v2/up/signed/app/manifests/"+sd.String(), nil, "Accept", string(mt)))
 	if r.Status != 200 {
 		t.Errorf("the cached signature with the upstream down: %s", r)
+	}
+}
+
+// TestMirror_ColdHeadAndRange: while a cold layer's fill runs, held by
+// the upstream after its first 256 KiB, a HEAD answers from the size the
+// upstream announced and a Range inside what has arrived is served; the
+// fill then completes, once, and the layer is cached.
+func TestMirror_ColdHeadAndRange(t *testing.T) {
+	m := newMirrorSetup(t, "--tag-ttl", "1h")
+	img := pushUpstream(t, m.up.Addr, "app:v1", 1<<20, 1)
+	layers, _ := img.Layers()
+	layer := layers[0]
+	ld, _ := layer.Digest()
+	size, _ := layer.Size()
+	rc, err := layer.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	released := false
+	free := func() {
+		if !released {
+			released = true
+			close(release)
+		}
+	}
+	t.Cleanup(free)
+	m.proxy.set(fault{holdBlobAt: 256 << 10, release: release})
+	path := "/v2/up/app/blobs/" + ld.String()
+	// ask sends a request on its own goroutine and gives up after 20s, so
+	// an answer that waits for the held fill fails instead of hanging.
+	ask := func(method string, headers ...string) (*http.Response, []byte) {
+		t.Helper()
+		type answer struct {
+			res  *http.Response
+			body []byte
+			err  error
+		}
+		ch := make(chan answer, 1)
+		req := m.berth.request(t, method, path, nil, headers...)
+		go func() {
+			res, err := httpClient.Do(req)
+			if err != nil {
+				ch <- answer{err: err}
+				return
+			}
+			body, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			ch <- answer{res, body, err}
+		}()
+		select {
+		case a := <-ch:
+			if a.err != nil {
+				t.Fatalf("%s %s: %v", method, path, a.err)
+			}
+			return a.res, a.body
+		case <-time.After(20 * time.Second):
+			free()
+			t.Fatalf("%s %s waited for the whole fill", method, path)
+			return nil, nil
+		}
+	}
+	res, _ := ask(http.MethodHead)
+	if res.StatusCode != 200 || res.ContentLength != size || res.Header.Get("Docker-Content-Digest") != ld.String() {
+		t.Errorf("cold HEAD: %d, length %d, digest %q; want 200, %d, %s", res.StatusCode, res.ContentLength, res.Header.Get("Docker-Content-Digest"), size, ld)
+	}
+	res, body := ask(http.MethodGet, "Range", "bytes=1000-99999")
+	if res.StatusCode != 206 || !bytes.Equal(body, whole[1000:100000]) {
+		t.Errorf("cold Range: %d, %d bytes (equal: %v); want 206 and bytes 1000-99999", res.StatusCode, len(body), bytes.Equal(body, whole[1000:100000]))
+	}
+	if got, want := res.Header.Get("Content-Range"), fmt.Sprintf("bytes 1000-99999/%d", size); got != want {
+		t.Errorf("Content-Range %q, want %q", got, want)
+	}
+	free()
+	m.proxy.set(fault{})
+	// The fill goes on without the clients; once it is placed, a GET is a
+	// hit and the upstream saw one GET of the layer.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := send(t, m.berth.request(t, "GET", path, nil))
+		if r.Status == 200 && bytes.Equal(r.Body, whole) && hitLogged(m.berth, path) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the layer was not served as a hit after the fill: %s", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := m.proxy.count("GET", "/v2/app/blobs/"+ld.String()); n != 1 {
+		t.Errorf("the upstream saw %d GETs of the layer, want 1", n)
+	}
+}
+
+// hitLogged reports whether s's access log has a cache hit on path.
+func hitLogged(s *server, path string) bool {
+	for _, line := range s.logLines("cache=hit") {
+		if strings.Contains(line, path) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestMirror_TagChecksSurviveRestart: a tag confirmed before a restart is
+// served after it, within its TTL, without asking the upstream again.
+func TestMirror_TagChecksSurviveRestart(t *testing.T) {
+	m := newMirrorSetup(t, "--tag-ttl", "1h")
+	pushUpstream(t, m.up.Addr, "app:v1", 1024, 1)
+	if _, _, err := pullAll(t.Context(), m.berth.ref(t, "up/app:v1"), remoteOptions(t)...); err != nil {
+		t.Fatal(err)
+	}
+	m.berth.stop(t)
+	b := startServer(t, m.berth.Data)
+	before := m.proxy.count("HEAD", "manifests") + m.proxy.count("GET", "manifests")
+	got, _, err := pullAll(t.Context(), b.ref(t, "up/app:v1"), remoteOptions(t)...)
+	if err != nil {
+		t.Fatalf("pull after the restart: %v", err)
+	}
+	if err := validate.Image(got); err != nil {
+		t.Errorf("validate: %v", err)
+	}
+	if after := m.proxy.count("HEAD", "manifests") + m.proxy.count("GET", "manifests"); after != before {
+		t.Errorf("the restarted mirror asked the upstream about a tag confirmed within its TTL (%d requests)", after-before)
+	}
+}
+
+// TestMirror_PrefetchSchedule: berth mirror schedule makes the running
+// server fetch the images into the cache every interval, without a
+// client, logged and counted; mirror list shows it; a later pull sends
+// nothing upstream; no --prefetch clears it; the server still stops
+// promptly (the cleanup's stop fails after 10s).
+func TestMirror_PrefetchSchedule(t *testing.T) {
+	m := newMirrorSetup(t, "--tag-ttl", "1h")
+	img := pushUpstream(t, m.up.Addr, "pre/app:v1", 64<<10, 2)
+	want, _ := img.Digest()
+	if _, errOut, err := runBerth(t, t.Context(), nil, "--data", m.berth.Data, "mirror", "schedule", "up", "--prefetch", "pre/app:v1", "--every", "100ms"); err == nil || !strings.Contains(errOut, "at least 1s") {
+		t.Errorf("schedule every 100ms: %v %q, want refused", err, errOut)
+	}
+	out := m.berth.berth(t, "", "mirror", "schedule", "up", "--prefetch", "pre/app:v1,pre/app:nosuchtag", "--every", "1s")
+	if !strings.Contains(out, "every 1s") {
+		t.Errorf("mirror schedule: %q", out)
+	}
+	if out := m.berth.berth(t, "", "mirror", "list"); !strings.Contains(out, "pre/app:v1,pre/app:nosuchtag every 1s") {
+		t.Errorf("mirror list does not show the schedule:\n%s", out)
+	}
+	runs := func() []string { return m.berth.logLines(`msg="mirror scheduled prefetch"`) }
+	deadline := time.Now().Add(30 * time.Second)
+	for len(runs()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than 2 scheduled prefetch runs within 30s of a 1s schedule:\n%s", strings.Join(runs(), "\n"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := m.berth.metric(t, `berth_mirror_prefetch_runs_total{mirror="up",result="error"}`); got < 2 {
+		t.Errorf("prefetch runs counted with result=error: %v, want at least 2 (one image does not exist)", got)
+	}
+	if len(m.berth.logLines("mirror scheduled prefetch failed")) == 0 {
+		t.Errorf("the missing image's failure is not logged")
+	}
+	before := m.proxy.total()
+	got, _, err := pullAll(t.Context(), m.berth.ref(t, "up/pre/app:v1"), remoteOptions(t)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := got.Digest(); d != want {
+		t.Errorf("pulled %s, want %s", d, want)
+	}
+	if n := m.proxy.total() - before; n != 0 {
+		t.Errorf("a pull after scheduled prefetches sent %d requests upstream", n)
+	}
+	m.berth.berth(t, "", "mirror", "schedule", "up")
+	if out := m.berth.berth(t, "", "mirror", "list"); strings.Contains(out, "every") {
+		t.Errorf("mirror list after clearing the schedule:\n%s", out)
 	}
 }

@@ -40,9 +40,6 @@ func (m *Mirror) Manifest(ctx context.Context, repo string, ref store.Reference)
 	ctx, cancel := detach(ctx, 2*time.Minute)
 	defer cancel()
 	outcome, err := m.manifest(ctx, u, repo, name, ref)
-	if err == nil && ref.Tag != "" {
-		m.pulled(repo, ref.Tag)
-	}
 	if outcome != "" {
 		lookups.WithLabelValues(u.cfg.Name, "manifest", outcome).Inc()
 	}
@@ -81,22 +78,15 @@ func (m *Mirror) stale(u *upstream, repo, tag string, err error) (string, error)
 	return Stale, nil
 }
 
-// fresh reports whether tag of repo was confirmed within the mirror's TTL.
+// fresh reports whether tag of repo was confirmed within the mirror's
+// TTL. Confirmations are kept in the store (written in batches), so they
+// outlive a restart.
 func (m *Mirror) fresh(repo, tag string, cfg store.Mirror) bool {
-	m.mu.Lock()
-	at, ok := m.checked[repo+":"+tag]
-	m.mu.Unlock()
-	return ok && m.now().Sub(at) < cfg.TagTTL
+	at := m.store.TagConfirmed(repo, tag)
+	return !at.IsZero() && m.now().Sub(at) < cfg.TagTTL
 }
 
-func (m *Mirror) confirm(repo, tag string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.checked) > 1<<16 {
-		clear(m.checked)
-	}
-	m.checked[repo+":"+tag] = m.now()
-}
+func (m *Mirror) confirm(repo, tag string) { m.store.ConfirmTag(repo, tag) }
 
 // head asks the upstream which digest tag names now.
 func (m *Mirror) head(ctx context.Context, u *upstream, name, tag string) (store.Digest, error) {

@@ -18,12 +18,10 @@ type Mirror struct {
 
 	mu        sync.Mutex
 	upstreams map[string]*upstream // by mirror name; rebuilt when its record changes
-	checked   map[string]time.Time // <repo>:<tag> → when the upstream last confirmed it
 	flights   map[string]*flight   // <repo>@<digest> → the fill running for it
 	manifests map[string]*call     // <repo>@<ref> → the manifest fetch running for it
 
-	lastPull map[string]time.Time // <repo>:<tag> → when it was last pulled (eviction's order)
-	evicting map[string]bool      // mirror names whose eviction runs
+	evicting map[string]bool // mirror names whose eviction runs
 
 	list        []store.Mirror // the store's mirrors as of listVersion
 	listVersion uint64
@@ -41,9 +39,9 @@ func New(st *store.Store, log *slog.Logger) *Mirror {
 	}
 	m := &Mirror{
 		store: st, log: log, now: time.Now,
-		upstreams: map[string]*upstream{}, checked: map[string]time.Time{},
-		flights: map[string]*flight{}, manifests: map[string]*call{},
-		lastPull: map[string]time.Time{}, evicting: map[string]bool{},
+		upstreams: map[string]*upstream{},
+		flights:   map[string]*flight{}, manifests: map[string]*call{},
+		evicting: map[string]bool{},
 	}
 	shared, _ := instances.LoadOrStore(st, m)
 	return shared.(*Mirror)

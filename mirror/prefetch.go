@@ -100,3 +100,22 @@ func Test(ctx context.Context, cfg store.Mirror) (string, error) {
 	}
 	return res.Status, nil
 }
+
+// SplitImageRef splits "repo:tag", "repo@digest" or "repo" (tag latest),
+// the images mirror prefetch and mirror schedule name.
+func SplitImageRef(s string) (string, store.Reference, error) {
+	repo, refStr := s, "latest"
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		repo, refStr = s[:i], s[i+1:]
+	} else if i := strings.LastIndex(s, ":"); i > strings.LastIndex(s, "/") {
+		repo, refStr = s[:i], s[i+1:]
+	}
+	if err := store.ValidateRepository(repo); err != nil {
+		return "", store.Reference{}, fmt.Errorf("%s: %w", s, err)
+	}
+	ref, err := store.ParseReference(refStr)
+	if err != nil {
+		return "", store.Reference{}, fmt.Errorf("%s: %w", s, err)
+	}
+	return repo, ref, nil
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -81,15 +82,7 @@ func (s *Server) fillFromMirror(c *fiber.Ctx, t target) (handled bool, err error
 		if err != nil || r == nil {
 			return false, err
 		}
-		if c.Method() == fiber.MethodHead || c.Get(fiber.HeaderRange) != "" {
-			// Wait for the fill; the store then answers as usual.
-			_, err := io.Copy(io.Discard, r)
-			r.Close()
-			return false, err
-		}
-		blobHeaders(c, store.BlobInfo{Digest: d, Size: size})
-		c.Context().SetBodyStream(r, int(size))
-		return true, nil
+		return s.serveFilling(c, d, r, size)
 	case kindReferrers:
 		d, err := store.ParseDigest(t.Ref)
 		if err != nil {
@@ -100,4 +93,57 @@ func (s *Server) fillFromMirror(c *fiber.Ctx, t target) (handled bool, err error
 		return false, err
 	}
 	return false, nil
+}
+
+// serveFilling answers a pull of blob d while its fill runs, from r, a
+// reader following the fill from its first byte. A HEAD answers from the
+// size the upstream announced, and a Range is cut out of the growing file
+// as soon as it covers the range, neither waiting for the rest of the
+// blob. Only when the upstream sent no size do they wait for the fill;
+// the store then answers as usual (handled is false).
+func (s *Server) serveFilling(c *fiber.Ctx, d store.Digest, r io.ReadCloser, size int64) (handled bool, err error) {
+	head, rng := c.Method() == fiber.MethodHead, c.Get(fiber.HeaderRange)
+	if size < 0 && (head || rng != "") {
+		_, err := io.Copy(io.Discard, r)
+		r.Close()
+		return false, err
+	}
+	blobHeaders(c, store.BlobInfo{Digest: d, Size: size})
+	switch {
+	case head:
+		r.Close()
+		c.Response().Header.SetContentLength(int(size))
+		c.Response().SkipBody = true
+		return true, nil
+	case rng == "":
+		c.Context().SetBodyStream(r, int(size))
+		return true, nil
+	}
+	start, end, partial, err := parseRange(rng, size)
+	if err != nil {
+		r.Close()
+		c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(size, 10))
+		return false, err
+	}
+	if !partial {
+		c.Context().SetBodyStream(r, int(size))
+		return true, nil
+	}
+	// The bytes before the range are read from the growing file, which
+	// waits until they have arrived; the range then follows the fill.
+	if _, err := io.CopyN(io.Discard, r, start); err != nil {
+		r.Close()
+		return false, err
+	}
+	n := end - start + 1
+	c.Status(fiber.StatusPartialContent)
+	c.Set(fiber.HeaderContentRange, "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(end, 10)+"/"+strconv.FormatInt(size, 10))
+	c.Context().SetBodyStream(readCloser{io.LimitReader(r, n), r}, int(n))
+	return true, nil
+}
+
+// readCloser reads from one reader and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }

@@ -43,6 +43,7 @@ import (
 //	ldap       "config" → LDAP sign-in settings                 (ldap.go)
 //	history    <kind>\x00<seq, big-endian uint64> → a past gc or backup run (the newest 50 of each kind)
 //	mirrors    <name> → upstream of a pull-through cache (url, credentials, tag TTL, ...); name is its namespace
+//	tagchecks  <repo>\x00<tag> → when a mirror's upstream last confirmed the cached tag  written in batches (tagchecks.go)
 var (
 	bucketMeta         = []byte("meta")
 	bucketRepos        = []byte("repos")
@@ -72,6 +73,7 @@ var (
 	bucketQuotas       = []byte("quotas")
 	bucketHistory      = []byte("history")
 	bucketMirrors      = []byte("mirrors")
+	bucketTagChecks    = []byte("tagchecks")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketRepos, bucketBlobs, bucketLinks, bucketBlobRepos,
@@ -81,7 +83,7 @@ var (
 		bucketTagTimes, bucketPulls, bucketRetention, bucketImmutable, bucketLifts, bucketQuotas,
 		bucketOrgs, bucketTeams, bucketGrants, bucketVisibility, bucketLDAP,
 		bucketHistory,
-		bucketMirrors,
+		bucketMirrors, bucketTagChecks,
 	}
 )
 

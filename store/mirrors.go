@@ -43,6 +43,11 @@ type Mirror struct {
 	// pulled tags are evicted. 0 means no cap.
 	MaxBytes int64     `json:"maxBytes,omitempty"`
 	Created  time.Time `json:"created"`
+	// Prefetch are images the server fetches into the cache every
+	// PrefetchEvery (berth mirror schedule), named inside the mirror's
+	// namespace ("library/alpine:3.20"). Empty, or a zero interval: none.
+	Prefetch      []string      `json:"prefetch,omitempty"`
+	PrefetchEvery time.Duration `json:"prefetchEvery,omitempty"`
 }
 
 // Errors of the mirror operations.
@@ -119,6 +124,33 @@ func (s *Store) AddMirror(m Mirror) error {
 		}
 		tx.OnCommit(func() { s.mirrorsVersion.Add(1) })
 		return nil
+	})
+}
+
+// SetMirrorPrefetch sets the prefetch schedule of mirror name: refs, in
+// its namespace, every interval; no refs or a zero interval clears it.
+// ErrMirrorUnknown when there is no such mirror.
+func (s *Store) SetMirrorPrefetch(name string, refs []string, every time.Duration) error {
+	if len(refs) == 0 || every <= 0 {
+		refs, every = nil, 0
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMirrors)
+		v := b.Get([]byte(name))
+		if v == nil {
+			return ErrMirrorUnknown
+		}
+		var m Mirror
+		if err := decode(v, &m); err != nil {
+			return fmt.Errorf("mirror %s: %w", name, err)
+		}
+		m.Prefetch, m.PrefetchEvery = refs, every
+		nv, err := encode(m)
+		if err != nil {
+			return err
+		}
+		tx.OnCommit(func() { s.mirrorsVersion.Add(1) })
+		return b.Put([]byte(name), nv)
 	})
 }
 
@@ -252,6 +284,11 @@ type CachedTag struct {
 	Tag     string
 	Digest  Digest
 	Created time.Time // when its manifest was last stored
+	Pulled  time.Time // when its manifest was last pulled (RecordPull); zero when never
+	// Blobs are its manifest and the stored blobs it refers to (an index's
+	// through its children), with their sizes: what deleting the tag may
+	// free once nothing else refers to them.
+	Blobs map[Digest]int64
 }
 
 // CacheUsage returns the bytes of the blobs linked in the repositories
@@ -276,6 +313,7 @@ func (s *Store) CacheUsage(ns string) (int64, []CachedTag, error) {
 			}
 		}
 		manifests := tx.Bucket(bucketManifests)
+		pulls := map[string]map[Digest]time.Time{}
 		c = tx.Bucket(bucketTags).Cursor()
 		for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Next() {
 			repo, tag := splitPair(k)
@@ -285,9 +323,40 @@ func (s *Store) CacheUsage(ns string) (int64, []CachedTag, error) {
 					t.Created = time.Unix(0, rec.Created)
 				}
 			}
+			if pulls[repo] == nil {
+				pulls[repo] = s.lastPulls(tx, repo)
+			}
+			t.Pulled = pulls[repo][t.Digest]
+			t.Blobs = map[Digest]int64{}
+			manifestBlobs(manifests, blobs, repo, t.Digest, 2, t.Blobs)
 			tags = append(tags, t)
 		}
 		return nil
 	})
 	return total, tags, err
+}
+
+// manifestBlobs adds manifest d of repo and the stored blobs it refers to, with
+// their sizes, to out, following an index's children depth levels down.
+func manifestBlobs(manifests, blobs *bolt.Bucket, repo string, d Digest, depth int, out map[Digest]int64) {
+	mv := manifests.Get(key(repo, string(d)))
+	if mv == nil {
+		return
+	}
+	rec, _, err := decodeManifest(mv)
+	if err != nil {
+		return
+	}
+	// The manifest's own bytes are a blob too.
+	for _, b := range append([]Digest{d}, rec.Blobs...) {
+		var br blobRecord
+		if err := decode(blobs.Get([]byte(b)), &br); err == nil {
+			out[b] = br.Size
+		}
+	}
+	if depth > 0 {
+		for _, child := range rec.Children {
+			manifestBlobs(manifests, blobs, repo, child, depth-1, out)
+		}
+	}
 }

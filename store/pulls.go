@@ -36,9 +36,9 @@ func (s *Store) RecordPull(repo string, d Digest) {
 	s.pulls.mu.Unlock()
 }
 
-// FlushPulls writes the noted pulls in one transaction, for the manifests
-// that still exist, and forgets them. Close calls it.
-func (s *Store) FlushPulls() error {
+// flushPullLog writes the noted pulls in one transaction, for the
+// manifests that still exist, and forgets them. FlushPulls calls it.
+func (s *Store) flushPullLog() error {
 	s.pulls.mu.Lock()
 	pending := s.pulls.pending
 	s.pulls.pending = nil

@@ -72,6 +72,8 @@ type Store struct {
 	// the last-pull times not yet written (pulls.go).
 	immutable atomic.Pointer[[]ImmutableRule]
 	pulls     pullLog
+	// tagChecks holds mirror tag confirmations not yet written (tagchecks.go).
+	tagChecks tagCheckLog
 	// quotas holds the quota limits by kind and name (quota.go).
 	quotas atomic.Pointer[map[string]int64]
 	// spaceLow refuses pushes: the free-space watermark found nothing
