@@ -202,6 +202,8 @@ func BenchmarkSmallBlob(b *testing.B) {
 		runConcurrently(b, s, "ops/s", func(i int) error {
 			return benchPull(client, s, benchRepo, digests[i%pulled], 4<<10, true)
 		})
+		// The server's peak over the pushes and pulls so far.
+		b.ReportMetric(float64(procStatusKiB(b, s, "VmHWM"))/1024, "peak-RSS-MiB")
 	})
 }
 

@@ -38,6 +38,11 @@ func (s *Store) LinkStoredBlobs(repo string, ds []Digest) ([]Digest, error) {
 			present = append(present, d)
 		}
 	}
+	if len(present) == 0 {
+		// No commit (and its fsync) for nothing: a mirror asks this before
+		// every cold blob.
+		return nil, nil
+	}
 	var linked []Digest
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		linked = linked[:0]

@@ -163,7 +163,7 @@ type uploadRecord struct {
 	Repo      string `json:"repo"`
 	Owner     string `json:"owner,omitempty"` // who started it, for the per-owner cap; "" before the cap existed
 	Offset    int64  `json:"offset"`
-	HashState []byte `json:"hashState"`         // sha256 state of the first Offset bytes
+	HashState []byte `json:"hashState"`         // sha256 state of the first Offset bytes; none before the first byte
 	Backend   []byte `json:"backend,omitempty"` // the blob store's session state (Session.State)
 	Started   int64  `json:"started"`
 	Updated   int64  `json:"updated"`

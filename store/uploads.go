@@ -58,13 +58,10 @@ func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 	if err != nil {
 		return Upload{}, err
 	}
-	state, err := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		s.blobs.AbortSession(ctx, Session{ID: id, State: backend})
-		return Upload{}, err
-	}
+	// An empty session keeps no hash state: none means sha256 of nothing
+	// (restoreHash).
 	now := s.now()
-	rec := uploadRecord{Repo: repo, Owner: owner, HashState: state, Backend: backend, Started: now.UnixNano(), Updated: now.UnixNano()}
+	rec := uploadRecord{Repo: repo, Owner: owner, Backend: backend, Started: now.UnixNano(), Updated: now.UnixNano()}
 	v, err := encode(rec)
 	if err == nil {
 		// Batched with concurrent commits (groupcommit.go): a session's start
@@ -165,9 +162,9 @@ func (s *Store) AppendUpload(repo, id string, start int64, r io.Reader) (Upload,
 // record advanced by what was durably written; a zero Updated means nothing
 // is to be recorded.
 func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRecord, error) {
-	h := sha256.New()
-	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.HashState); err != nil {
-		return uploadRecord{}, fmt.Errorf("restore hash state: %w", err)
+	h, err := restoreHash(rec.HashState)
+	if err != nil {
+		return uploadRecord{}, err
 	}
 	w, err := s.blobs.AppendSession(context.Background(), rec.session(id))
 	if err != nil {
@@ -182,15 +179,31 @@ func (s *Store) appendChunk(id string, rec uploadRecord, r io.Reader) (uploadRec
 	if err != nil {
 		return uploadRecord{}, err
 	}
+	rec.Backend = backend
+	rec.Updated = s.now().UnixNano()
+	if n == 0 {
+		return rec, readErr // nothing appended: the hash state is as kept
+	}
 	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
 		return uploadRecord{}, err
 	}
 	rec.Offset += n
 	rec.HashState = state
-	rec.Backend = backend
-	rec.Updated = s.now().UnixNano()
 	return rec, readErr
+}
+
+// restoreHash returns the sha256 of a session's first bytes from its kept
+// state; an empty state (a session without data) is sha256 of nothing.
+func restoreHash(state []byte) (hash.Hash, error) {
+	h := sha256.New()
+	if len(state) == 0 {
+		return h, nil
+	}
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return nil, fmt.Errorf("restore hash state: %w", err)
+	}
+	return h, nil
 }
 
 // session is the record as its blob store sees it.
@@ -209,7 +222,25 @@ func (r uploadRecord) session(id string) Session {
 // from copyBuffers and go back as soon as they are hashed, so a read that
 // waits on a slow client holds one buffer, not the pipeline's three. When it
 // returns, h has seen exactly the n bytes written.
+//
+// A body that fits in one buffer (a small blob) is written and hashed in
+// line: no goroutine and channels for one buffer's work.
 func CopyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, readErr, writeErr error) {
+	first := copyBuffers.Get().(*[]byte)
+	m, err := fill(r, *first)
+	if err != nil {
+		defer copyBuffers.Put(first)
+		if m > 0 {
+			if _, werr := w.Write((*first)[:m]); werr != nil {
+				return 0, nil, werr
+			}
+			h.Write((*first)[:m])
+		}
+		if err == io.EOF {
+			err = nil
+		}
+		return int64(m), err, nil
+	}
 	const inFlight = 2 // buffers written and waiting for the hasher
 	toHash := make(chan *[]byte, inFlight)
 	hashed := make(chan struct{})
@@ -225,9 +256,11 @@ func CopyHashed(w io.Writer, h hash.Hash, r io.Reader) (n int64, readErr, writeE
 		close(toHash)
 		<-hashed
 	}()
-	for {
-		buf := copyBuffers.Get().(*[]byte)
-		m, err := fill(r, *buf)
+	for buf := first; ; buf, m = nil, 0 {
+		if buf == nil {
+			buf = copyBuffers.Get().(*[]byte)
+			m, err = fill(r, *buf)
+		}
 		if m > 0 {
 			if _, werr := w.Write((*buf)[:m]); werr != nil {
 				copyBuffers.Put(buf)
@@ -325,9 +358,9 @@ func (s *Store) finishUpload(id string, rec uploadRecord, d Digest) (StagedBlob,
 		return fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, d)
 	}
 	if alg == SHA256 {
-		h := sha256.New()
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(rec.HashState); err != nil {
-			return StagedBlob{}, fmt.Errorf("restore hash state: %w", err)
+		h, err := restoreHash(rec.HashState)
+		if err != nil {
+			return StagedBlob{}, err
 		}
 		if got := digestFromHash(alg, h); got != d {
 			return StagedBlob{}, mismatch(got)
