@@ -35,7 +35,8 @@ type SessionInfo struct {
 	Client   string    `json:"client,omitempty"`
 }
 
-// UserRevoke ends one of a user's sessions (ID), or all of them (All).
+// UserRevoke ends one of a user's sessions (ID), or all of them and the
+// user's web UI sessions (All).
 type UserRevoke struct {
 	Name string `arg:"NAME" json:"name"`
 	ID   string `arg:"ID?" json:"id,omitempty"`

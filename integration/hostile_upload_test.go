@@ -58,12 +58,15 @@ func TestHostile_CutOffRequests(t *testing.T) {
 // --auth none) cannot open more than --max-uploads-per-user.
 func TestHostile_UploadSessions(t *testing.T) {
 	t.Run("expire", func(t *testing.T) {
-		s := startRegistry(t, "", "--upload-ttl", "2s")
+		// The TTL must outlast the POST and PATCH below on a loaded
+		// machine: with 2s a stall between them expired the session before
+		// its first chunk, and the PATCH read 404.
+		s := startRegistry(t, "", "--upload-ttl", "4s")
 		loc := s.startUpload(t, "expire/me")
 		wantStatus(t, s.do(t, http.MethodPatch, loc, []byte("some bytes"), "Content-Range", contentRange(0, 10)), http.StatusAccepted)
 		var r reply
 		if !waitFor(15*time.Second, func() bool { r = s.do(t, http.MethodGet, loc, nil); return r.Status == http.StatusNotFound }) {
-			t.Fatalf("an idle session is still there 15s past a 2s --upload-ttl: %s", r)
+			t.Fatalf("an idle session is still there 15s past a 4s --upload-ttl: %s", r)
 		}
 		wantError(t, r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
 		// The record goes first, the file right after its commit, and the

@@ -185,6 +185,7 @@ var notForClients = map[string]error{
 	"ErrLastAdmin":         store.ErrLastAdmin,         // user admin --revoke
 	"ErrTokenUnknown":      store.ErrTokenUnknown,      // /token turns it into 401
 	"ErrSessionUnknown":    store.ErrSessionUnknown,    // user revoke
+	"ErrUISessionUnknown":  store.ErrUISessionUnknown,  // the web UI reads it as signed out
 	"ErrUserExists":        store.ErrUserExists,        // user add
 	"ErrUserUnknown":       store.ErrUserUnknown,       // authentication turns it into 401
 	"ErrUserInvalid":       store.ErrUserInvalid,       // user add

@@ -44,6 +44,7 @@ import (
 //	history    <kind>\x00<seq, big-endian uint64> → a past gc or backup run (the newest 50 of each kind)
 //	mirrors    <name> → upstream of a pull-through cache (url, credentials, tag TTL, ...); name is its namespace
 //	tagchecks  <repo>\x00<tag> → when a mirror's upstream last confirmed the cached tag  written in batches (tagchecks.go)
+//	uisessions, uisessionusers: web UI sign-ins (uisessions.go)
 var (
 	bucketMeta         = []byte("meta")
 	bucketRepos        = []byte("repos")
@@ -84,6 +85,7 @@ var (
 		bucketOrgs, bucketTeams, bucketGrants, bucketVisibility, bucketLDAP,
 		bucketHistory,
 		bucketMirrors, bucketTagChecks,
+		bucketUISessions, bucketUISessionUsers,
 	}
 )
 

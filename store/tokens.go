@@ -185,7 +185,8 @@ func (s *Store) RefreshTokensOf(name string, now time.Time) ([]RefreshToken, err
 }
 
 // RevokeRefreshTokens deletes refresh tokens of the user called name: the
-// one whose ID is id, or all of them when id is "". It returns how many it
+// one whose ID is id, or all of them and the user's web UI sessions when id
+// is "". It returns how many it
 // deleted; ErrUserUnknown when there is no such user, and an error wrapping
 // ErrSessionUnknown when id names none of the user's tokens.
 func (s *Store) RevokeRefreshTokens(name, id string) (int, error) {
@@ -208,6 +209,13 @@ func (s *Store) RevokeRefreshTokens(name, id string) (int, error) {
 			return fmt.Errorf("%w %q for %s", ErrSessionUnknown, id, name)
 		}
 		n = len(doomed)
+		if id == "" {
+			ui, err := deleteUISessionsOf(tx, name)
+			if err != nil {
+				return err
+			}
+			n += ui
+		}
 		return deleteKeys(tx.Bucket(bucketTokens), doomed)
 	})
 	return n, err

@@ -149,6 +149,9 @@ func (s *Store) SetPassword(name string, hash []byte) error {
 		if err := putUser(tx, u); err != nil {
 			return err
 		}
+		if _, err := deleteUISessionsOf(tx, name); err != nil {
+			return err
+		}
 		return deleteRefreshTokensOf(tx, name)
 	})
 }
@@ -165,6 +168,9 @@ func (s *Store) DeleteUser(name string) error {
 			return err
 		}
 		if err := forgetUser(tx, name); err != nil {
+			return err
+		}
+		if _, err := deleteUISessionsOf(tx, name); err != nil {
 			return err
 		}
 		return deleteRefreshTokensOf(tx, name)

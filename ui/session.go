@@ -2,9 +2,9 @@ package ui
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -16,81 +16,57 @@ import (
 // sessionCookie names the cookie that carries a session id.
 const sessionCookie = "berth_session"
 
-// maxSessions bounds the sessions kept in memory; past it the one closest
-// to expiry goes, so a flood of sign-ins cannot exhaust memory.
-const maxSessions = 10000
-
-// session is one sign-in. It is bound to the user's epoch, which changes
-// with every password change and every deletion and re-creation: a
-// session whose epoch no longer matches is revoked on its next use.
+// session is one sign-in, kept in meta.db by its id's hash
+// (store.UISession, so a restart keeps it). It is bound to the user's
+// epoch, which changes with every password change and every deletion and
+// re-creation: a session whose epoch no longer matches is revoked on its
+// next use, and those store changes delete the user's sessions at once.
 type session struct {
-	user    string
-	epoch   uint64
-	csrf    string
-	expires time.Time
+	user  string
+	epoch uint64
+	csrf  string
 }
 
-// sessions are kept server-side, in memory: a restart signs everybody out,
-// which is the safe direction.
+// sessions are the UI's view of the store's session records.
 type sessions struct {
-	mu  sync.Mutex
+	st  *store.Store
 	ttl time.Duration
-	m   map[string]*session
 }
 
-func newSessions(ttl time.Duration) *sessions {
-	return &sessions{ttl: ttl, m: map[string]*session{}}
+func newSessions(st *store.Store, ttl time.Duration) *sessions {
+	return &sessions{st: st, ttl: ttl}
+}
+
+// csrfOf derives a session's CSRF token from its id, so it needs no storing
+// and the stored hash of the id does not reveal it.
+func csrfOf(id string) string {
+	sum := sha256.Sum256([]byte("berth ui csrf\x00" + id))
+	return hex.EncodeToString(sum[:])
 }
 
 // create starts a session for u and returns its id.
-func (s *sessions) create(u store.User, now time.Time) (string, *session) {
-	id, csrf := randomToken(), randomToken()
-	sess := &session{user: u.Name, epoch: u.Epoch, csrf: csrf, expires: now.Add(s.ttl)}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.m) >= maxSessions {
-		s.evictLocked(now)
+func (s *sessions) create(u store.User, now time.Time) (string, *session, error) {
+	id := randomToken()
+	err := s.st.CreateUISession(id, store.UISession{User: u.Name, Epoch: u.Epoch, Expires: now.Add(s.ttl)}, now)
+	if err != nil {
+		return "", nil, err
 	}
-	s.m[id] = sess
-	return id, sess
-}
-
-// evictLocked drops expired sessions and, if none was, the one that
-// expires first.
-func (s *sessions) evictLocked(now time.Time) {
-	var first string
-	for id, sess := range s.m {
-		if now.After(sess.expires) {
-			delete(s.m, id)
-			first = ""
-			continue
-		}
-		if first == "" || sess.expires.Before(s.m[first].expires) {
-			first = id
-		}
-	}
-	if len(s.m) >= maxSessions && first != "" {
-		delete(s.m, first)
-	}
+	return id, &session{user: u.Name, epoch: u.Epoch, csrf: csrfOf(id)}, nil
 }
 
 // get returns the live session id names, or nil.
-func (s *sessions) get(id string, now time.Time) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess := s.m[id]
-	if sess != nil && now.After(sess.expires) {
-		delete(s.m, id)
-		return nil
+func (s *sessions) get(id string, now time.Time) (*session, error) {
+	rec, err := s.st.UISession(id, now)
+	if errors.Is(err, store.ErrUISessionUnknown) {
+		return nil, nil
 	}
-	return sess
+	if err != nil {
+		return nil, err
+	}
+	return &session{user: rec.User, epoch: rec.Epoch, csrf: csrfOf(id)}, nil
 }
 
-func (s *sessions) remove(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, id)
-}
+func (s *sessions) remove(id string) error { return s.st.DeleteUISession(id) }
 
 func randomToken() string {
 	b := make([]byte, 32)
@@ -126,14 +102,19 @@ func (u *UI) viewerOf(c *fiber.Ctx) (*viewer, error) {
 	if id == "" {
 		return &viewer{}, nil
 	}
-	sess := u.sessions.get(id, time.Now())
+	sess, err := u.sessions.get(id, time.Now())
+	if err != nil {
+		return nil, err
+	}
 	if sess == nil {
 		u.clearCookie(c)
 		return &viewer{}, nil
 	}
 	usr, err := u.st.User(sess.user)
 	if errors.Is(err, store.ErrUserUnknown) || err == nil && usr.Epoch != sess.epoch {
-		u.sessions.remove(id)
+		if err := u.sessions.remove(id); err != nil {
+			return nil, err
+		}
 		u.clearCookie(c)
 		return &viewer{}, nil
 	}
@@ -185,9 +166,14 @@ func (u *UI) signin(c *fiber.Ctx, v *viewer) error {
 		return u.render(c, v, "signin", "Sign in", map[string]string{"Error": "LDAP accounts cannot sign in to the web UI yet; they work with docker, podman and the API."})
 	}
 	if v.sessionID != "" {
-		u.sessions.remove(v.sessionID)
+		if err := u.sessions.remove(v.sessionID); err != nil {
+			return err
+		}
 	}
-	id, _ := u.sessions.create(usr, time.Now())
+	id, _, err := u.sessions.create(usr, time.Now())
+	if err != nil {
+		return err
+	}
 	u.setCookie(c, id)
 	return c.Redirect(Prefix+"/", fiber.StatusSeeOther)
 }
@@ -195,7 +181,9 @@ func (u *UI) signin(c *fiber.Ctx, v *viewer) error {
 // signout ends the session.
 func (u *UI) signout(c *fiber.Ctx, v *viewer) error {
 	if v.sessionID != "" {
-		u.sessions.remove(v.sessionID)
+		if err := u.sessions.remove(v.sessionID); err != nil {
+			return err
+		}
 	}
 	u.clearCookie(c)
 	return c.Redirect(Prefix+"/", fiber.StatusSeeOther)

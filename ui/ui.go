@@ -97,7 +97,7 @@ func New(opts Options) (*UI, error) {
 		opts.SessionTTL = 12 * time.Hour
 	}
 	u := &UI{opts: opts, st: opts.Store, auth: opts.Auth, log: opts.Logger,
-		sessions: newSessions(opts.SessionTTL), pages: map[string]*template.Template{}}
+		sessions: newSessions(opts.Store, opts.SessionTTL), pages: map[string]*template.Template{}}
 	u.summaries = &summaries{st: opts.Store, log: opts.Logger.Warn, minAge: summaryMinAge, syncBelow: summarySyncBelow}
 	if serving {
 		// Take the first snapshot now, so that no request waits for it

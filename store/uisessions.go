@@ -1,0 +1,190 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Web UI sessions, kept in meta.db so a restart keeps them. Only the
+// SHA-256 of a session id is stored: a copy of meta.db does not sign anyone
+// in.
+//
+//	uisessions      <sha256 of id, hex> → user, epoch, expires
+//	uisessionusers  <user>\x00<sha256 of id, hex> → {}   to count and revoke a user's sessions
+var (
+	bucketUISessions     = []byte("uisessions")
+	bucketUISessionUsers = []byte("uisessionusers")
+)
+
+// ErrUISessionUnknown is returned for a session that does not exist or has
+// expired.
+var ErrUISessionUnknown = errors.New("ui session unknown")
+
+const (
+	// MaxUISessionsPerUser bounds one user's sessions; past it the one
+	// closest to expiry goes.
+	MaxUISessionsPerUser = 32
+	// MaxUISessions bounds all sessions, so a flood of sign-ins cannot
+	// grow meta.db without end.
+	MaxUISessions = 10000
+)
+
+// UISession is one web UI sign-in, bound to the user's Epoch (see
+// User.Epoch): a session whose epoch no longer matches is revoked.
+type UISession struct {
+	User    string    `json:"user"`
+	Epoch   uint64    `json:"epoch"`
+	Expires time.Time `json:"expires"`
+}
+
+func uiSessionKey(id string) []byte {
+	sum := sha256.Sum256([]byte(id))
+	return []byte(hex.EncodeToString(sum[:]))
+}
+
+// CreateUISession stores sess under id. Expired sessions are pruned; past
+// MaxUISessionsPerUser of the user's or MaxUISessions in all, the ones
+// closest to expiry go.
+func (s *Store) CreateUISession(id string, sess UISession, now time.Time) error {
+	if id == "" || sess.User == "" {
+		return fmt.Errorf("create ui session: empty id or user")
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := pruneUISessions(tx, now, sess.User); err != nil {
+			return err
+		}
+		k := uiSessionKey(id)
+		if err := putRecord(tx, bucketUISessions, k, sess); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketUISessionUsers).Put(key(sess.User, string(k)), nil)
+	})
+}
+
+// pruneUISessions deletes expired sessions, then the ones closest to expiry
+// while user holds MaxUISessionsPerUser or all hold MaxUISessions, leaving
+// room for one more.
+func pruneUISessions(tx *bolt.Tx, now time.Time, user string) error {
+	type held struct {
+		key     []byte
+		user    string
+		expires time.Time
+	}
+	var live []held
+	var doomed []held
+	err := tx.Bucket(bucketUISessions).ForEach(func(k, v []byte) error {
+		var rec UISession
+		if err := decode(v, &rec); err != nil {
+			return fmt.Errorf("ui session record: %w", err)
+		}
+		h := held{bytes.Clone(k), rec.User, rec.Expires}
+		if !now.Before(rec.Expires) {
+			doomed = append(doomed, h)
+		} else {
+			live = append(live, h)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Oldest expiry first among the live ones, without sorting everything:
+	// drop the soonest until under both bounds.
+	count := func(u string) int {
+		n := 0
+		for _, h := range live {
+			if h.user == u {
+				n++
+			}
+		}
+		return n
+	}
+	for len(live) > 0 && (len(live) >= MaxUISessions || count(user) >= MaxUISessionsPerUser) {
+		perUser := len(live) < MaxUISessions
+		first := -1
+		for i, h := range live {
+			if perUser && h.user != user {
+				continue
+			}
+			if first < 0 || h.expires.Before(live[first].expires) {
+				first = i
+			}
+		}
+		doomed = append(doomed, live[first])
+		live = append(live[:first], live[first+1:]...)
+	}
+	for _, h := range doomed {
+		if err := deleteUISession(tx, h.key, h.user); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func deleteUISession(tx *bolt.Tx, k []byte, user string) error {
+	if err := tx.Bucket(bucketUISessionUsers).Delete(key(user, string(k))); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketUISessions).Delete(k)
+}
+
+// UISession returns the live session id, or ErrUISessionUnknown.
+func (s *Store) UISession(id string, now time.Time) (UISession, error) {
+	var rec UISession
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketUISessions).Get(uiSessionKey(id))
+		if v == nil {
+			return ErrUISessionUnknown
+		}
+		return decode(v, &rec)
+	})
+	if err != nil {
+		return UISession{}, err
+	}
+	if !now.Before(rec.Expires) {
+		return UISession{}, ErrUISessionUnknown
+	}
+	return rec, nil
+}
+
+// DeleteUISession ends session id; an unknown one is no error.
+func (s *Store) DeleteUISession(id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		k := uiSessionKey(id)
+		v := tx.Bucket(bucketUISessions).Get(k)
+		if v == nil {
+			return nil
+		}
+		var rec UISession
+		if err := decode(v, &rec); err != nil {
+			return err
+		}
+		return deleteUISession(tx, k, rec.User)
+	})
+}
+
+// deleteUISessionsOf deletes every session of user.
+func deleteUISessionsOf(tx *bolt.Tx, user string) (int, error) {
+	users := tx.Bucket(bucketUISessionUsers)
+	p := prefix(user)
+	var ks [][]byte
+	c := users.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		ks = append(ks, bytes.Clone(k))
+	}
+	for _, k := range ks {
+		if err := tx.Bucket(bucketUISessions).Delete(k[len(p):]); err != nil {
+			return 0, err
+		}
+		if err := users.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(ks), nil
+}
