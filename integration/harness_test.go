@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/fixtures"
 	"github.com/berth-registry/berth/internal/storetest"
 )
 
@@ -150,12 +150,7 @@ func (s *server) kill() {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return fixtures.FreeLoopbackAddr(t)
 }
 
 // runBerth runs a berth subcommand against data and returns its stdout,
