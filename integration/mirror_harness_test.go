@@ -120,6 +120,12 @@ func (p *countingProxy) count(method, key string) int {
 	return p.counts[method+" "+key]
 }
 
+// manifestAsks counts the manifest requests (HEAD and GET) the proxy saw:
+// what a cached tag or digest must not cause.
+func (p *countingProxy) manifestAsks() int {
+	return p.count("HEAD", "manifests") + p.count("GET", "manifests")
+}
+
 func (p *countingProxy) total() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

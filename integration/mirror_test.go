@@ -170,13 +170,13 @@ func TestMirror_TagTTL(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	before := m.proxy.count("HEAD", "manifests") + m.proxy.count("GET", "manifests")
+	before := m.proxy.manifestAsks()
 	for range 3 {
 		if _, err := remote.Image(m.berth.ref(t, "up/app@"+d1.String()), remoteOptions(t)...); err != nil {
 			t.Fatalf("pull of the old digest: %v", err)
 		}
 	}
-	if after := m.proxy.count("HEAD", "manifests") + m.proxy.count("GET", "manifests"); after != before {
+	if after := m.proxy.manifestAsks(); after != before {
 		t.Errorf("a cached digest was asked upstream %d times", after-before)
 	}
 }
@@ -638,7 +638,7 @@ func TestMirror_TagChecksSurviveRestart(t *testing.T) {
 	}
 	m.berth.stop(t)
 	b := startServer(t, m.berth.Data)
-	before := m.proxy.count("HEAD", "manifests") + m.proxy.count("GET", "manifests")
+	before := m.proxy.manifestAsks()
 	got, _, err := pullAll(t.Context(), b.ref(t, "up/app:v1"), remoteOptions(t)...)
 	if err != nil {
 		t.Fatalf("pull after the restart: %v", err)
@@ -646,7 +646,7 @@ func TestMirror_TagChecksSurviveRestart(t *testing.T) {
 	if err := validate.Image(got); err != nil {
 		t.Errorf("validate: %v", err)
 	}
-	if after := m.proxy.count("HEAD", "manifests") + m.proxy.count("GET", "manifests"); after != before {
+	if after := m.proxy.manifestAsks(); after != before {
 		t.Errorf("the restarted mirror asked the upstream about a tag confirmed within its TTL (%d requests)", after-before)
 	}
 }
