@@ -342,14 +342,14 @@ func benchRegistry(b testing.TB, mode string, extra ...string) *server {
 	data := b.TempDir()
 	fillTags(b, data, []string{benchRepo}, 1)
 	if mode == "none" {
-		return startServer(b, data, extra...)
+		return startBenchServer(b, data, extra...)
 	}
 	_, stderr, err := runBerth(b, b.Context(), bytes.NewReader([]byte(benchPassword+"\n")),
 		"user", "add", benchUser, "--password-stdin", "--data", data)
 	if err != nil {
 		b.Fatalf("berth user add: %v: %s", err, stderr)
 	}
-	return startServer(b, data, "--auth", mode)
+	return startBenchServer(b, data, "--auth", mode)
 }
 
 // fillTags writes one small image into each of repos through the store

@@ -60,7 +60,7 @@ func TestBenchCompare(t *testing.T) {
 		}
 		large = n << 20
 	}
-	berth := startServer(t, "")
+	berth := startBenchServer(t, "")
 	// The blob descriptor cache of the registry:2 image's default config.
 	dist := startDistributionWith(t, "", "  cache:\n    blobdescriptor: inmemory\n")
 	targets := []*compareTarget{

@@ -608,3 +608,28 @@ func BenchmarkLeanManifest(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLeanSmallPush pushes distinct 4 KiB blobs at c=32 through the
+// lean load generator, as POST then PUT and as one monolithic POST,
+// reporting the rate and the server's CPU per push. With BERTH_TEST_BIN
+// naming another build it measures that one: run old and new in turn for
+// an A/B.
+func BenchmarkLeanSmallPush(b *testing.B) {
+	s := startBenchServer(b, "")
+	repo := newLeanRepo("bench/small")
+	var run atomic.Uint64
+	for _, flow := range []string{"post-put", "monolithic"} {
+		b.Run(flow, func(b *testing.B) {
+			blobs, digests := newSmallBlobs(fmt.Sprintf("%s-%d-", flow, run.Add(1)), max(b.N, 1000))
+			res := leanRun(b, s, benchConcurrency, len(blobs), nil, func(lc *leanConn, i int) error {
+				if flow == "post-put" {
+					return leanPushPostPut(lc, repo, blobs[i], digests[i])
+				}
+				return leanPushOneRequest(lc, repo, blobs[i], digests[i])
+			})
+			b.ReportMetric(res.rate, "ops/s")
+			b.ReportMetric(micros(res.serverCPU), "server-cpu-us/op")
+			b.ReportMetric(micros(res.clientCPU), "client-cpu-us/op")
+		})
+	}
+}
