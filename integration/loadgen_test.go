@@ -24,9 +24,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -345,43 +343,17 @@ func leanRun(t testing.TB, s *server, c, n int, prepare func(lc *leanConn) error
 		}
 		conns[w] = lc
 	}
-	var (
-		next      atomic.Int64
-		latencies = make([][]time.Duration, c)
-		firstErr  error
-		errOnce   sync.Once
-		wg        sync.WaitGroup
-	)
-	for w := range latencies {
-		latencies[w] = make([]time.Duration, 0, n/c+1)
-	}
 	server0, client0 := serverCPU(t, s), selfCPU(t)
-	start := time.Now()
-	for w, lc := range conns {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
-				began := time.Now()
-				if err := op(lc, int(i)); err != nil {
-					errOnce.Do(func() { firstErr = err })
-					next.Store(int64(n))
-					return
-				}
-				latencies[w] = append(latencies[w], time.Since(began))
-			}
-		})
-	}
-	wg.Wait()
-	took := time.Since(start)
+	lat, took, err := runWorkers(c, n, func(w, i int) error { return op(conns[w], i) })
 	server1, client1 := serverCPU(t, s), selfCPU(t)
-	if firstErr != nil {
-		t.Fatal(firstErr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	all := sortedConcat(latencies)
 	return leanResult{
 		rate:      float64(n) / took.Seconds(),
 		serverCPU: (server1 - server0) / time.Duration(n),
 		clientCPU: (client1 - client0) / time.Duration(n),
-		p50:       all[len(all)/2],
+		p50:       lat[len(lat)/2],
 	}
 }
 
@@ -504,13 +476,6 @@ func leanPutManifest(lc *leanConn, repo leanRepo, ref, body []byte) error {
 	return lc.send(201, false, false)
 }
 
-// sortedConcat joins the workers' latencies and sorts them.
-func sortedConcat(lat [][]time.Duration) []time.Duration {
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	return all
-}
-
 // TestLeanLoadGen drives berth through the lean load generator and checks
 // that each workload succeeds and that its checks catch a wrong answer.
 func TestLeanLoadGen(t *testing.T) {
@@ -580,27 +545,12 @@ func TestLeanLoadGen(t *testing.T) {
 // once per connection, reporting the server's CPU per request: the rows of
 // bench-compare's token table without distribution, for profiling.
 func BenchmarkLeanManifest(b *testing.B) {
-	none, token := benchRegistry(b, "none"), benchRegistry(b, "token")
-	req, _ := http.NewRequest(http.MethodGet, none.URL("/v2/"+benchRepo+"/manifests/v0"), nil)
-	req.Header.Set("Accept", mediaTypeOCIManifest)
-	var manifest bytes.Buffer
-	if _, _, err := benchCall(benchClient(b), req, http.StatusOK, &manifest); err != nil {
-		b.Fatal(err)
-	}
-	basic := basicAuth(benchUser, benchPassword)
-	modes := []struct {
-		name    string
-		s       *server
-		prepare func(lc *leanConn) error
-	}{
-		{"auth=none", none, nil},
-		{"auth=bearer", token, func(lc *leanConn) error { return leanToken(lc, benchRepo, basic) }},
-	}
+	modes, manifest := leanAuthModes(b)
 	for _, method := range []string{http.MethodHead, http.MethodGet} {
 		for _, m := range modes {
-			b.Run(m.name+"/"+method, func(b *testing.B) {
+			b.Run("auth="+m.name+"/"+method, func(b *testing.B) {
 				res := leanRun(b, m.s, benchConcurrency, max(b.N, 1000), m.prepare,
-					leanManifest(method, benchRepo, "v0", manifest.Bytes()))
+					leanManifest(method, benchRepo, "v0", manifest))
 				b.ReportMetric(res.rate, "req/s")
 				b.ReportMetric(micros(res.serverCPU), "server-cpu-us/op")
 				b.ReportMetric(micros(res.clientCPU), "client-cpu-us/op")
@@ -632,4 +582,31 @@ func BenchmarkLeanSmallPush(b *testing.B) {
 			b.ReportMetric(micros(res.clientCPU), "client-cpu-us/op")
 		})
 	}
+}
+
+// leanAuthMode is a berth and how a connection to it signs in.
+type leanAuthMode struct {
+	name    string
+	s       *server
+	prepare func(lc *leanConn) error // nil: no sign-in
+}
+
+// leanAuthModes starts two berths holding the same image (benchRegistry's
+// benchRepo:v0), one with --auth none and one with token auth, where each
+// connection fetches a pull token once (as docker does once per pull) and
+// sends it as Bearer on every request; it returns them, named "none" and
+// "bearer", and the image's manifest.
+func leanAuthModes(t testing.TB) ([]leanAuthMode, []byte) {
+	none, token := benchRegistry(t, "none"), benchRegistry(t, "token")
+	req, _ := http.NewRequest(http.MethodGet, none.URL("/v2/"+benchRepo+"/manifests/v0"), nil)
+	req.Header.Set("Accept", mediaTypeOCIManifest)
+	var manifest bytes.Buffer
+	if _, _, err := benchCall(benchClient(t), req, http.StatusOK, &manifest); err != nil {
+		t.Fatal(err)
+	}
+	basic := basicAuth(benchUser, benchPassword)
+	return []leanAuthMode{
+		{"none", none, nil},
+		{"bearer", token, func(lc *leanConn) error { return leanToken(lc, benchRepo, basic) }},
+	}, manifest.Bytes()
 }
