@@ -113,9 +113,12 @@ func (s *Store) commitStart(id, owner string, max int, v []byte, backend []byte,
 		if err != nil {
 			s.blobs.AbortSession(context.Background(), Session{ID: id, State: backend})
 		}
+		// The lock goes before done closes: maintenance that settled
+		// (waited for done) then tries the session's lock, and must find
+		// it free.
 		s.starts.release(owner)
+		unlock()
 		s.starts.done.Delete(id)
 		close(done)
-		unlock()
 	}()
 }
