@@ -8,10 +8,11 @@ import (
 )
 
 // Starting an upload session does not wait for its record to be durable
-// (docs/performance.md, "Small pushes"). A POST acknowledges no content:
-// if the server crashes before the record is committed, the client's next
-// request on the session gets BLOB_UPLOAD_UNKNOWN and it starts again, and
-// the session's empty file is an orphan GC removes after the upload TTL.
+// (docs/performance.md, "A POST no longer waits for a commit"). A POST
+// acknowledges no content: if the server crashes before the record is
+// committed, the client's next request on the session gets
+// BLOB_UPLOAD_UNKNOWN and it starts again, and the session's empty file is
+// an orphan GC removes after the upload TTL.
 // So StartUpload answers as soon as the session's file exists and its
 // record is queued for the next group commit, and a background goroutine
 // waits for that commit. Until then the session is "starting":
