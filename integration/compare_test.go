@@ -268,7 +268,7 @@ func TestBenchCompare(t *testing.T) {
 	}
 	w.Flush()
 	fmt.Fprintf(&out, "\nberth with token auth (a Bearer token fetched once per connection) against --auth none, "+
-		"same data, three runs each way, alternated, medians (ratio: bearer/none; cpu ratio: none/bearer)\n")
+		"same data, three runs each way, alternated, medians (ratio: bearer/none; cpu ratio: bearer/none, above 1 when a Bearer request costs more)\n")
 	fmt.Fprintln(w, "workload\tunit\tnone\tbearer\tratio\tnone cpu µs/op\tbearer cpu µs/op\tcpu ratio\t")
 	for _, r := range tokenRows {
 		fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%s\t%s\t\n", r.name, r.unit, r.values["none"], r.values["bearer"],
@@ -331,8 +331,8 @@ func ratioOf(a, b float64) string {
 }
 
 // cpuColumns is the server CPU per operation of targets a and b and the
-// ratio b/a (how many times a's server is cheaper), or dashes for a row
-// measured without it.
+// ratio b/a (how many times as much CPU b's server spends as a's), or
+// dashes for a row measured without it.
 func cpuColumns(r *compareRow, a, b string) string {
 	ca, okA := r.cpu[a]
 	cb, okB := r.cpu[b]

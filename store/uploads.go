@@ -55,9 +55,20 @@ func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 	if err != nil {
 		return Upload{}, err
 	}
-	err = s.starts.reserve(owner, max, func() (n int, err error) {
+	err = s.starts.reserve(owner, id, max, func(starting []string) (n int, err error) {
 		err = s.db.View(func(tx *bolt.Tx) error {
-			n = countPrefix(tx.Bucket(bucketUploadOwners), prefix(owner), max)
+			n = countPrefix(tx.Bucket(bucketUploadOwners), prefix(owner), max) + len(starting)
+			if n < max {
+				return nil
+			}
+			// Near the cap: a starting session whose record this snapshot
+			// already holds was counted twice.
+			uploads := tx.Bucket(bucketUploads)
+			for _, sid := range starting {
+				if uploads.Get([]byte(sid)) != nil {
+					n--
+				}
+			}
 			return nil
 		})
 		return n, err
@@ -71,7 +82,7 @@ func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 	backend, err := s.blobs.StartSession(ctx, id)
 	if err != nil {
 		unlock()
-		s.starts.release(owner)
+		s.starts.release(owner, id)
 		return Upload{}, err
 	}
 	// An empty session keeps no hash state: none means sha256 of nothing
@@ -82,7 +93,7 @@ func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 	if err != nil {
 		s.blobs.AbortSession(ctx, Session{ID: id, State: backend})
 		unlock()
-		s.starts.release(owner)
+		s.starts.release(owner, id)
 		return Upload{}, err
 	}
 	s.commitStart(id, owner, max, v, backend, unlock)

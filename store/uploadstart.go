@@ -21,8 +21,8 @@ import (
 //     the record (they take the lock first), and GC and verify, which only
 //     try session locks, pass over it as in use;
 //   - UploadStatus, which takes no lock, waits for the start to finish;
-//   - the per-owner cap counts it (uploadStarts.reserve), since the
-//     owner's records do not hold it yet.
+//   - the per-owner cap counts it (uploadStarts.reserve) until its record
+//     is in the records the cap reads.
 //
 // Nothing acknowledged as stored depends on this: blob and manifest
 // commits still wait for their own fsynced commit.
@@ -30,40 +30,47 @@ import (
 // uploadStarts tracks the sessions whose records are not yet committed.
 type uploadStarts struct {
 	mu      sync.Mutex
-	byOwner map[string]int // sessions starting, per owner
-	done    sync.Map       // id → chan struct{}, closed when the start finished
-	wg      sync.WaitGroup // the goroutines waiting for commits; Close waits for them
+	byOwner map[string]map[string]struct{} // owner → ids of its sessions starting
+	done    sync.Map                       // id → chan struct{}, closed when the start finished
+	wg      sync.WaitGroup                 // the goroutines waiting for commits; Close waits for them
 }
 
-// reserve counts one more starting session for owner, unless owner has
-// max sessions (committed, as count reports, plus starting) already.
-// max <= 0 means no cap.
-func (u *uploadStarts) reserve(owner string, max int, count func() (int, error)) error {
+// reserve counts session id as starting for owner, unless owner has max
+// sessions open already: count(starting) reports how many owner has, given
+// the ids of its sessions still counted as starting here (some of which
+// may be committed already: count must not count those twice). max <= 0
+// means no cap.
+func (u *uploadStarts) reserve(owner, id string, max int, count func(starting []string) (int, error)) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if max > 0 {
-		// A session counted here stays counted until its commit is over,
-		// so it is in byOwner, in the records, or in both (counted twice,
-		// which errs towards refusing): never in neither.
-		n, err := count()
+		starting := make([]string, 0, len(u.byOwner[owner]))
+		for sid := range u.byOwner[owner] {
+			starting = append(starting, sid)
+		}
+		n, err := count(starting)
 		if err != nil {
 			return err
 		}
-		if n+u.byOwner[owner] >= max {
+		if n >= max {
 			return ErrTooManyUploads
 		}
 	}
 	if u.byOwner == nil {
-		u.byOwner = make(map[string]int)
+		u.byOwner = make(map[string]map[string]struct{})
 	}
-	u.byOwner[owner]++
+	if u.byOwner[owner] == nil {
+		u.byOwner[owner] = make(map[string]struct{})
+	}
+	u.byOwner[owner][id] = struct{}{}
 	return nil
 }
 
-func (u *uploadStarts) release(owner string) {
+func (u *uploadStarts) release(owner, id string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.byOwner[owner]--; u.byOwner[owner] <= 0 {
+	delete(u.byOwner[owner], id)
+	if len(u.byOwner[owner]) == 0 {
 		delete(u.byOwner, owner)
 	}
 }
@@ -117,7 +124,7 @@ func (s *Store) commitStart(id, owner string, max int, v []byte, backend []byte,
 		// The lock goes before done closes: maintenance that settled
 		// (waited for done) then tries the session's lock, and must find
 		// it free.
-		s.starts.release(owner)
+		s.starts.release(owner, id)
 		unlock()
 		s.starts.done.Delete(id)
 		close(done)
