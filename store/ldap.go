@@ -34,6 +34,10 @@ type LDAPConfig struct {
 	CAPEM       string `json:"caPEM,omitempty"` // CA certificates to trust, PEM
 	// TimeoutSeconds bounds each connection and operation; 0 means 5.
 	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// UIRecheckSeconds is how often a web UI session of a directory user
+	// asks the directory again whether the user exists and which groups
+	// it is in; 0 (settings stored before it existed) means 120.
+	UIRecheckSeconds int `json:"uiRecheckSeconds,omitempty"`
 }
 
 // LDAPConfig returns the LDAP settings, or ErrLDAPNotConfigured.
