@@ -2,6 +2,7 @@ package ui
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -49,7 +50,7 @@ const (
 
 // errDirectoryRetryLater is a check skipped because the last one failed
 // within directoryRetry.
-var errDirectoryRetryLater = errors.New("the LDAP directory failed a check moments ago")
+var errDirectoryRetryLater = fmt.Errorf("%w: a check failed moments ago", auth.ErrLDAPUnavailable)
 
 // directoryChecks runs the re-checks of directory users: one at a time per
 // user (concurrent pages share it), and none within directoryRetry of a
@@ -103,7 +104,7 @@ func (u *UI) directoryViewer(c *fiber.Ctx, id string, sess *session, now time.Ti
 		switch {
 		case errors.Is(err, auth.ErrBadCredentials):
 			return u.endDirectorySession(c, id, sess, err)
-		case errors.Is(err, auth.ErrLDAPUnavailable) || errors.Is(err, errDirectoryRetryLater):
+		case errors.Is(err, auth.ErrLDAPUnavailable):
 			if age < 0 || age >= recheck+min(recheck, directoryGrace) {
 				return u.endDirectorySession(c, id, sess, err)
 			}
