@@ -100,6 +100,15 @@ func TestUILDAP_SignIn(t *testing.T) {
 		}
 	}
 
+	if out := s.berth(t, "", "ldap", "show"); !strings.Contains(out, "ui-recheck: 5m0s\n") {
+		t.Errorf("ldap show does not say the re-check interval:\n%s", out)
+	}
+	_, stderr, err := runBerth(t, t.Context(), strings.NewReader(ldapRootPW+"\n"), "--data", s.Data, "ldap", "set", "--url", slapd.URL,
+		"--bind-dn", ldapRootDN, "--bind-password-stdin", "--base-dn", ldapSuffix, "--ui-recheck", "100000")
+	if err == nil || !strings.Contains(stderr, "--ui-recheck 100000") {
+		t.Errorf("ldap set --ui-recheck 100000: err %v, stderr %q", err, stderr)
+	}
+
 	alice := signIn(t, s, "alice", "alice-ldap-pw")
 	bob := signIn(t, s, "bob", "bob-ldap-pw")
 	carol := signIn(t, s, "carol", "carol-ldap-pw")
