@@ -277,3 +277,42 @@ func TestUILDAP_Recheck(t *testing.T) {
 		}
 	})
 }
+
+// TestUILDAP_PageCost measures a web UI page (the repository list) for a
+// directory session — without a directory check, and with one (the
+// re-check interval, 1 s, waited out before each) — against a local
+// user's session. It logs the numbers; it asserts only that every page was
+// served signed in.
+func TestUILDAP_PageCost(t *testing.T) {
+	slapd := startSlapd(t, true)
+	s := uiLDAPRegistry(t, slapd, "1")
+	alice := signIn(t, s, "alice", "alice-ldap-pw")
+	dave := signIn(t, s, "dave", "dave-local-pw")
+	page := func(c *http.Cookie) time.Duration {
+		start := time.Now()
+		repos := uiRepos(t, s, c)
+		took := time.Since(start)
+		if repos == nil {
+			t.Fatal("a page was served signed out")
+		}
+		return took
+	}
+	median := func(d []time.Duration) time.Duration {
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
+	const rounds = 8
+	var checked, unchecked, local []time.Duration
+	for range rounds {
+		// Wait out the interval: the next page asks the directory, the
+		// ones right after it do not.
+		time.Sleep(1100 * time.Millisecond)
+		checked = append(checked, page(alice))
+		for range 5 {
+			unchecked = append(unchecked, page(alice))
+			local = append(local, page(dave))
+		}
+	}
+	t.Logf("UI repository list, median of %d/%d/%d: directory session with a directory check %v, without %v; local session %v",
+		len(checked), len(unchecked), len(local), median(checked), median(unchecked), median(local))
+}
