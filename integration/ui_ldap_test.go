@@ -109,6 +109,9 @@ func TestUILDAP_SignIn(t *testing.T) {
 		t.Errorf("ldap set --ui-recheck 100000: err %v, stderr %q", err, stderr)
 	}
 
+	// A group no team maps: sessions do not keep it.
+	slapd.ldapadd(t, "dn: cn=everyone,"+ldapGroupsOU+"\nobjectClass: groupOfNames\ncn: everyone\nmember: uid=alice,"+ldapPeople+"\n")
+
 	alice := signIn(t, s, "alice", "alice-ldap-pw")
 	bob := signIn(t, s, "bob", "bob-ldap-pw")
 	carol := signIn(t, s, "carol", "carol-ldap-pw")
@@ -166,6 +169,13 @@ func TestUILDAP_SignIn(t *testing.T) {
 	// A restart keeps directory sessions; their groups come from meta.db
 	// (the server remembers no sign-in from before).
 	s.stop(t)
+	raw, err := os.ReadFile(filepath.Join(s.Data, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "cn=everyone,") {
+		t.Error("meta.db keeps alice's unmapped group everyone with her session")
+	}
 	s, _ = startAuthServer(t, s.Data)
 	if got := uiRepos(t, s, alice); !slices.Equal(got, want["alice"]) {
 		t.Errorf("after a restart alice sees %q, want %q", got, want["alice"])

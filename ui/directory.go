@@ -15,8 +15,9 @@ import (
 
 // Web UI sessions of directory (LDAP) users. Such a user has no record in
 // meta.db to check a session against, so its session record keeps what is
-// checked instead: the user's groups, when the directory was last asked,
-// and which LDAP settings that was under. On every page:
+// checked instead: the user's groups (those mapped to a team: an AD user
+// may be in hundreds, and records are read whole), when the directory was
+// last asked, and which LDAP settings that was under. On every page:
 //
 //  1. Without asking the directory: LDAP still on with the same settings,
 //     and no local user or organization has taken the name
@@ -113,6 +114,9 @@ func (u *UI) directoryViewer(c *fiber.Ctx, id string, sess *session, now time.Ti
 		case err != nil:
 			return nil, err
 		default:
+			if groups, err = u.auth.MappedGroups(groups); err != nil {
+				return nil, err
+			}
 			err := u.st.RecheckedUISession(id, groups, now)
 			if errors.Is(err, store.ErrUISessionUnknown) {
 				// Signed out or revoked meanwhile.
@@ -145,6 +149,10 @@ func (u *UI) signinDirectory(name, configID string, now time.Time) (string, erro
 		if groups, err = u.auth.LookupDirectoryUser(name); err != nil {
 			return "", err
 		}
+	}
+	groups, err := u.auth.MappedGroups(groups)
+	if err != nil {
+		return "", err
 	}
 	return u.sessions.createDirectory(name, groups, configID, now)
 }

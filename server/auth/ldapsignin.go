@@ -260,6 +260,24 @@ func (s *Service) directoryName(name string) error {
 	return err
 }
 
+// MappedGroups returns those of groups that `team ldap-group` maps to a
+// team now: all a web UI session needs to keep of a user's groups (an AD
+// user may be in hundreds). A mapping added later counts from the
+// session's next check.
+func (s *Service) MappedGroups(groups []string) ([]string, error) {
+	authz, err := s.Authorizer()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, g := range groups {
+		if len(authz.TeamsOfGroups([]string{g})) > 0 {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
 // AuthorizeDirectory is Authorize for directory user name as a member of
 // the teams groups map to (a web UI session's groups as of its last check,
 // rather than those of the user's last sign-in).
