@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +17,6 @@ import (
 	"github.com/berth-registry/berth/store"
 	"github.com/berth-registry/berth/ui"
 )
-
-// lockedBuffer is a log sink safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestDirectorySession_DirectoryDown: when a directory session's check is
 // due and the directory refuses connections (a loopback port nobody
@@ -53,7 +34,7 @@ func TestDirectorySession_DirectoryDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log lockedBuffer
+	var log storetest.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&log, nil))
 	web, err := ui.New(ui.Options{Store: st, Auth: svc, Admin: &admin.Env{Store: st}, Logger: logger})
 	if err != nil {
