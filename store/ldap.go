@@ -60,9 +60,14 @@ func (s *Store) LDAPConfig() (LDAPConfig, error) {
 	return c, err
 }
 
-// SetLDAPConfig stores c, or turns LDAP sign-in off when c is nil.
+// SetLDAPConfig stores c, or turns LDAP sign-in off when c is nil. Either
+// way the web UI sessions of directory users end in the same transaction:
+// they were verified under the settings before.
 func (s *Store) SetLDAPConfig(c *LDAPConfig) error {
 	return s.updateAuth(func(tx *bolt.Tx) error {
+		if err := deleteDirectoryUISessions(tx); err != nil {
+			return err
+		}
 		if c == nil {
 			return tx.Bucket(bucketLDAP).Delete([]byte("config"))
 		}

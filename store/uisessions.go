@@ -222,3 +222,31 @@ func deleteUISessionsOf(tx *bolt.Tx, user string) (int, error) {
 	}
 	return len(ks), nil
 }
+
+// deleteDirectoryUISessions deletes every directory user's session.
+func deleteDirectoryUISessions(tx *bolt.Tx) error {
+	type doomed struct {
+		key  []byte
+		user string
+	}
+	var ds []doomed
+	err := tx.Bucket(bucketUISessions).ForEach(func(k, v []byte) error {
+		var rec UISession
+		if err := decode(v, &rec); err != nil {
+			return fmt.Errorf("ui session record: %w", err)
+		}
+		if rec.Directory {
+			ds = append(ds, doomed{bytes.Clone(k), rec.User})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if err := deleteUISession(tx, d.key, d.user); err != nil {
+			return err
+		}
+	}
+	return nil
+}

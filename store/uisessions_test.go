@@ -148,3 +148,33 @@ func TestUISessions_Directory(t *testing.T) {
 		t.Errorf("%d sessions (%d indexed) left, want none", n, idx)
 	}
 }
+
+// TestUISessions_LDAPSettingsEndDirectorySessions: storing LDAP settings or
+// turning LDAP off ends every directory session, and no local one.
+func TestUISessions_LDAPSettingsEndDirectorySessions(t *testing.T) {
+	s := mustOpen(t)
+	alice := mustAddUser(t, s, "alice")
+	now := time.Now()
+	local := UISession{User: "alice", Epoch: alice.Epoch, Expires: now.Add(time.Hour)}
+	dir := UISession{User: "bob", Expires: now.Add(time.Hour), Directory: true, Checked: now}
+	for _, c := range []*LDAPConfig{{URL: "ldap://127.0.0.1:1", BaseDN: "dc=x", UserFilter: "(uid=%s)"}, nil} {
+		if err := s.CreateUISession("alice-1", local, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateUISession("bob-1", dir, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetLDAPConfig(c); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UISession("bob-1", now); !errors.Is(err, ErrUISessionUnknown) {
+			t.Errorf("SetLDAPConfig(%v): the directory session: %v, want ErrUISessionUnknown", c, err)
+		}
+		if _, err := s.UISession("alice-1", now); err != nil {
+			t.Errorf("SetLDAPConfig(%v): the local session: %v", c, err)
+		}
+		if n, idx := countUISessions(t, s); n != 1 || idx != 1 {
+			t.Errorf("%d sessions (%d indexed), want alice's alone", n, idx)
+		}
+	}
+}
