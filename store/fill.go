@@ -69,8 +69,12 @@ func (w *Fill) Size() int64 { return w.size }
 // ErrSizeInvalid, ErrDigestMismatch. On error nothing is left behind.
 func (w *Fill) Run(repo string, r io.Reader) (n int64, err error) {
 	defer func() { w.finish(err) }()
-	buf := make([]byte, 256<<10)
+	buf := make([]byte, fillPiece)
 	for {
+		// One read takes whatever the upstream's socket holds, up to
+		// fillPiece: when the hash falls behind, pieces grow and the
+		// writes, wake-ups and hash calls per byte shrink; when it keeps
+		// up, a piece goes to the readers as soon as it arrives.
 		k, rerr := r.Read(buf)
 		if k > 0 {
 			if _, werr := w.f.Write(buf[:k]); werr != nil {
@@ -78,8 +82,8 @@ func (w *Fill) Run(repo string, r io.Reader) (n int64, err error) {
 			}
 			n += int64(k)
 			// Readers get the bytes before they are hashed, so that the
-			// client's read and hash overlap with ours; the end of the
-			// stream still waits for the digest.
+			// client's read and hash overlap with ours; the last byte
+			// still waits for the digest (fillReader.wait).
 			w.mu.Lock()
 			w.n = n
 			w.mu.Unlock()
@@ -122,6 +126,9 @@ func (w *Fill) Run(repo string, r io.Reader) (n int64, err error) {
 	return n, nil
 }
 
+// fillPiece is the most one read of the upstream's body takes.
+const fillPiece = 1 << 20
+
 // finish records the outcome for the readers and cleans up.
 func (w *Fill) finish(err error) {
 	w.f.Close()
@@ -137,8 +144,15 @@ func (w *Fill) finish(err error) {
 
 // NewReader returns a reader of the blob from its first byte, which blocks
 // until bytes arrive and ends with io.EOF once Run verified them all, or
-// with Run's error. It fails when the fill has already ended (read the
-// stored blob instead). Close it.
+// with Run's error. When the size is known, the last byte is held back
+// until the digest is verified, so a client never receives a whole body
+// that is wrong. It fails when the fill has already ended (read the stored
+// blob instead). Close it.
+//
+// Besides Read and WriteTo, the reader has SendTo(io.ReaderFrom), which
+// hands dst the file itself, piece by piece as the bytes arrive: a TCP
+// connection sends them with sendfile(2), from the page cache, without a
+// copy through the process.
 func (w *Fill) NewReader() (io.ReadCloser, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -154,35 +168,56 @@ func (w *Fill) NewReader() (io.ReadCloser, error) {
 	return &fillReader{w: w, f: f}, nil
 }
 
-var errFillDone = errors.New("fill already ended")
+var (
+	errFillDone  = errors.New("fill already ended")
+	errFillEnded = errors.New("fill ended early") // done without an error or verification: cannot happen
+)
 
+// fillReader reads the fill's file through its own descriptor, whose
+// offset is always off: Read and SendTo both move it, which is what
+// sendfile(2) reads from.
 type fillReader struct {
 	w   *Fill
 	f   *os.File
 	off int64
 }
 
-func (r *fillReader) Read(p []byte) (int, error) {
+// wait blocks until bytes past r.off may be read and returns how many;
+// io.EOF at the verified end, or the fill's error.
+func (r *fillReader) wait() (int64, error) {
 	w := r.w
 	w.mu.Lock()
-	for r.off >= w.n && !w.done && !w.verified {
+	defer w.mu.Unlock()
+	for {
+		if w.err != nil {
+			return 0, w.err
+		}
+		limit := w.n
+		if !w.verified && w.size > 0 {
+			limit = min(limit, w.size-1)
+		}
+		if r.off < limit {
+			return limit - r.off, nil
+		}
+		if w.verified {
+			return 0, io.EOF
+		}
+		if w.done {
+			return 0, errFillEnded
+		}
 		w.cond.Wait()
 	}
-	avail, verified, err := w.n-r.off, w.verified, w.err
-	w.mu.Unlock()
-	if avail == 0 && verified {
-		return 0, io.EOF
-	}
+}
+
+func (r *fillReader) Read(p []byte) (int, error) {
+	avail, err := r.wait()
 	if err != nil {
 		return 0, err
-	}
-	if avail == 0 {
-		return 0, errors.New("fill ended early") // done without an error or verification: cannot happen
 	}
 	if int64(len(p)) > avail {
 		p = p[:avail]
 	}
-	k, rerr := r.f.ReadAt(p, r.off)
+	k, rerr := r.f.Read(p)
 	r.off += int64(k)
 	if rerr == io.EOF && k > 0 {
 		rerr = nil
@@ -211,6 +246,30 @@ func (r *fillReader) WriteTo(dst io.Writer) (int64, error) {
 		}
 		if err != nil {
 			return total, err
+		}
+	}
+}
+
+// SendTo copies the blob to dst as it arrives, handing dst each piece as
+// an *io.LimitedReader over the file at r's offset (see NewReader).
+func (r *fillReader) SendTo(dst io.ReaderFrom) (int64, error) {
+	var total int64
+	for {
+		avail, err := r.wait()
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		n, err := dst.ReadFrom(&io.LimitedReader{R: r.f, N: avail})
+		r.off += n
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			return total, io.ErrNoProgress // the file is shorter than the fill says: cannot happen
 		}
 	}
 }
