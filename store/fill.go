@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -31,6 +32,7 @@ type Fill struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	n        int64 // bytes written so far
+	wake     int64 // the least n for which a waiting reader can go on
 	verified bool  // all bytes are in and hash to d: readers may end
 	done     bool
 	err      error
@@ -56,7 +58,7 @@ func (s *Store) NewFill(d Digest, size int64) (*Fill, error) {
 		s.staged.Delete(id)
 		return nil, fmt.Errorf("create fill file: %w", err)
 	}
-	w := &Fill{s: s, d: d, size: size, path: path, f: f, h: h}
+	w := &Fill{s: s, d: d, size: size, path: path, f: f, h: h, wake: math.MaxInt64}
 	w.cond = sync.NewCond(&w.mu)
 	return w, nil
 }
@@ -86,8 +88,14 @@ func (w *Fill) Run(repo string, r io.Reader) (n int64, err error) {
 			// still waits for the digest (fillReader.wait).
 			w.mu.Lock()
 			w.n = n
+			wake := n >= w.wake
+			if wake {
+				w.wake = math.MaxInt64
+			}
 			w.mu.Unlock()
-			w.cond.Broadcast()
+			if wake {
+				w.cond.Broadcast()
+			}
 			w.h.Write(buf[:k])
 			if w.size >= 0 && n > w.size {
 				return n, fmt.Errorf("%w: more than %d bytes", ErrSizeInvalid, w.size)
@@ -182,9 +190,12 @@ type fillReader struct {
 	off int64
 }
 
-// wait blocks until bytes past r.off may be read and returns how many;
-// io.EOF at the verified end, or the fill's error.
-func (r *fillReader) wait() (int64, error) {
+// wait blocks until at least atLeast bytes past r.off may be read, or
+// fewer when no more can come before the digest is verified, and returns
+// how many; io.EOF at the verified end, or the fill's error. Before it
+// sleeps it lowers w.wake to the length that would let it go on, so that
+// Run wakes the readers only when one of them can use what arrived.
+func (r *fillReader) wait(atLeast int64) (int64, error) {
 	w := r.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -192,12 +203,13 @@ func (r *fillReader) wait() (int64, error) {
 		if w.err != nil {
 			return 0, w.err
 		}
-		limit := w.n
+		limit, want := w.n, r.off+atLeast
 		if !w.verified && w.size > 0 {
 			limit = min(limit, w.size-1)
+			want = min(want, w.size-1)
 		}
-		if r.off < limit {
-			return limit - r.off, nil
+		if avail := limit - r.off; avail > 0 && (avail >= atLeast || w.verified || limit >= want) {
+			return avail, nil
 		}
 		if w.verified {
 			return 0, io.EOF
@@ -205,12 +217,13 @@ func (r *fillReader) wait() (int64, error) {
 		if w.done {
 			return 0, errFillEnded
 		}
+		w.wake = min(w.wake, max(want, r.off+1))
 		w.cond.Wait()
 	}
 }
 
 func (r *fillReader) Read(p []byte) (int, error) {
-	avail, err := r.wait()
+	avail, err := r.wait(1)
 	if err != nil {
 		return 0, err
 	}
@@ -250,12 +263,17 @@ func (r *fillReader) WriteTo(dst io.Writer) (int64, error) {
 	}
 }
 
+// sendPiece is the least SendTo hands the connection at once while the
+// fill goes on: one wake-up and one sendfile call per half MiB, not per
+// piece of the upstream's socket.
+const sendPiece = 512 << 10
+
 // SendTo copies the blob to dst as it arrives, handing dst each piece as
 // an *io.LimitedReader over the file at r's offset (see NewReader).
 func (r *fillReader) SendTo(dst io.ReaderFrom) (int64, error) {
 	var total int64
 	for {
-		avail, err := r.wait()
+		avail, err := r.wait(sendPiece)
 		if err == io.EOF {
 			return total, nil
 		}
