@@ -71,42 +71,8 @@ func (w *Fill) Size() int64 { return w.size }
 // ErrSizeInvalid, ErrDigestMismatch. On error nothing is left behind.
 func (w *Fill) Run(repo string, r io.Reader) (n int64, err error) {
 	defer func() { w.finish(err) }()
-	buf := make([]byte, fillPiece)
-	for {
-		// One read takes whatever the upstream's socket holds, up to
-		// fillPiece: when the hash falls behind, pieces grow and the
-		// writes, wake-ups and hash calls per byte shrink; when it keeps
-		// up, a piece goes to the readers as soon as it arrives.
-		k, rerr := r.Read(buf)
-		if k > 0 {
-			if _, werr := w.f.Write(buf[:k]); werr != nil {
-				return n, fmt.Errorf("write fill file: %w", werr)
-			}
-			n += int64(k)
-			// Readers get the bytes before they are hashed, so that the
-			// client's read and hash overlap with ours; the last byte
-			// still waits for the digest (fillReader.wait).
-			w.mu.Lock()
-			w.n = n
-			wake := n >= w.wake
-			if wake {
-				w.wake = math.MaxInt64
-			}
-			w.mu.Unlock()
-			if wake {
-				w.cond.Broadcast()
-			}
-			w.h.Write(buf[:k])
-			if w.size >= 0 && n > w.size {
-				return n, fmt.Errorf("%w: more than %d bytes", ErrSizeInvalid, w.size)
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return n, rerr
-		}
+	if n, err = w.copyIn(r); err != nil {
+		return n, err
 	}
 	if w.size >= 0 && n != w.size {
 		return n, fmt.Errorf("%w: got %d bytes, want %d", ErrSizeInvalid, n, w.size)
@@ -134,8 +100,62 @@ func (w *Fill) Run(repo string, r io.Reader) (n int64, err error) {
 	return n, nil
 }
 
+// copyIn writes r into the file and publishes each piece to the readers
+// as soon as it is written; a hasher hashes it behind them, so that
+// hashing one piece overlaps reading and writing the next. It returns
+// once every byte is written and hashed.
+func (w *Fill) copyIn(r io.Reader) (n int64, err error) {
+	hs := newPieceHasher(w.h)
+	defer hs.close()
+	for {
+		buf := hs.buffer()
+		// One read takes whatever the upstream's socket holds, up to
+		// fillPiece: when berth falls behind, pieces grow and the
+		// writes, wake-ups and hash calls per byte shrink; when it keeps
+		// up, a piece goes to the readers as soon as it arrives.
+		k, rerr := r.Read(buf)
+		if k > 0 {
+			if _, werr := w.f.Write(buf[:k]); werr != nil {
+				return n, fmt.Errorf("write fill file: %w", werr)
+			}
+			n += int64(k)
+			// Readers get the bytes before they are hashed, so that the
+			// client's read and hash overlap with ours; the last byte
+			// still waits for the digest (fillReader.wait).
+			w.publish(n)
+			hs.hash(buf[:k])
+			if w.size >= 0 && n > w.size {
+				return n, fmt.Errorf("%w: more than %d bytes", ErrSizeInvalid, w.size)
+			}
+		} else {
+			hs.unused(buf)
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// publish lets the readers read n bytes, waking them when one of them
+// waits for fewer.
+func (w *Fill) publish(n int64) {
+	w.mu.Lock()
+	w.n = n
+	wake := n >= w.wake
+	if wake {
+		w.wake = math.MaxInt64
+	}
+	w.mu.Unlock()
+	if wake {
+		w.cond.Broadcast()
+	}
+}
+
 // fillPiece is the most one read of the upstream's body takes.
-const fillPiece = 1 << 20
+const fillPiece = 256 << 10
 
 // finish records the outcome for the readers and cleans up.
 func (w *Fill) finish(err error) {
