@@ -265,36 +265,27 @@ func (c *trackedConn) countWriteTimeout(err error) {
 	}
 }
 
-// ReadFrom sends a response body (a blob file) in pieces of at most
-// writeChunk, each under its own write deadline. The first piece goes by
-// sendfile, which is all a small blob needs and holds no buffer; the rest
-// of a larger one is read into a pooled buffer and written. Sendfile costs
-// the server less, but the client then copies every byte out of the page
-// cache, from memory no core has touched, while a written buffer reaches it
-// still in the cache: the client, which hashes what it pulls and is the
-// slower side, spent 1.27-1.33 CPU-s per GiB behind sendfile against
-// 1.03-1.21 behind writes (docs/performance.md).
+// ReadFrom keeps the sendfile path of *net.TCPConn for blob pulls, in
+// pieces of writeChunk, each under its own write deadline.
 func (c *trackedConn) ReadFrom(r io.Reader) (int64, error) {
 	rf, ok := c.Conn.(io.ReaderFrom)
 	if !ok {
 		return io.Copy(struct{ io.Writer }{c}, r)
 	}
-	c.pushWriteDeadline()
-	total, err := rf.ReadFrom(&io.LimitedReader{R: r, N: writeChunk})
-	if err != nil || total < writeChunk {
-		c.countWriteTimeout(err)
-		return total, err
+	var total int64
+	for {
+		c.pushWriteDeadline()
+		n, err := rf.ReadFrom(&io.LimitedReader{R: r, N: writeChunk})
+		total += n
+		if err != nil {
+			c.countWriteTimeout(err)
+			return total, err
+		}
+		if n < writeChunk {
+			return total, nil
+		}
 	}
-	// Neither side's io.ReaderFrom or io.WriterTo: the pieces are ours.
-	buf := pieceBuffers.Get().(*[]byte)
-	defer pieceBuffers.Put(buf)
-	n, err := io.CopyBuffer(struct{ io.Writer }{c}, struct{ io.Reader }{r}, *buf)
-	return total + n, err
 }
-
-// pieceBuffers hold the pieces ReadFrom writes: 64 KiB, so that a client
-// that stops reading holds one small buffer until the write timeout ends it.
-var pieceBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // SetReadDeadline and SetWriteDeadline ignore fasthttp's deadlines (and
 // tls.Conn's, which pass through): the connection keeps its own by phase,
