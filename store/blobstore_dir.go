@@ -150,17 +150,18 @@ func (b *dirBlobs) AppendSession(ctx context.Context, sess Session) (SessionWrit
 		f.Close()
 		return nil, fmt.Errorf("seek upload file: %w", err)
 	}
-	return &dirSessionWriter{f: f, offset: sess.Offset}, nil
+	return &dirSessionWriter{f: f, w: newWritebackFile(f, sess.Offset), offset: sess.Offset}, nil
 }
 
 // dirSessionWriter appends to a session file.
 type dirSessionWriter struct {
 	f      *os.File
-	offset int64 // the recorded offset, where Abort cuts back to
+	w      *writebackFile // f, written back while the chunk streams in
+	offset int64          // the recorded offset, where Abort cuts back to
 }
 
 func (w *dirSessionWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
+	n, err := w.w.Write(p)
 	if err != nil {
 		err = fmt.Errorf("write upload file: %w", err)
 	}

@@ -59,7 +59,7 @@ func writeVerified(dir string, d Digest, size int64, r io.Reader) (tmp string, n
 			os.Remove(path)
 		}
 	}()
-	n, readErr, writeErr := CopyHashed(f, h, r)
+	n, readErr, writeErr := CopyHashed(newWritebackFile(f, 0), h, r)
 	switch {
 	case writeErr != nil:
 		return "", n, fmt.Errorf("write upload file: %w", writeErr)
