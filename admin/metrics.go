@@ -3,11 +3,10 @@ package admin
 import (
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/berth-registry/berth/internal/metrics"
 )
 
-// Maintenance runs are counted on prometheus.DefaultRegisterer, the
+// Maintenance runs are counted on metrics.Default, the
 // process's registry: the server's /metrics serves it next to its own, so
 // admin and server share no package for metrics and neither imports the
 // other. In the server process that counts every run, whether the
@@ -18,11 +17,11 @@ import (
 var countedOperations = map[string]bool{"gc": true, "backup": true, "verify": true, "retention": true}
 
 var (
-	maintenanceRuns = promauto.NewCounterVec(prometheus.CounterOpts{
+	maintenanceRuns = metrics.Default.NewCounterVec(metrics.Opts{
 		Name: "berth_maintenance_runs_total",
 		Help: "Runs of gc, retention, backup and verify in this process, by operation and result (ok or error).",
 	}, []string{"operation", "result"})
-	maintenanceLastSuccess = promauto.NewGaugeVec(prometheus.GaugeOpts{
+	maintenanceLastSuccess = metrics.Default.NewGaugeVec(metrics.Opts{
 		Name: "berth_maintenance_last_success_timestamp_seconds",
 		Help: "When gc, backup or verify last succeeded in this process, as a Unix time; absent until then.",
 	}, []string{"operation"})

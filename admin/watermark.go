@@ -8,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
-
+	"github.com/berth-registry/berth/internal/metrics"
 	"github.com/berth-registry/berth/store"
 )
 
@@ -30,23 +28,23 @@ type Watermark struct {
 }
 
 var (
-	freeBytes = promauto.NewGauge(prometheus.GaugeOpts{
+	freeBytes = metrics.Default.NewGauge(metrics.Opts{
 		Name: "berth_storage_free_bytes",
 		Help: "Bytes free on the data directory's filesystem, as the free-space watermark last measured them.",
 	})
-	sizeBytes = promauto.NewGauge(prometheus.GaugeOpts{
+	sizeBytes = metrics.Default.NewGauge(metrics.Opts{
 		Name: "berth_storage_size_bytes",
 		Help: "Size of the data directory's filesystem.",
 	})
-	pushesRefused = promauto.NewGauge(prometheus.GaugeOpts{
+	pushesRefused = metrics.Default.NewGauge(metrics.Opts{
 		Name: "berth_storage_pushes_refused",
 		Help: "1 while pushes are refused because the disk is below the low free-space mark and nothing more can be pruned.",
 	})
-	prunedTags = promauto.NewCounter(prometheus.CounterOpts{
+	prunedTags = metrics.Default.NewCounter(metrics.Opts{
 		Name: "berth_watermark_pruned_tags_total",
 		Help: "Tags the free-space watermark pruned.",
 	})
-	prunedManifests = promauto.NewCounter(prometheus.CounterOpts{
+	prunedManifests = metrics.Default.NewCounter(metrics.Opts{
 		Name: "berth_watermark_pruned_manifests_total",
 		Help: "Manifests the free-space watermark pruned.",
 	})

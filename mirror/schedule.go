@@ -6,13 +6,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
-
+	"github.com/berth-registry/berth/internal/metrics"
 	"github.com/berth-registry/berth/store"
 )
 
-var prefetchRuns = promauto.NewCounterVec(prometheus.CounterOpts{
+var prefetchRuns = metrics.Default.NewCounterVec(metrics.Opts{
 	Name: "berth_mirror_prefetch_runs_total",
 	Help: "Scheduled prefetch runs (berth mirror schedule) by mirror and result (ok, error).",
 }, []string{"mirror", "result"})
