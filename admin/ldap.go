@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/berth-registry/berth/server/auth"
 	"github.com/berth-registry/berth/store"
@@ -25,6 +26,7 @@ type LDAPSet struct {
 	StartTLS          bool   `flag:"start-tls" usage:"upgrade an ldap:// connection with StartTLS" json:"start_tls,omitempty"`
 	CA                string `flag:"ca" usage:"PEM file of the CA certificates to trust for ldaps:// or StartTLS" json:"-"`
 	Timeout           int    `flag:"timeout" usage:"seconds a connection or an operation may take" json:"timeout,omitempty"`
+	UIRecheck         int    `flag:"ui-recheck" usage:"seconds between the directory checks of a web UI session (user still there, its groups)" json:"ui_recheck,omitempty"`
 
 	BindPassword string `json:"bind_password,omitempty"` // from stdin, by Prepare
 	CAPEM        string `json:"ca_pem,omitempty"`        // the --ca file, by Prepare
@@ -56,7 +58,7 @@ type LDAPTested struct {
 
 var LDAPSetOp = register(&Op[LDAPSet, LDAPSettings]{
 	Name:     "ldap set",
-	Defaults: LDAPSet{UserFilter: "(uid=%s)", Timeout: 5},
+	Defaults: LDAPSet{UserFilter: "(uid=%s)", Timeout: 5, UIRecheck: int(auth.DefaultUIRecheck / time.Second)},
 	Prepare: func(req *LDAPSet, c Client) error {
 		if req.BindPasswordStdin {
 			b, err := io.ReadAll(io.LimitReader(c.In, 4097))
@@ -81,7 +83,7 @@ var LDAPSetOp = register(&Op[LDAPSet, LDAPSettings]{
 		c := store.LDAPConfig{
 			URL: req.URL, BindDN: req.BindDN, BindPassword: req.BindPassword, BaseDN: req.BaseDN,
 			UserFilter: req.UserFilter, GroupFilter: req.GroupFilter, GroupBaseDN: req.GroupBaseDN,
-			StartTLS: req.StartTLS, CAPEM: req.CAPEM, TimeoutSeconds: req.Timeout,
+			StartTLS: req.StartTLS, CAPEM: req.CAPEM, TimeoutSeconds: req.Timeout, UIRecheckSeconds: req.UIRecheck,
 		}
 		if err := auth.ValidateLDAPConfig(c); err != nil {
 			return nil, err
@@ -176,7 +178,7 @@ func renderLDAPSettings(w Output, res *LDAPSettings) error {
 	} else {
 		fmt.Fprintln(w.Out, "groups: memberOf")
 	}
-	_, err := fmt.Fprintf(w.Out, "start-tls: %v\nca: %v\n", c.StartTLS, c.CAPEM != "")
+	_, err := fmt.Fprintf(w.Out, "start-tls: %v\nca: %v\nui-recheck: %v\n", c.StartTLS, c.CAPEM != "", auth.UIRecheck(c))
 	return err
 }
 

@@ -141,14 +141,6 @@ func TestLDAP_MemberOf(t *testing.T) {
 		}
 	})
 
-	t.Run("web UI says LDAP accounts cannot sign in", func(t *testing.T) {
-		pre := signinCSRF(t, s)
-		p := doPage(t, formPost(t, s.URL("/ui/signin"), url.Values{"csrf": {pre.Value}, "name": {"bob"}, "password": {"bob-ldap-pw"}}, pre, "http://"+s.Addr))
-		if errs := p.find("p", "id", "error"); p.status != http.StatusForbidden || len(errs) != 1 || !strings.Contains(textOf(errs[0]), "LDAP accounts cannot sign in") {
-			t.Errorf("UI sign-in of an LDAP user: status %d, error %d", p.status, len(errs))
-		}
-	})
-
 	t.Run("user removed mid-session", func(t *testing.T) {
 		tok, _ := wantToken(t, s.getToken(t, "alice", "alice-ldap-pw", url.Values{"service": {"berth"}, "scope": {"repository:acme/apps/api:pull,push"}}))
 		slapd.ldapdelete(t, "uid=alice,"+ldapPeople)

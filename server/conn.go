@@ -272,10 +272,20 @@ func (c *trackedConn) ReadFrom(r io.Reader) (int64, error) {
 	if !ok {
 		return io.Copy(struct{ io.Writer }{c}, r)
 	}
+	// sendfile sees through one *io.LimitedReader only: a limited file
+	// (a mirror's growing blob) is cut into pieces of the file itself.
+	lr, _ := r.(*io.LimitedReader)
 	var total int64
 	for {
 		c.pushWriteDeadline()
-		n, err := rf.ReadFrom(&io.LimitedReader{R: r, N: writeChunk})
+		piece := &io.LimitedReader{R: r, N: writeChunk}
+		if lr != nil {
+			piece.R, piece.N = lr.R, min(lr.N, writeChunk)
+		}
+		n, err := rf.ReadFrom(piece)
+		if lr != nil {
+			lr.N -= n
+		}
 		total += n
 		if err != nil {
 			c.countWriteTimeout(err)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"strconv"
@@ -116,7 +117,7 @@ func (s *Server) serveFilling(c *fiber.Ctx, d store.Digest, r io.ReadCloser, siz
 		c.Response().SkipBody = true
 		return true, nil
 	case rng == "":
-		c.Context().SetBodyStream(r, int(size))
+		c.Context().SetBodyStream(sendable(c, r), int(size))
 		return true, nil
 	}
 	start, end, partial, err := parseRange(rng, size)
@@ -126,7 +127,7 @@ func (s *Server) serveFilling(c *fiber.Ctx, d store.Digest, r io.ReadCloser, siz
 		return false, err
 	}
 	if !partial {
-		c.Context().SetBodyStream(r, int(size))
+		c.Context().SetBodyStream(sendable(c, r), int(size))
 		return true, nil
 	}
 	// The bytes before the range are read from the growing file, which
@@ -140,6 +141,45 @@ func (s *Server) serveFilling(c *fiber.Ctx, d store.Digest, r io.ReadCloser, siz
 	c.Set(fiber.HeaderContentRange, "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(end, 10)+"/"+strconv.FormatInt(size, 10))
 	c.Context().SetBodyStream(readCloser{io.LimitReader(r, n), r}, int(n))
 	return true, nil
+}
+
+// fileSender is a reader of a growing blob that can hand its file to a
+// connection (store's fill reader, SendTo).
+type fileSender interface {
+	io.ReadCloser
+	io.WriterTo
+	SendTo(dst io.ReaderFrom) (int64, error)
+}
+
+// sendable returns r as the body of a response on c: on a plain TCP
+// connection, one that passes the growing file to the connection, which
+// sends it with sendfile(2) from the page cache; otherwise (TLS, tests
+// through app.Test) r itself, copied through a buffer.
+func sendable(c *fiber.Ctx, r io.ReadCloser) io.ReadCloser {
+	fs, ok := r.(fileSender)
+	if _, plain := c.Context().Conn().(*trackedConn); !ok || !plain {
+		return r
+	}
+	return sendBody{fs}
+}
+
+// sendBody is the response body of a fill on a plain TCP connection.
+// fasthttp copies a body stream into its *bufio.Writer over the
+// connection; an empty buffer passes ReadFrom through to the connection
+// (trackedConn.ReadFrom), which sends a limited file with sendfile.
+type sendBody struct{ fileSender }
+
+func (b sendBody) WriteTo(w io.Writer) (int64, error) {
+	bw, ok := w.(*bufio.Writer)
+	if !ok {
+		return b.fileSender.WriteTo(w)
+	}
+	// fasthttp flushes the headers before a large body; small ones may
+	// still be buffered.
+	if err := bw.Flush(); err != nil {
+		return 0, err
+	}
+	return b.SendTo(bw)
 }
 
 // readCloser reads from one reader and closes another.

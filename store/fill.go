@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -31,6 +32,7 @@ type Fill struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	n        int64 // bytes written so far
+	wake     int64 // the least n for which a waiting reader can go on
 	verified bool  // all bytes are in and hash to d: readers may end
 	done     bool
 	err      error
@@ -56,7 +58,7 @@ func (s *Store) NewFill(d Digest, size int64) (*Fill, error) {
 		s.staged.Delete(id)
 		return nil, fmt.Errorf("create fill file: %w", err)
 	}
-	w := &Fill{s: s, d: d, size: size, path: path, f: f, h: h}
+	w := &Fill{s: s, d: d, size: size, path: path, f: f, h: h, wake: math.MaxInt64}
 	w.cond = sync.NewCond(&w.mu)
 	return w, nil
 }
@@ -69,32 +71,8 @@ func (w *Fill) Size() int64 { return w.size }
 // ErrSizeInvalid, ErrDigestMismatch. On error nothing is left behind.
 func (w *Fill) Run(repo string, r io.Reader) (n int64, err error) {
 	defer func() { w.finish(err) }()
-	buf := make([]byte, 256<<10)
-	for {
-		k, rerr := r.Read(buf)
-		if k > 0 {
-			if _, werr := w.f.Write(buf[:k]); werr != nil {
-				return n, fmt.Errorf("write fill file: %w", werr)
-			}
-			n += int64(k)
-			// Readers get the bytes before they are hashed, so that the
-			// client's read and hash overlap with ours; the end of the
-			// stream still waits for the digest.
-			w.mu.Lock()
-			w.n = n
-			w.mu.Unlock()
-			w.cond.Broadcast()
-			w.h.Write(buf[:k])
-			if w.size >= 0 && n > w.size {
-				return n, fmt.Errorf("%w: more than %d bytes", ErrSizeInvalid, w.size)
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return n, rerr
-		}
+	if n, err = w.copyIn(r); err != nil {
+		return n, err
 	}
 	if w.size >= 0 && n != w.size {
 		return n, fmt.Errorf("%w: got %d bytes, want %d", ErrSizeInvalid, n, w.size)
@@ -122,6 +100,63 @@ func (w *Fill) Run(repo string, r io.Reader) (n int64, err error) {
 	return n, nil
 }
 
+// copyIn writes r into the file and publishes each piece to the readers
+// as soon as it is written; a hasher hashes it behind them, so that
+// hashing one piece overlaps reading and writing the next. It returns
+// once every byte is written and hashed.
+func (w *Fill) copyIn(r io.Reader) (n int64, err error) {
+	hs := newPieceHasher(w.h)
+	defer hs.close()
+	for {
+		buf := hs.buffer()
+		// One read takes whatever the upstream's socket holds, up to
+		// fillPiece: when berth falls behind, pieces grow and the
+		// writes, wake-ups and hash calls per byte shrink; when it keeps
+		// up, a piece goes to the readers as soon as it arrives.
+		k, rerr := r.Read(buf)
+		if k > 0 {
+			if _, werr := w.f.Write(buf[:k]); werr != nil {
+				return n, fmt.Errorf("write fill file: %w", werr)
+			}
+			n += int64(k)
+			// Readers get the bytes before they are hashed, so that the
+			// client's read and hash overlap with ours; the last byte
+			// still waits for the digest (fillReader.wait).
+			w.publish(n)
+			hs.hash(buf[:k])
+			if w.size >= 0 && n > w.size {
+				return n, fmt.Errorf("%w: more than %d bytes", ErrSizeInvalid, w.size)
+			}
+		} else {
+			hs.unused(buf)
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// publish lets the readers read n bytes, waking them when one of them
+// waits for fewer.
+func (w *Fill) publish(n int64) {
+	w.mu.Lock()
+	w.n = n
+	wake := n >= w.wake
+	if wake {
+		w.wake = math.MaxInt64
+	}
+	w.mu.Unlock()
+	if wake {
+		w.cond.Broadcast()
+	}
+}
+
+// fillPiece is the most one read of the upstream's body takes.
+const fillPiece = 256 << 10
+
 // finish records the outcome for the readers and cleans up.
 func (w *Fill) finish(err error) {
 	w.f.Close()
@@ -137,8 +172,15 @@ func (w *Fill) finish(err error) {
 
 // NewReader returns a reader of the blob from its first byte, which blocks
 // until bytes arrive and ends with io.EOF once Run verified them all, or
-// with Run's error. It fails when the fill has already ended (read the
-// stored blob instead). Close it.
+// with Run's error. When the size is known, the last byte is held back
+// until the digest is verified, so a client never receives a whole body
+// that is wrong. It fails when the fill has already ended (read the stored
+// blob instead). Close it.
+//
+// Besides Read and WriteTo, the reader has SendTo(io.ReaderFrom), which
+// hands dst the file itself, piece by piece as the bytes arrive: a TCP
+// connection sends them with sendfile(2), from the page cache, without a
+// copy through the process.
 func (w *Fill) NewReader() (io.ReadCloser, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -154,35 +196,61 @@ func (w *Fill) NewReader() (io.ReadCloser, error) {
 	return &fillReader{w: w, f: f}, nil
 }
 
-var errFillDone = errors.New("fill already ended")
+var (
+	errFillDone  = errors.New("fill already ended")
+	errFillEnded = errors.New("fill ended early") // done without an error or verification: cannot happen
+)
 
+// fillReader reads the fill's file through its own descriptor, whose
+// offset is always off: Read and SendTo both move it, which is what
+// sendfile(2) reads from.
 type fillReader struct {
 	w   *Fill
 	f   *os.File
 	off int64
 }
 
-func (r *fillReader) Read(p []byte) (int, error) {
+// wait blocks until at least atLeast bytes past r.off may be read, or
+// fewer when no more can come before the digest is verified, and returns
+// how many; io.EOF at the verified end, or the fill's error. Before it
+// sleeps it lowers w.wake to the length that would let it go on, so that
+// Run wakes the readers only when one of them can use what arrived.
+func (r *fillReader) wait(atLeast int64) (int64, error) {
 	w := r.w
 	w.mu.Lock()
-	for r.off >= w.n && !w.done && !w.verified {
+	defer w.mu.Unlock()
+	for {
+		if w.err != nil {
+			return 0, w.err
+		}
+		limit, want := w.n, r.off+atLeast
+		if !w.verified && w.size > 0 {
+			limit = min(limit, w.size-1)
+			want = min(want, w.size-1)
+		}
+		if avail := limit - r.off; avail > 0 && (avail >= atLeast || w.verified || limit >= want) {
+			return avail, nil
+		}
+		if w.verified {
+			return 0, io.EOF
+		}
+		if w.done {
+			return 0, errFillEnded
+		}
+		w.wake = min(w.wake, max(want, r.off+1))
 		w.cond.Wait()
 	}
-	avail, verified, err := w.n-r.off, w.verified, w.err
-	w.mu.Unlock()
-	if avail == 0 && verified {
-		return 0, io.EOF
-	}
+}
+
+func (r *fillReader) Read(p []byte) (int, error) {
+	avail, err := r.wait(1)
 	if err != nil {
 		return 0, err
-	}
-	if avail == 0 {
-		return 0, errors.New("fill ended early") // done without an error or verification: cannot happen
 	}
 	if int64(len(p)) > avail {
 		p = p[:avail]
 	}
-	k, rerr := r.f.ReadAt(p, r.off)
+	k, rerr := r.f.Read(p)
 	r.off += int64(k)
 	if rerr == io.EOF && k > 0 {
 		rerr = nil
@@ -211,6 +279,35 @@ func (r *fillReader) WriteTo(dst io.Writer) (int64, error) {
 		}
 		if err != nil {
 			return total, err
+		}
+	}
+}
+
+// sendPiece is the least SendTo hands the connection at once while the
+// fill goes on: one wake-up and one sendfile call per half MiB, not per
+// piece of the upstream's socket.
+const sendPiece = 512 << 10
+
+// SendTo copies the blob to dst as it arrives, handing dst each piece as
+// an *io.LimitedReader over the file at r's offset (see NewReader).
+func (r *fillReader) SendTo(dst io.ReaderFrom) (int64, error) {
+	var total int64
+	for {
+		avail, err := r.wait(sendPiece)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		n, err := dst.ReadFrom(&io.LimitedReader{R: r.f, N: avail})
+		r.off += n
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n == 0 {
+			return total, io.ErrNoProgress // the file is shorter than the fill says: cannot happen
 		}
 	}
 }

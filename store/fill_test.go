@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand"
 	"os"
@@ -91,14 +92,18 @@ func TestStore_Fill(t *testing.T) {
 				t.Fatal(err)
 			}
 			var readErr error
+			var got []byte
 			done := make(chan struct{})
-			go func() { _, readErr = io.ReadAll(r); r.Close(); close(done) }()
+			go func() { got, readErr = io.ReadAll(r); r.Close(); close(done) }()
 			if _, err := f.Run("cache/app", tc.body); !errors.Is(err, tc.want) {
 				t.Errorf("Run: %v, want %v", err, tc.want)
 			}
 			<-done
 			if !errors.Is(readErr, tc.want) {
 				t.Errorf("reader ended with %v, want %v: a client would take a bad body for whole", readErr, tc.want)
+			}
+			if len(got) >= len(content) {
+				t.Errorf("reader received all %d bytes of a bad body: a client that stops at the size would take it for whole", len(got))
 			}
 			if _, err := s.StatBlob("cache/app", d); !errors.Is(err, ErrBlobUnknown) {
 				t.Errorf("StatBlob after a failed fill: %v, want ErrBlobUnknown", err)
@@ -109,6 +114,68 @@ func TestStore_Fill(t *testing.T) {
 			entries, _ := os.ReadDir(UploadsDir(s.Dir()))
 			if len(entries) != 0 {
 				t.Errorf("a failed fill left %d files in uploads", len(entries))
+			}
+		})
+	}
+}
+
+// TestFill_SendTo: a reader hands the growing file to a real loopback TCP
+// connection (sendfile); the client receives the blob whole, or, when
+// the digest is wrong, never the whole size and SendTo's error.
+func TestFill_SendTo(t *testing.T) {
+	content := make([]byte, 3<<20)
+	rand.New(rand.NewSource(2)).Read(content)
+	d := DigestOf(SHA256, content)
+	bad := append([]byte{content[0] ^ 1}, content[1:]...)
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want error
+	}{
+		{"OK", content, nil},
+		{"ErrDigestMismatch", bad, ErrDigestMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := mustOpen(t)
+			f, err := s.NewFill(d, int64(len(content)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := f.NewReader()
+			if err != nil {
+				t.Fatal(err)
+			}
+			server, client := tcpPair(t)
+			received := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(client)
+				received <- b
+			}()
+			sent := make(chan error, 1)
+			go func() {
+				n, err := r.(interface {
+					SendTo(io.ReaderFrom) (int64, error)
+				}).SendTo(server)
+				if err == nil && n != int64(len(content)) {
+					err = fmt.Errorf("SendTo sent %d bytes", n)
+				}
+				r.Close()
+				server.Close()
+				sent <- err
+			}()
+			if _, err := f.Run("cache/app", &slowReader{b: tc.body}); !errors.Is(err, tc.want) {
+				t.Fatalf("Run: %v, want %v", err, tc.want)
+			}
+			if err := <-sent; !errors.Is(err, tc.want) {
+				t.Errorf("SendTo: %v, want %v", err, tc.want)
+			}
+			got := <-received
+			client.Close()
+			switch {
+			case tc.want == nil && !bytes.Equal(got, content):
+				t.Errorf("the client received %d bytes, not the blob", len(got))
+			case tc.want != nil && len(got) >= len(content):
+				t.Errorf("the client received all %d bytes of a bad body", len(got))
 			}
 		})
 	}

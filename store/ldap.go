@@ -34,6 +34,10 @@ type LDAPConfig struct {
 	CAPEM       string `json:"caPEM,omitempty"` // CA certificates to trust, PEM
 	// TimeoutSeconds bounds each connection and operation; 0 means 5.
 	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// UIRecheckSeconds is how often a web UI session of a directory user
+	// asks the directory again whether the user exists and which groups
+	// it is in; 0 (settings stored before it existed) means 120.
+	UIRecheckSeconds int `json:"uiRecheckSeconds,omitempty"`
 }
 
 // LDAPConfig returns the LDAP settings, or ErrLDAPNotConfigured.
@@ -56,9 +60,14 @@ func (s *Store) LDAPConfig() (LDAPConfig, error) {
 	return c, err
 }
 
-// SetLDAPConfig stores c, or turns LDAP sign-in off when c is nil.
+// SetLDAPConfig stores c, or turns LDAP sign-in off when c is nil. Either
+// way the web UI sessions of directory users end in the same transaction:
+// they were verified under the settings before.
 func (s *Store) SetLDAPConfig(c *LDAPConfig) error {
 	return s.updateAuth(func(tx *bolt.Tx) error {
+		if err := deleteDirectoryUISessions(tx); err != nil {
+			return err
+		}
 		if c == nil {
 			return tx.Bucket(bucketLDAP).Delete([]byte("config"))
 		}

@@ -186,13 +186,22 @@ func (s *Store) RefreshTokensOf(name string, now time.Time) ([]RefreshToken, err
 
 // RevokeRefreshTokens deletes refresh tokens of the user called name: the
 // one whose ID is id, or all of them and the user's web UI sessions when id
-// is "". It returns how many it
-// deleted; ErrUserUnknown when there is no such user, and an error wrapping
-// ErrSessionUnknown when id names none of the user's tokens.
+// is "" (for a name that is no local user, the web UI sessions of the
+// directory user of that name). It returns how many it deleted;
+// ErrUserUnknown when there is no such user (and, with id "", no session
+// of that name), and an error wrapping ErrSessionUnknown when id names none
+// of the user's tokens.
 func (s *Store) RevokeRefreshTokens(name, id string) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if _, err := getUser(tx, name); err != nil {
+			// A directory (LDAP) user has no record and no refresh
+			// tokens, only web UI sessions.
+			if errors.Is(err, ErrUserUnknown) && id == "" {
+				if n, err = deleteUISessionsOf(tx, name); err == nil && n == 0 {
+					err = fmt.Errorf("%w: %s", ErrUserUnknown, name)
+				}
+			}
 			return err
 		}
 		held, err := refreshTokensOf(tx, name)

@@ -15,7 +15,8 @@ import (
 // SHA-256 of a session id is stored: a copy of meta.db does not sign anyone
 // in.
 //
-//	uisessions      <sha256 of id, hex> → user, epoch, expires
+//	uisessions      <sha256 of id, hex> → user, epoch, expires; for a directory
+//	                user's: its groups, when the directory was last asked, which LDAP settings
 //	uisessionusers  <user>\x00<sha256 of id, hex> → {}   to count and revoke a user's sessions
 var (
 	bucketUISessions     = []byte("uisessions")
@@ -35,12 +36,22 @@ const (
 	MaxUISessions = 10000
 )
 
-// UISession is one web UI sign-in, bound to the user's Epoch (see
-// User.Epoch): a session whose epoch no longer matches is revoked.
+// UISession is one web UI sign-in. A local user's is bound to the user's
+// Epoch (see User.Epoch): a session whose epoch no longer matches is
+// revoked. A directory (LDAP) user's has Directory set and Epoch 0, and
+// keeps what the UI re-checks it against: the user's groups as of the
+// last time the directory was asked (Checked), and which LDAP settings
+// that was under (LDAPConfig, an identifier the UI compares). The fields
+// after Expires are absent from records written before directory
+// sessions existed, which therefore load as local sessions.
 type UISession struct {
-	User    string    `json:"user"`
-	Epoch   uint64    `json:"epoch"`
-	Expires time.Time `json:"expires"`
+	User       string    `json:"user"`
+	Epoch      uint64    `json:"epoch"`
+	Expires    time.Time `json:"expires"`
+	Directory  bool      `json:"directory,omitempty"`
+	Groups     []string  `json:"groups,omitempty"`
+	Checked    time.Time `json:"checked,omitzero"`
+	LDAPConfig string    `json:"ldap_config,omitempty"`
 }
 
 func uiSessionKey(id string) []byte {
@@ -153,6 +164,29 @@ func (s *Store) UISession(id string, now time.Time) (UISession, error) {
 	return rec, nil
 }
 
+// RecheckedUISession records a new check of directory session id: the
+// user's groups then and when. It returns ErrUISessionUnknown when the
+// session is gone (signed out or revoked meanwhile), so a check never
+// brings one back.
+func (s *Store) RecheckedUISession(id string, groups []string, at time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		k := uiSessionKey(id)
+		v := tx.Bucket(bucketUISessions).Get(k)
+		if v == nil {
+			return ErrUISessionUnknown
+		}
+		var rec UISession
+		if err := decode(v, &rec); err != nil {
+			return err
+		}
+		if !rec.Directory {
+			return fmt.Errorf("recheck ui session: not a directory session")
+		}
+		rec.Groups, rec.Checked = groups, at
+		return putRecord(tx, bucketUISessions, k, rec)
+	})
+}
+
 // DeleteUISession ends session id; an unknown one is no error.
 func (s *Store) DeleteUISession(id string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -187,4 +221,32 @@ func deleteUISessionsOf(tx *bolt.Tx, user string) (int, error) {
 		}
 	}
 	return len(ks), nil
+}
+
+// deleteDirectoryUISessions deletes every directory user's session.
+func deleteDirectoryUISessions(tx *bolt.Tx) error {
+	type doomed struct {
+		key  []byte
+		user string
+	}
+	var ds []doomed
+	err := tx.Bucket(bucketUISessions).ForEach(func(k, v []byte) error {
+		var rec UISession
+		if err := decode(v, &rec); err != nil {
+			return fmt.Errorf("ui session record: %w", err)
+		}
+		if rec.Directory {
+			ds = append(ds, doomed{bytes.Clone(k), rec.User})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if err := deleteUISession(tx, d.key, d.user); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -69,3 +69,112 @@ func TestUISessions_Bounds(t *testing.T) {
 		t.Errorf("%d sessions (%d indexed) after bob's deletion, want 0", n, idx)
 	}
 }
+
+// TestUISessions_OldRecordLoads: a record written before directory sessions
+// existed (no directory fields) loads as a local session, unchanged.
+func TestUISessions_OldRecordLoads(t *testing.T) {
+	s := mustOpen(t)
+	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	old := fmt.Sprintf(`{"user":"alice","epoch":7,"expires":%q}`, expires.Format(time.RFC3339Nano))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		k := uiSessionKey("old-id")
+		if err := tx.Bucket(bucketUISessions).Put(k, append([]byte{recordVersion}, old...)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketUISessionUsers).Put(key("alice", string(k)), nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.UISession("old-id", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.User != "alice" || got.Epoch != 7 || !got.Expires.Equal(expires) || got.Directory || got.Groups != nil || !got.Checked.IsZero() || got.LDAPConfig != "" {
+		t.Errorf("old record loads as %+v", got)
+	}
+	if err := s.RecheckedUISession("old-id", []string{"cn=x"}, time.Now()); err == nil {
+		t.Error("RecheckedUISession changed a local session")
+	}
+}
+
+// TestUISessions_Directory: a directory user's sessions keep their groups
+// and last check, are updated by RecheckedUISession (never brought back
+// once gone), end with user revoke --all (RevokeRefreshTokens with no id,
+// though no user record exists) and when a local user takes the name.
+func TestUISessions_Directory(t *testing.T) {
+	s := mustOpen(t)
+	now := time.Now()
+	sess := UISession{User: "bob", Expires: now.Add(time.Hour), Directory: true, Groups: []string{"cn=ops"}, Checked: now, LDAPConfig: "c1"}
+	for _, id := range []string{"bob-1", "bob-2"} {
+		if err := s.CreateUISession(id, sess, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later := now.Add(time.Minute)
+	if err := s.RecheckedUISession("bob-1", []string{"cn=dev", "cn=ops"}, later); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.UISession("bob-1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Directory || len(got.Groups) != 2 || got.Groups[0] != "cn=dev" || !got.Checked.Equal(later) || got.LDAPConfig != "c1" {
+		t.Errorf("after a re-check: %+v", got)
+	}
+	if _, err := s.RevokeRefreshTokens("bob", "some-id"); !errors.Is(err, ErrUserUnknown) {
+		t.Errorf("revoking one refresh token of directory user bob: %v, want ErrUserUnknown", err)
+	}
+	n, err := s.RevokeRefreshTokens("bob", "")
+	if err != nil || n != 2 {
+		t.Fatalf("revoke bob --all: %d, %v; want 2 sessions", n, err)
+	}
+	if err := s.RecheckedUISession("bob-1", nil, later); !errors.Is(err, ErrUISessionUnknown) {
+		t.Errorf("re-check of a revoked session: %v, want ErrUISessionUnknown", err)
+	}
+	if _, err := s.RevokeRefreshTokens("bob", ""); !errors.Is(err, ErrUserUnknown) {
+		t.Errorf("revoke bob --all again: %v, want ErrUserUnknown", err)
+	}
+
+	sess.User = "carol"
+	if err := s.CreateUISession("carol-1", sess, now); err != nil {
+		t.Fatal(err)
+	}
+	mustAddUser(t, s, "carol")
+	if _, err := s.UISession("carol-1", now); !errors.Is(err, ErrUISessionUnknown) {
+		t.Errorf("the directory carol's session after a local carol's creation: %v, want ErrUISessionUnknown", err)
+	}
+	if n, idx := countUISessions(t, s); n != 0 || idx != 0 {
+		t.Errorf("%d sessions (%d indexed) left, want none", n, idx)
+	}
+}
+
+// TestUISessions_LDAPSettingsEndDirectorySessions: storing LDAP settings or
+// turning LDAP off ends every directory session, and no local one.
+func TestUISessions_LDAPSettingsEndDirectorySessions(t *testing.T) {
+	s := mustOpen(t)
+	alice := mustAddUser(t, s, "alice")
+	now := time.Now()
+	local := UISession{User: "alice", Epoch: alice.Epoch, Expires: now.Add(time.Hour)}
+	dir := UISession{User: "bob", Expires: now.Add(time.Hour), Directory: true, Checked: now}
+	for _, c := range []*LDAPConfig{{URL: "ldap://127.0.0.1:1", BaseDN: "dc=x", UserFilter: "(uid=%s)"}, nil} {
+		if err := s.CreateUISession("alice-1", local, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateUISession("bob-1", dir, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetLDAPConfig(c); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UISession("bob-1", now); !errors.Is(err, ErrUISessionUnknown) {
+			t.Errorf("SetLDAPConfig(%v): the directory session: %v, want ErrUISessionUnknown", c, err)
+		}
+		if _, err := s.UISession("alice-1", now); err != nil {
+			t.Errorf("SetLDAPConfig(%v): the local session: %v", c, err)
+		}
+		if n, idx := countUISessions(t, s); n != 1 || idx != 1 {
+			t.Errorf("%d sessions (%d indexed), want alice's alone", n, idx)
+		}
+	}
+}

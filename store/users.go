@@ -86,6 +86,11 @@ func (s *Store) AddUser(u User) error {
 			return err
 		}
 		u.Epoch = epoch
+		// A directory (LDAP) user's web UI sessions end when a local
+		// user takes the name: the name now means someone else.
+		if _, err := deleteUISessionsOf(tx, u.Name); err != nil {
+			return err
+		}
 		return putUser(tx, u)
 	})
 }

@@ -17,6 +17,9 @@ func (u *UI) pullFilter(v *viewer) (func(string) bool, error) {
 	if v.Everything {
 		return func(string) bool { return true }, nil
 	}
+	if v.Directory {
+		return u.auth.PullFilterDirectory(v.User.Name, v.groups)
+	}
 	return u.auth.PullFilter(v.User.Name)
 }
 
@@ -26,7 +29,14 @@ func (u *UI) may(v *viewer, repo, action string) (bool, error) {
 	if v.Everything {
 		return true, nil
 	}
-	access, err := u.auth.Authorize(v.User, []auth.Scope{{Type: auth.TypeRepository, Name: repo, Actions: []string{action}}})
+	scopes := []auth.Scope{{Type: auth.TypeRepository, Name: repo, Actions: []string{action}}}
+	var access []auth.Access
+	var err error
+	if v.Directory {
+		access, err = u.auth.AuthorizeDirectory(v.User.Name, v.groups, scopes)
+	} else {
+		access, err = u.auth.Authorize(v.User, scopes)
+	}
 	if err != nil {
 		return false, err
 	}

@@ -17,14 +17,23 @@ import (
 const sessionCookie = "berth_session"
 
 // session is one sign-in, kept in meta.db by its id's hash
-// (store.UISession, so a restart keeps it). It is bound to the user's
-// epoch, which changes with every password change and every deletion and
-// re-creation: a session whose epoch no longer matches is revoked on its
-// next use, and those store changes delete the user's sessions at once.
+// (store.UISession, so a restart keeps it). A local user's is bound to the
+// user's epoch, which changes with every password change and every
+// deletion and re-creation: a session whose epoch no longer matches is
+// revoked on its next use, and those store changes delete the user's
+// sessions at once. A directory (LDAP) user's is checked as directory.go
+// says.
 type session struct {
 	user  string
 	epoch uint64
 	csrf  string
+	// directory marks an LDAP user's session: its groups as of the last
+	// check of the directory (checked), under the LDAP settings
+	// ldapConfig (auth.Service.DirectorySettings).
+	directory  bool
+	groups     []string
+	checked    time.Time
+	ldapConfig string
 }
 
 // sessions are the UI's view of the store's session records.
@@ -44,14 +53,24 @@ func csrfOf(id string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// create starts a session for u and returns its id.
-func (s *sessions) create(u store.User, now time.Time) (string, *session, error) {
+// create starts a session for local user u and returns its id.
+func (s *sessions) create(u store.User, now time.Time) (string, error) {
+	return s.put(store.UISession{User: u.Name, Epoch: u.Epoch, Expires: now.Add(s.ttl)}, now)
+}
+
+// createDirectory starts a session for directory user name, in groups as
+// the directory said at now, under the LDAP settings configID.
+func (s *sessions) createDirectory(name string, groups []string, configID string, now time.Time) (string, error) {
+	return s.put(store.UISession{User: name, Expires: now.Add(s.ttl), Directory: true,
+		Groups: groups, Checked: now, LDAPConfig: configID}, now)
+}
+
+func (s *sessions) put(rec store.UISession, now time.Time) (string, error) {
 	id := randomToken()
-	err := s.st.CreateUISession(id, store.UISession{User: u.Name, Epoch: u.Epoch, Expires: now.Add(s.ttl)}, now)
-	if err != nil {
-		return "", nil, err
+	if err := s.st.CreateUISession(id, rec, now); err != nil {
+		return "", err
 	}
-	return id, &session{user: u.Name, epoch: u.Epoch, csrf: csrfOf(id)}, nil
+	return id, nil
 }
 
 // get returns the live session id names, or nil.
@@ -63,7 +82,8 @@ func (s *sessions) get(id string, now time.Time) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &session{user: rec.User, epoch: rec.Epoch, csrf: csrfOf(id)}, nil
+	return &session{user: rec.User, epoch: rec.Epoch, csrf: csrfOf(id), directory: rec.Directory,
+		groups: rec.Groups, checked: rec.Checked, ldapConfig: rec.LDAPConfig}, nil
 }
 
 func (s *sessions) remove(id string) error { return s.st.DeleteUISession(id) }
@@ -82,8 +102,12 @@ type viewer struct {
 	SignedIn bool
 	// Everything is set under --auth none: anyone may do anything.
 	Everything bool
-	sessionID  string
-	session    *session
+	// Directory marks an LDAP user; groups are its groups as of its
+	// session's last check, which decide its teams.
+	Directory bool
+	groups    []string
+	sessionID string
+	session   *session
 }
 
 // Admin reports whether the viewer may use the admin pages.
@@ -110,18 +134,27 @@ func (u *UI) viewerOf(c *fiber.Ctx) (*viewer, error) {
 		u.clearCookie(c)
 		return &viewer{}, nil
 	}
+	if sess.directory {
+		return u.directoryViewer(c, id, sess, time.Now())
+	}
 	usr, err := u.st.User(sess.user)
 	if errors.Is(err, store.ErrUserUnknown) || err == nil && usr.Epoch != sess.epoch {
-		if err := u.sessions.remove(id); err != nil {
-			return nil, err
-		}
-		u.clearCookie(c)
-		return &viewer{}, nil
+		return u.endSession(c, id)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return &viewer{User: usr, SignedIn: true, sessionID: id, session: sess}, nil
+}
+
+// endSession revokes session id and clears its cookie: the request goes
+// on as anonymous.
+func (u *UI) endSession(c *fiber.Ctx, id string) (*viewer, error) {
+	if err := u.sessions.remove(id); err != nil {
+		return nil, err
+	}
+	u.clearCookie(c)
+	return &viewer{}, nil
 }
 
 func (u *UI) setCookie(c *fiber.Ctx, id string) {
@@ -139,14 +172,21 @@ func (u *UI) signinForm(c *fiber.Ctx, v *viewer) error {
 	return u.render(c, v, "signin", "Sign in", map[string]string{"Error": ""})
 }
 
-// signin checks name and password with auth.Service.Authenticate — the
-// same users, cache and brute-force throttle as /token — and starts a
-// session.
+// signin checks name and password with auth.Service — the same users,
+// cache and brute-force throttle as /token, and like /token it always asks
+// the directory for a name that is no local user — and starts a session.
 func (u *UI) signin(c *fiber.Ctx, v *viewer) error {
 	if u.auth == nil {
 		return c.Redirect(Prefix+"/", fiber.StatusSeeOther)
 	}
-	usr, err := u.auth.Authenticate(c.FormValue("name"), c.FormValue("password"), c.IP())
+	// The LDAP settings are read before the directory is asked: should
+	// they change in between, the session records the old ones and ends
+	// at its first page.
+	configID, _, err := u.auth.DirectorySettings()
+	if err != nil {
+		return err
+	}
+	usr, err := u.auth.AuthenticateForToken(c.FormValue("name"), c.FormValue("password"), c.IP())
 	var te *auth.ThrottledError
 	switch {
 	case errors.As(err, &te):
@@ -156,21 +196,24 @@ func (u *UI) signin(c *fiber.Ctx, v *viewer) error {
 	case errors.Is(err, auth.ErrBadCredentials):
 		c.Status(fiber.StatusUnauthorized)
 		return u.render(c, v, "signin", "Sign in", map[string]string{"Error": "Wrong name or password."})
+	case errors.Is(err, auth.ErrLDAPUnavailable):
+		u.log.Warn("UI sign-in: LDAP directory unavailable", "err", err)
+		c.Status(fiber.StatusServiceUnavailable)
+		return u.render(c, v, "signin", "Sign in", map[string]string{"Error": "The LDAP directory cannot be reached; try again later."})
 	case err != nil:
 		return err
-	case auth.IsDirectoryUser(usr):
-		// Sessions are checked against the local user's record on every
-		// page (viewerOf); a directory user has none, so it would be
-		// signed out at once. Say so instead.
-		c.Status(fiber.StatusForbidden)
-		return u.render(c, v, "signin", "Sign in", map[string]string{"Error": "LDAP accounts cannot sign in to the web UI yet; they work with docker, podman and the API."})
 	}
 	if v.sessionID != "" {
 		if err := u.sessions.remove(v.sessionID); err != nil {
 			return err
 		}
 	}
-	id, _, err := u.sessions.create(usr, time.Now())
+	var id string
+	if auth.IsDirectoryUser(usr) {
+		id, err = u.signinDirectory(usr.Name, configID, time.Now())
+	} else {
+		id, err = u.sessions.create(usr, time.Now())
+	}
 	if err != nil {
 		return err
 	}

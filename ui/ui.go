@@ -74,6 +74,8 @@ type UI struct {
 	auth     *auth.Service
 	log      *slog.Logger
 	sessions *sessions
+	// directory re-checks directory users' sessions (directory.go).
+	directory directoryChecks
 	// summaries are kept for the lists sorted by size or push and the
 	// storage page.
 	summaries *summaries

@@ -37,8 +37,9 @@ const defaultLDAPTimeout = 5 * time.Second
 
 // ValidateLDAPConfig checks settings before they are stored: an ldap:// or
 // ldaps:// URL with a host, a base DN, a user filter with one %s, a group
-// filter (when set) with one %s, StartTLS only with ldap://, and CA
-// certificates that parse. Errors wrap ErrLDAPConfigInvalid.
+// filter (when set) with one %s, StartTLS only with ldap://, CA
+// certificates that parse, and a web UI re-check interval of at most a
+// day. Errors wrap ErrLDAPConfigInvalid.
 func ValidateLDAPConfig(c store.LDAPConfig) error {
 	u, err := url.Parse(c.URL)
 	switch {
@@ -52,6 +53,8 @@ func ValidateLDAPConfig(c store.LDAPConfig) error {
 		return fmt.Errorf("%w: --user-filter %q: want one %%s for the user name, such as (uid=%%s)", ErrLDAPConfigInvalid, c.UserFilter)
 	case c.GroupFilter != "" && strings.Count(c.GroupFilter, "%s") != 1:
 		return fmt.Errorf("%w: --group-filter %q: want one %%s for the user's DN, such as (member=%%s)", ErrLDAPConfigInvalid, c.GroupFilter)
+	case c.UIRecheckSeconds < 0 || c.UIRecheckSeconds > maxUIRecheckSeconds:
+		return fmt.Errorf("%w: --ui-recheck %d: want 1 to %d seconds", ErrLDAPConfigInvalid, c.UIRecheckSeconds, maxUIRecheckSeconds)
 	}
 	if _, err := ldap.CompileFilter(userFilter(c, "x")); err != nil {
 		return fmt.Errorf("%w: --user-filter %q: %v", ErrLDAPConfigInvalid, c.UserFilter, err)

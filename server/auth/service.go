@@ -209,7 +209,11 @@ func (s *Service) Authorize(u store.User, scopes []Scope) ([]Access, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := s.principal(u, authz)
+	return authorizeAs(authz, s.principal(u, authz), scopes), nil
+}
+
+// authorizeAs is Authorize for principal p under authz.
+func authorizeAs(authz *Authorizer, p Principal, scopes []Scope) []Access {
 	out := []Access{}
 	for _, sc := range scopes {
 		granted := authz.AllowedTo(p, sc.Type, sc.Name, sc.Actions)
@@ -217,7 +221,7 @@ func (s *Service) Authorize(u store.User, scopes []Scope) ([]Access, error) {
 			out = mergeAccess(out, Access{Type: sc.Type, Name: sc.Name, Actions: granted})
 		}
 	}
-	return out, nil
+	return out
 }
 
 func mergeAccess(list []Access, a Access) []Access {
@@ -263,11 +267,15 @@ func (s *Service) PullFilter(account string) (func(repo string) bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := s.principal(u, authz)
+	return pullFilterOf(authz, s.principal(u, authz)), nil
+}
+
+// pullFilterOf is PullFilter for principal p under authz.
+func pullFilterOf(authz *Authorizer, p Principal) func(repo string) bool {
 	pull := []string{ActionPull}
 	return func(repo string) bool {
 		return len(authz.AllowedTo(p, TypeRepository, repo, pull)) > 0
-	}, nil
+	}
 }
 
 // Authorizer returns the Authorizer for the rules in the store now. It
