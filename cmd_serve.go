@@ -14,11 +14,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-registry/berth/admin"
 	"github.com/berth-registry/berth/events"
-	"github.com/berth-registry/berth/internal/metrics"
 	"github.com/berth-registry/berth/mirror"
 	"github.com/berth-registry/berth/server"
 	"github.com/berth-registry/berth/server/auth"
@@ -259,7 +259,9 @@ func runServe(c *cli.Context) error {
 // registers the queue metrics. The returned stop waits for them to end
 // (after ctx does), so the store outlives them.
 func startEvents(ctx context.Context, st *store.Store, cfg *server.Config, addr string, backoff, backoffMax time.Duration, log *slog.Logger) (stop func()) {
-	metrics.Default.MustRegister(events.QueueCollector{Store: st})
+	if err := prometheus.Register(events.QueueCollector{Store: st}); err != nil {
+		log.Warn("webhook metrics not registered", "err", err)
+	}
 	pulls := events.NewPullRecorder(st, log)
 	cfg.OnPull = pulls.Record
 	ectx, cancel := context.WithCancel(ctx)

@@ -3,10 +3,11 @@ package admin
 import (
 	"time"
 
-	"github.com/berth-registry/berth/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// Maintenance runs are counted on metrics.Default, the
+// Maintenance runs are counted on prometheus.DefaultRegisterer, the
 // process's registry: the server's /metrics serves it next to its own, so
 // admin and server share no package for metrics and neither imports the
 // other. In the server process that counts every run, whether the
@@ -17,11 +18,11 @@ import (
 var countedOperations = map[string]bool{"gc": true, "backup": true, "verify": true, "retention": true}
 
 var (
-	maintenanceRuns = metrics.Default.NewCounterVec(metrics.Opts{
+	maintenanceRuns = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "berth_maintenance_runs_total",
 		Help: "Runs of gc, retention, backup and verify in this process, by operation and result (ok or error).",
 	}, []string{"operation", "result"})
-	maintenanceLastSuccess = metrics.Default.NewGaugeVec(metrics.Opts{
+	maintenanceLastSuccess = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "berth_maintenance_last_success_timestamp_seconds",
 		Help: "When gc, backup or verify last succeeded in this process, as a Unix time; absent until then.",
 	}, []string{"operation"})

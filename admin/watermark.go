@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berth-registry/berth/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
 	"github.com/berth-registry/berth/store"
 )
 
@@ -28,23 +30,23 @@ type Watermark struct {
 }
 
 var (
-	freeBytes = metrics.Default.NewGauge(metrics.Opts{
+	freeBytes = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "berth_storage_free_bytes",
 		Help: "Bytes free on the data directory's filesystem, as the free-space watermark last measured them.",
 	})
-	sizeBytes = metrics.Default.NewGauge(metrics.Opts{
+	sizeBytes = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "berth_storage_size_bytes",
 		Help: "Size of the data directory's filesystem.",
 	})
-	pushesRefused = metrics.Default.NewGauge(metrics.Opts{
+	pushesRefused = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "berth_storage_pushes_refused",
 		Help: "1 while pushes are refused because the disk is below the low free-space mark and nothing more can be pruned.",
 	})
-	prunedTags = metrics.Default.NewCounter(metrics.Opts{
+	prunedTags = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "berth_watermark_pruned_tags_total",
 		Help: "Tags the free-space watermark pruned.",
 	})
-	prunedManifests = metrics.Default.NewCounter(metrics.Opts{
+	prunedManifests = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "berth_watermark_pruned_manifests_total",
 		Help: "Manifests the free-space watermark pruned.",
 	})

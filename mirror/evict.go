@@ -7,16 +7,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berth-registry/berth/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
 	"github.com/berth-registry/berth/store"
 )
 
-var evictionRounds = metrics.Default.NewCounterVec(metrics.Opts{
+var evictionRounds = promauto.NewCounterVec(prometheus.CounterOpts{
 	Name: "berth_mirror_eviction_rounds_total",
 	Help: "Eviction rounds: each deletes the tags it needs and runs one garbage collection.",
 }, []string{"mirror"})
 
-var evictions = metrics.Default.NewCounterVec(metrics.Opts{
+var evictions = promauto.NewCounterVec(prometheus.CounterOpts{
 	Name: "berth_mirror_evicted_tags_total",
 	Help: "Cached tags evicted to keep a mirror under its --max-size, least recently pulled first.",
 }, []string{"mirror"})

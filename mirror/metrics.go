@@ -1,25 +1,26 @@
 package mirror
 
 import (
-	"github.com/berth-registry/berth/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// The cache's counters go on metrics.Default, which the
+// The cache's counters go on prometheus.DefaultRegisterer, which the
 // server's /metrics serves beside its own, by mirror name.
 var (
-	lookups = metrics.Default.NewCounterVec(metrics.Opts{
+	lookups = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "berth_mirror_requests_total",
 		Help: "Pulls of a mirror namespace, by mirror, kind (manifest, blob) and result (hit, miss, stale).",
 	}, []string{"mirror", "kind", "result"})
-	upstreamRequests = metrics.Default.NewCounterVec(metrics.Opts{
+	upstreamRequests = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "berth_mirror_upstream_requests_total",
 		Help: "Requests berth sent to a mirror's upstream, by mirror and method.",
 	}, []string{"mirror", "method"})
-	upstreamBytes = metrics.Default.NewCounterVec(metrics.Opts{
+	upstreamBytes = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "berth_mirror_upstream_bytes_total",
 		Help: "Bytes of blobs and manifests received from a mirror's upstream.",
 	}, []string{"mirror"})
-	upstreamErrors = metrics.Default.NewCounterVec(metrics.Opts{
+	upstreamErrors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "berth_mirror_upstream_errors_total",
 		Help: "Upstream answers berth could not use, by mirror and reason (unreachable, 401, 404, 429, 5xx, digest).",
 	}, []string{"mirror", "reason"})

@@ -6,11 +6,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/berth-registry/berth/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
 	"github.com/berth-registry/berth/store"
 )
 
-var prefetchRuns = metrics.Default.NewCounterVec(metrics.Opts{
+var prefetchRuns = promauto.NewCounterVec(prometheus.CounterOpts{
 	Name: "berth_mirror_prefetch_runs_total",
 	Help: "Scheduled prefetch runs (berth mirror schedule) by mirror and result (ok, error).",
 }, []string{"mirror", "result"})

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/berth-registry/berth/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults of the connection limits (serve --max-connections and
@@ -67,27 +67,27 @@ func MaxConnectionsFor(nofile uint64) int {
 
 // acceptMetrics count what the listener does on its own.
 type acceptMetrics struct {
-	open     *metrics.Gauge
-	refused  *metrics.CounterVec
-	fdErrors *metrics.Counter
-	timeouts *metrics.CounterVec
+	open     prometheus.Gauge
+	refused  *prometheus.CounterVec
+	fdErrors prometheus.Counter
+	timeouts *prometheus.CounterVec
 }
 
 func newAcceptMetrics() *acceptMetrics {
 	m := &acceptMetrics{
-		open: metrics.NewGauge(metrics.Opts{
+		open: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "berth_connections_open",
 			Help: "Client connections open now.",
 		}),
-		refused: metrics.NewCounterVec(metrics.Opts{
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_connections_refused_total",
 			Help: "Connections closed at once because of a limit: max (--max-connections) or per_address (--max-connections-per-address).",
 		}, []string{"reason"}),
-		fdErrors: metrics.NewCounter(metrics.Opts{
+		fdErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "berth_accept_fd_exhausted_total",
 			Help: "Times accept failed because the process or system ran out of file descriptors (EMFILE, ENFILE); the server waits and retries.",
 		}),
-		timeouts: metrics.NewCounterVec(metrics.Opts{
+		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_connections_timed_out_total",
 			Help: "Connections closed by a timeout, by phase: header, idle, body (too little progress) or write.",
 		}, []string{"phase"}),
@@ -101,8 +101,8 @@ func newAcceptMetrics() *acceptMetrics {
 	return m
 }
 
-func (m *acceptMetrics) collectors() []metrics.Collector {
-	return []metrics.Collector{m.open, m.refused, m.fdErrors, m.timeouts}
+func (m *acceptMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.open, m.refused, m.fdErrors, m.timeouts}
 }
 
 // acceptFailed handles an Accept error. It returns true, after a pause,

@@ -7,58 +7,61 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/berth-registry/berth/internal/metrics"
 	"github.com/berth-registry/berth/server/auth"
 	"github.com/berth-registry/berth/store"
 )
 
-// serverMetrics are a server's instruments. They live in a registry of the
-// server's own, so that several servers in one process (tests) do not
-// collide; /metrics serves it together with metrics.Default, which holds
-// the Go runtime and process series and whatever other packages count
-// there (admin's maintenance runs). docs/metrics.md lists every series.
-type serverMetrics struct {
-	registry     *metrics.Registry
-	requests     *metrics.CounterVec
-	duration     *metrics.HistogramVec
-	bytesIn      *metrics.CounterVec
-	bytesOut     *metrics.CounterVec
-	inFlight     *metrics.Gauge
-	authFailures *metrics.CounterVec
+// metrics are a server's Prometheus instruments. They live in a registry
+// of the server's own, so that several servers in one process (tests) do
+// not collide; /metrics serves it together with prometheus.DefaultGatherer,
+// which holds the Go runtime and process collectors and whatever other
+// packages count there (admin's maintenance runs). docs/metrics.md lists
+// every series.
+type metrics struct {
+	registry     *prometheus.Registry
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	bytesIn      *prometheus.CounterVec
+	bytesOut     *prometheus.CounterVec
+	inFlight     prometheus.Gauge
+	authFailures *prometheus.CounterVec
 	accept       *acceptMetrics
 }
 
 // authFailureReasons are the values of berth_auth_failures_total's label.
 var authFailureReasons = []string{"credentials", "token", "denied", "throttled"}
 
-func newMetrics(st *store.Store, svc *auth.Service, version string, log *slog.Logger) *serverMetrics {
+func newMetrics(st *store.Store, svc *auth.Service, version string, log *slog.Logger) *metrics {
 	route := []string{"route"}
-	m := &serverMetrics{
-		registry: metrics.NewRegistry(),
-		requests: metrics.NewCounterVec(metrics.Opts{
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_http_requests_total",
 			Help: "HTTP requests served, by route (the kind of endpoint), method and status code.",
 		}, []string{"route", "method", "code"}),
-		duration: metrics.NewHistogramVec(metrics.Opts{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "berth_http_request_duration_seconds",
 			Help: "Time from a request's arrival to its response, by route and method.",
-		},
 			// Manifests and tokens take milliseconds, layer uploads minutes.
-			[]float64{.001, .005, .025, .1, .5, 2, 10, 60, 300, 1800}, []string{"route", "method"}),
-		bytesIn: metrics.NewCounterVec(metrics.Opts{
+			Buckets: []float64{.001, .005, .025, .1, .5, 2, 10, 60, 300, 1800},
+		}, []string{"route", "method"}),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_http_request_bytes_total",
 			Help: "Request body bytes received, by route.",
 		}, route),
-		bytesOut: metrics.NewCounterVec(metrics.Opts{
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_http_response_bytes_total",
 			Help: "Response body bytes sent, by route (as declared by Content-Length).",
 		}, route),
-		inFlight: metrics.NewGauge(metrics.Opts{
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "berth_http_requests_in_flight",
 			Help: "Requests being served now.",
 		}),
-		authFailures: metrics.NewCounterVec(metrics.Opts{
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_auth_failures_total",
 			Help: "Refused requests, by reason: credentials (a wrong user name or password), token (an invalid or expired token), denied (signed in, but the access rules say no), throttled (too many wrong passwords).",
 		}, []string{"reason"}),
@@ -67,11 +70,12 @@ func newMetrics(st *store.Store, svc *auth.Service, version string, log *slog.Lo
 	for _, r := range authFailureReasons {
 		m.authFailures.WithLabelValues(r)
 	}
-	build := metrics.NewGaugeVec(metrics.Opts{
-		Name: "berth_build_info",
-		Help: "Always 1; the label carries the berth version.",
-	}, []string{"version"})
-	build.WithLabelValues(version).Set(1)
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "berth_build_info",
+		Help:        "Always 1; the label carries the berth version.",
+		ConstLabels: prometheus.Labels{"version": version},
+	})
+	build.Set(1)
 	m.registry.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inFlight, m.authFailures, build,
 		&storeCollector{store: st, log: log})
 	m.registry.MustRegister(m.accept.collectors()...)
@@ -85,31 +89,38 @@ func newMetrics(st *store.Store, svc *auth.Service, version string, log *slog.Lo
 // read at each scrape.
 type passwordCheckCollector struct{ svc *auth.Service }
 
-func (pc passwordCheckCollector) Collect(add func(metrics.Family)) {
-	st := pc.svc.PasswordCheckStats()
-	add(metrics.One("berth_password_checks_limit", "How many bcrypt password checks may run at once.", metrics.KindGauge, float64(st.Limit)))
-	add(metrics.One("berth_password_checks_running", "bcrypt password checks running now.", metrics.KindGauge, float64(st.Running)))
-	add(metrics.One("berth_password_checks_running_peak", "The most bcrypt password checks that ever ran at once; never above the limit.", metrics.KindGauge, float64(st.Peak)))
-	add(metrics.One("berth_password_checks_total", "bcrypt password checks made (a credential cached within the minute costs none).", metrics.KindCounter, float64(st.Checks)))
-	add(metrics.One("berth_password_checks_refused_total", "Password checks refused with 429 because too many were already waiting for bcrypt.", metrics.KindCounter, float64(st.Refused)))
-}
+var (
+	descChecksLimit   = prometheus.NewDesc("berth_password_checks_limit", "How many bcrypt password checks may run at once.", nil, nil)
+	descChecksRunning = prometheus.NewDesc("berth_password_checks_running", "bcrypt password checks running now.", nil, nil)
+	descChecksPeak    = prometheus.NewDesc("berth_password_checks_running_peak", "The most bcrypt password checks that ever ran at once; never above the limit.", nil, nil)
+	descChecks        = prometheus.NewDesc("berth_password_checks_total", "bcrypt password checks made (a credential cached within the minute costs none).", nil, nil)
+	descChecksRefused = prometheus.NewDesc("berth_password_checks_refused_total", "Password checks refused with 429 because too many were already waiting for bcrypt.", nil, nil)
+)
 
-// handler serves the metrics in Prometheus' text format, which every
-// Prometheus scrapes (it asks for OpenMetrics or protobuf first, and takes
-// text when answered with it).
-func (m *serverMetrics) handler() fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		var b strings.Builder
-		if err := metrics.Write(&b, m.registry, metrics.Default); err != nil {
-			return err
-		}
-		c.Set(fiber.HeaderContentType, "text/plain; version=0.0.4; charset=utf-8")
-		return c.SendString(b.String())
+func (pc passwordCheckCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descChecksLimit, descChecksRunning, descChecksPeak, descChecks, descChecksRefused} {
+		ch <- d
 	}
 }
 
+func (pc passwordCheckCollector) Collect(ch chan<- prometheus.Metric) {
+	st := pc.svc.PasswordCheckStats()
+	ch <- prometheus.MustNewConstMetric(descChecksLimit, prometheus.GaugeValue, float64(st.Limit))
+	ch <- prometheus.MustNewConstMetric(descChecksRunning, prometheus.GaugeValue, float64(st.Running))
+	ch <- prometheus.MustNewConstMetric(descChecksPeak, prometheus.GaugeValue, float64(st.Peak))
+	ch <- prometheus.MustNewConstMetric(descChecks, prometheus.CounterValue, float64(st.Checks))
+	ch <- prometheus.MustNewConstMetric(descChecksRefused, prometheus.CounterValue, float64(st.Refused))
+}
+
+// handler serves the metrics in Prometheus' text format (or OpenMetrics or
+// protobuf, when the scraper asks).
+func (m *metrics) handler() fiber.Handler {
+	gatherers := prometheus.Gatherers{m.registry, prometheus.DefaultGatherer}
+	return adaptor.HTTPHandler(promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
+}
+
 // observe records one served request.
-func (m *serverMetrics) observe(c *fiber.Ctx, route string, status int, in, out int64, took time.Duration) {
+func (m *metrics) observe(c *fiber.Ctx, route string, status int, in, out int64, took time.Duration) {
 	method := methodLabel(c.Method())
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(route, method).Observe(took.Seconds())
@@ -207,25 +218,41 @@ type storeCollector struct {
 	log   *slog.Logger
 }
 
-func (sc *storeCollector) Collect(add func(metrics.Family)) {
+var (
+	descRepositories = prometheus.NewDesc("berth_storage_repositories", "Repositories that hold anything.", nil, nil)
+	descManifests    = prometheus.NewDesc("berth_storage_manifests", "Manifests, counted once per repository that holds them.", nil, nil)
+	descTags         = prometheus.NewDesc("berth_storage_tags", "Tags.", nil, nil)
+	descBlobs        = prometheus.NewDesc("berth_storage_blobs", "Blobs stored, each once however many repositories link it.", nil, nil)
+	descBlobBytes    = prometheus.NewDesc("berth_storage_blob_bytes", "Total size of the stored blobs.", nil, nil)
+	descUploads      = prometheus.NewDesc("berth_uploads_in_progress", "Upload sessions started and not yet finished, cancelled or expired.", nil, nil)
+	descUploadBytes  = prometheus.NewDesc("berth_upload_bytes_in_progress", "Bytes received so far by the upload sessions in progress.", nil, nil)
+)
+
+func (sc *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRepositories, descManifests, descTags, descBlobs, descBlobBytes, descUploads, descUploadBytes} {
+		ch <- d
+	}
+}
+
+func (sc *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	st, err := sc.store.Stats()
 	if err != nil {
 		sc.log.Error("metrics: read store stats", "err", err)
-		add(metrics.Family{Name: "berth_storage_blobs", Err: err})
+		ch <- prometheus.NewInvalidMetric(descBlobs, err)
 		return
 	}
 	for _, v := range []struct {
-		name, help string
-		n          float64
+		d *prometheus.Desc
+		n float64
 	}{
-		{"berth_storage_repositories", "Repositories that hold anything.", float64(st.Repositories)},
-		{"berth_storage_manifests", "Manifests, counted once per repository that holds them.", float64(st.Manifests)},
-		{"berth_storage_tags", "Tags.", float64(st.Tags)},
-		{"berth_storage_blobs", "Blobs stored, each once however many repositories link it.", float64(st.Blobs)},
-		{"berth_storage_blob_bytes", "Total size of the stored blobs.", float64(st.BlobBytes)},
-		{"berth_uploads_in_progress", "Upload sessions started and not yet finished, cancelled or expired.", float64(st.Uploads)},
-		{"berth_upload_bytes_in_progress", "Bytes received so far by the upload sessions in progress.", float64(st.UploadBytes)},
+		{descRepositories, float64(st.Repositories)},
+		{descManifests, float64(st.Manifests)},
+		{descTags, float64(st.Tags)},
+		{descBlobs, float64(st.Blobs)},
+		{descBlobBytes, float64(st.BlobBytes)},
+		{descUploads, float64(st.Uploads)},
+		{descUploadBytes, float64(st.UploadBytes)},
 	} {
-		add(metrics.One(v.name, v.help, metrics.KindGauge, v.n))
+		ch <- prometheus.MustNewConstMetric(v.d, prometheus.GaugeValue, v.n)
 	}
 }

@@ -79,7 +79,7 @@ type Server struct {
 	app     *fiber.App
 	tls     *tls.Config
 	proxies proxySet
-	metrics *serverMetrics
+	metrics *metrics
 	onPull  func(store.Event)
 	// pullTimes notes each manifest GET for retention (Config.NoPullTimes).
 	pullTimes bool
