@@ -337,26 +337,26 @@ func launchServer(b *testing.B, data string, args ...string) *server {
 
 // benchRegistry starts berth with --auth mode on a store holding one small
 // image in benchRepo, tagged v0, and the user benchUser.
-func benchRegistry(b *testing.B, mode string, extra ...string) *server {
+func benchRegistry(b testing.TB, mode string, extra ...string) *server {
 	b.Helper()
 	data := b.TempDir()
 	fillTags(b, data, []string{benchRepo}, 1)
 	if mode == "none" {
-		return startServer(b, data, extra...)
+		return startBenchServer(b, data, extra...)
 	}
 	_, stderr, err := runBerth(b, b.Context(), bytes.NewReader([]byte(benchPassword+"\n")),
 		"user", "add", benchUser, "--password-stdin", "--data", data)
 	if err != nil {
 		b.Fatalf("berth user add: %v: %s", err, stderr)
 	}
-	return startServer(b, data, "--auth", mode)
+	return startBenchServer(b, data, "--auth", mode)
 }
 
 // fillTags writes one small image into each of repos through the store
 // API, tagged v0 … v<tags-1>, with the server stopped: a way to 100,000
 // tags that does not take 100,000 requests. Each PutManifest call adds a
 // thousand tags (the ?tag= parameters of a put by digest).
-func fillTags(b *testing.B, dir string, repos []string, tags int) {
+func fillTags(b testing.TB, dir string, repos []string, tags int) {
 	b.Helper()
 	st, err := store.Open(dir, store.Options{})
 	if err != nil {
@@ -566,7 +566,7 @@ func runConcurrently(b *testing.B, s *server, unit string, op func(i int) error)
 // from /proc/<pid>/stat. Client and server share the cores, so this is the
 // server's own cost, which the rates mix with the client's. The unit is the
 // kernel's USER_HZ tick, 10 ms on Linux.
-func serverCPU(b *testing.B, s *server) time.Duration {
+func serverCPU(b testing.TB, s *server) time.Duration {
 	b.Helper()
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
 	if err != nil {

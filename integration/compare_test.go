@@ -16,10 +16,12 @@ package integration
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,7 +43,9 @@ type compareTarget struct {
 type compareRow struct {
 	name, unit  string
 	lowerBetter bool
-	values      map[string]float64 // target name → figure
+	values      map[string]float64       // target name → figure
+	cpu         map[string]time.Duration // target name → server CPU per operation, for the lean rows
+	client      map[string]time.Duration // target name → load generator's CPU per operation
 }
 
 func TestBenchCompare(t *testing.T) {
@@ -56,7 +60,7 @@ func TestBenchCompare(t *testing.T) {
 		}
 		large = n << 20
 	}
-	berth := startServer(t, "")
+	berth := startBenchServer(t, "")
 	// The blob descriptor cache of the registry:2 image's default config.
 	dist := startDistributionWith(t, "", "  cache:\n    blobdescriptor: inmemory\n")
 	targets := []*compareTarget{
@@ -72,7 +76,11 @@ func TestBenchCompare(t *testing.T) {
 		rows = append(rows, r)
 		var parts []string
 		for _, tg := range targets {
-			parts = append(parts, fmt.Sprintf("%s %.1f", tg.name, r.values[tg.name]))
+			p := fmt.Sprintf("%s %.1f", tg.name, r.values[tg.name])
+			if cpu, ok := r.cpu[tg.name]; ok {
+				p += fmt.Sprintf(" [server %.1f µs/op, client %.1f µs/op]", micros(cpu), micros(r.client[tg.name]))
+			}
+			parts = append(parts, p)
 		}
 		t.Logf("%-44s %s (%s)", r.name, strings.Join(parts, ", "), r.unit)
 	}
@@ -80,6 +88,17 @@ func TestBenchCompare(t *testing.T) {
 		r := &compareRow{name: name, unit: unit, lowerBetter: lowerBetter, values: map[string]float64{}}
 		for _, tg := range targets {
 			r.values[tg.name] = f(tg)
+		}
+		add(r)
+	}
+	// eachLean is each for a workload the lean load generator drives
+	// (loadgen_test.go): the rate, and the server's CPU per operation.
+	eachLean := func(name, unit string, f func(tg *compareTarget) leanResult) {
+		r := &compareRow{name: name, unit: unit, values: map[string]float64{},
+			cpu: map[string]time.Duration{}, client: map[string]time.Duration{}}
+		for _, tg := range targets {
+			res := f(tg)
+			r.values[tg.name], r.cpu[tg.name], r.client[tg.name] = res.rate, res.serverCPU, res.clientCPU
 		}
 		add(r)
 	}
@@ -106,44 +125,41 @@ func TestBenchCompare(t *testing.T) {
 		return float64(large) / 1e6 / time.Since(start).Seconds()
 	})
 
-	// Small blobs.
+	// Small blobs, through the lean load generator, each blob made before
+	// the clock starts.
 	var run atomic.Uint64
+	small := newLeanRepo("cmp/small")
 	for _, c := range []int{8, 32} {
 		for _, flow := range []string{"POST+PUT", "monolithic POST"} {
 			if c == 8 && flow == "monolithic POST" {
 				continue
 			}
-			each(fmt.Sprintf("push 4 KiB, %s, c=%d", flow, c), "ops/s", false, func(tg *compareTarget) float64 {
-				prefix := []byte(fmt.Sprintf("%s-%d-", tg.name, run.Add(1)))
-				rate, _ := compareRate(t, tg, c, 2000, func(i int) error {
-					blob := smallBlob(prefix, i)
-					d := sha256Digest(blob)
+			eachLean(fmt.Sprintf("push 4 KiB, %s, c=%d", flow, c), "ops/s", func(tg *compareTarget) leanResult {
+				blobs, digests := newSmallBlobs(fmt.Sprintf("%s-%d-", tg.name, run.Add(1)), 2000)
+				return leanRun(t, tg.s, c, len(blobs), nil, func(lc *leanConn, i int) error {
 					if flow == "POST+PUT" {
-						return benchPush(tg.client, tg.s, "cmp/small", d, bytes.NewReader(blob), false)
+						return leanPushPostPut(lc, small, blobs[i], digests[i])
 					}
-					return pushOneRequest(tg, "cmp/small", d, blob)
+					return leanPushOneRequest(lc, small, blobs[i], digests[i])
 				})
-				return rate
 			})
 		}
 	}
-	const pulled = 512
-	pullDigests := make([]string, pulled)
-	for i := range pullDigests {
-		blob := smallBlob([]byte("cmp-pull"), i)
-		pullDigests[i] = sha256Digest(blob)
+	pullBlobs, pullDigests := newSmallBlobs("cmp-pull", 512)
+	for i, blob := range pullBlobs {
 		for _, tg := range targets {
-			if err := benchPush(tg.client, tg.s, "cmp/pull", pullDigests[i], bytes.NewReader(blob), false); err != nil {
+			if err := benchPush(tg.client, tg.s, "cmp/pull", string(pullDigests[i]), bytes.NewReader(blob), false); err != nil {
 				t.Fatalf("%s: %v", tg.name, err)
 			}
 		}
 	}
+	pull := newLeanRepo("cmp/pull")
 	for _, c := range []int{8, 32} {
-		each(fmt.Sprintf("pull 4 KiB, c=%d", c), "ops/s", false, func(tg *compareTarget) float64 {
-			rate, _ := compareRate(t, tg, c, 5000, func(i int) error {
-				return benchPull(tg.client, tg.s, "cmp/pull", pullDigests[i%pulled], 4<<10, true)
+		eachLean(fmt.Sprintf("pull 4 KiB, c=%d", c), "ops/s", func(tg *compareTarget) leanResult {
+			return leanRun(t, tg.s, c, 10000, nil, func(lc *leanConn, i int) error {
+				k := i % len(pullBlobs)
+				return leanPull(lc, pull, pullDigests[k], pullBlobs[k])
 			})
-			return rate
 		})
 	}
 
@@ -156,36 +172,38 @@ func TestBenchCompare(t *testing.T) {
 		}
 		images[tg.name] = img
 	}
-	each("manifest PUT (new manifests), c=32", "ops/s", false, func(tg *compareTarget) float64 {
+	manifests := newLeanRepo("cmp/manifests")
+	eachLean("manifest PUT (new manifests), c=32", "ops/s", func(tg *compareTarget) leanResult {
 		img := images[tg.name]
 		prefix := tg.name + strconv.FormatUint(run.Add(1), 10)
-		rate, _ := compareRate(t, tg, 32, 5000, func(i int) error {
-			body := bytes.Replace(img.manifest, []byte(`"schemaVersion":2`),
+		bodies, digests := make([][]byte, 5000), make([][]byte, 5000)
+		for i := range bodies {
+			bodies[i] = bytes.Replace(img.manifest, []byte(`"schemaVersion":2`),
 				[]byte(`"annotations":{"n":"`+prefix+strconv.Itoa(i)+`"},"schemaVersion":2`), 1)
-			return comparePutManifest(tg, "cmp/manifests", sha256Digest(body), body)
+			digests[i] = []byte(sha256Digest(bodies[i]))
+		}
+		return leanRun(t, tg.s, 32, len(bodies), nil, func(lc *leanConn, i int) error {
+			return leanPutManifest(lc, manifests, digests[i], bodies[i])
 		})
-		return rate
 	})
 	for _, method := range []string{http.MethodHead, http.MethodGet} {
-		each("manifest "+method+" by tag, c=32", "req/s", false, func(tg *compareTarget) float64 {
+		eachLean("manifest "+method+" by tag, c=32", "req/s", func(tg *compareTarget) leanResult {
 			img := images[tg.name]
-			rate, _ := compareRate(t, tg, 32, 10000, func(int) error {
-				req, _ := http.NewRequest(method, tg.s.URL("/v2/cmp/manifests/manifests/"+img.tag), nil)
-				req.Header.Set("Accept", mediaTypeOCIManifest)
-				_, _, err := benchCall(tg.client, req, http.StatusOK, nil)
-				return err
-			})
-			return rate
+			return leanRun(t, tg.s, 32, 20000, nil, leanManifest(method, "cmp/manifests", img.tag, img.manifest))
 		})
 	}
-	each("tag creation (existing manifest), c=16", "ops/s", false, func(tg *compareTarget) float64 {
+	eachLean("tag creation (existing manifest), c=16", "ops/s", func(tg *compareTarget) leanResult {
 		img := images[tg.name]
 		prefix := "t" + strconv.FormatUint(run.Add(1), 10) + "-"
-		rate, _ := compareRate(t, tg, 16, 5000, func(i int) error {
-			return comparePutManifest(tg, "cmp/manifests", prefix+strconv.Itoa(i), img.manifest)
+		refs := make([][]byte, 5000)
+		for i := range refs {
+			refs[i] = []byte(prefix + strconv.Itoa(i))
+		}
+		return leanRun(t, tg.s, 16, len(refs), nil, func(lc *leanConn, i int) error {
+			return leanPutManifest(lc, manifests, refs[i], img.manifest)
 		})
-		return rate
 	})
+	tokenRows := compareTokenAuth(t)
 
 	// Listings at 1,000 and 10,000 entries, in pages of 1,000 (distribution
 	// refuses a larger n).
@@ -241,18 +259,87 @@ func TestBenchCompare(t *testing.T) {
 
 	var out bytes.Buffer
 	w := tabwriter.NewWriter(&out, 0, 4, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintf(&out, "\nberth against distribution %s, one run (ratio: berth/distribution)\n", registry2Version)
-	fmt.Fprintln(w, "workload\tunit\tberth\tdistribution\tratio\t")
+	fmt.Fprintf(&out, "\nberth against distribution %s, one run (ratio: berth/distribution; "+
+		"server CPU per operation from /proc/PID/stat, cpu ratio: distribution/berth)\n", registry2Version)
+	fmt.Fprintln(w, "workload\tunit\tberth\tdistribution\tratio\tberth cpu µs/op\tdistribution cpu µs/op\tcpu ratio\t")
 	for _, r := range rows {
-		b, d := r.values["berth"], r.values["distribution"]
-		ratio := "-"
-		if d > 0 {
-			ratio = fmt.Sprintf("%.2fx", b/d)
-		}
-		fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%s\t\n", r.name, r.unit, b, d, ratio)
+		fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%s\t%s\t\n", r.name, r.unit, r.values["berth"], r.values["distribution"],
+			ratioOf(r.values["berth"], r.values["distribution"]), cpuColumns(r, "berth", "distribution"))
+	}
+	w.Flush()
+	fmt.Fprintf(&out, "\nberth with token auth (a Bearer token fetched once per connection) against --auth none, "+
+		"same data, three runs each way, alternated, medians (ratio: bearer/none; cpu ratio: bearer/none, above 1 when a Bearer request costs more)\n")
+	fmt.Fprintln(w, "workload\tunit\tnone\tbearer\tratio\tnone cpu µs/op\tbearer cpu µs/op\tcpu ratio\t")
+	for _, r := range tokenRows {
+		fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%s\t%s\t\n", r.name, r.unit, r.values["none"], r.values["bearer"],
+			ratioOf(r.values["bearer"], r.values["none"]), cpuColumns(r, "none", "bearer"))
 	}
 	w.Flush()
 	fmt.Print(out.String())
+}
+
+// compareTokenAuth measures manifest HEAD and GET by tag at c=32 on two
+// berths holding the same image, one with --auth none and one with token
+// auth, where each connection fetches a pull token once (as docker does
+// once per pull) and sends it as Bearer on every request. Three runs of
+// each, alternated; the rows hold the medians.
+func compareTokenAuth(t *testing.T) []*compareRow {
+	modes, manifest := leanAuthModes(t)
+	var rows []*compareRow
+	for _, method := range []string{http.MethodHead, http.MethodGet} {
+		r := &compareRow{name: "manifest " + method + " by tag, c=32", unit: "req/s", values: map[string]float64{},
+			cpu: map[string]time.Duration{}, client: map[string]time.Duration{}}
+		runs := map[string][]leanResult{}
+		for range 3 {
+			for _, m := range modes {
+				runs[m.name] = append(runs[m.name], leanRun(t, m.s, 32, 20000, m.prepare,
+					leanManifest(method, benchRepo, "v0", manifest)))
+			}
+		}
+		for name, res := range runs {
+			slices.SortFunc(res, func(a, b leanResult) int { return cmp.Compare(a.rate, b.rate) })
+			r.values[name] = res[1].rate
+			cpus := []time.Duration{res[0].serverCPU, res[1].serverCPU, res[2].serverCPU}
+			slices.Sort(cpus)
+			r.cpu[name], r.client[name] = cpus[1], res[1].clientCPU
+		}
+		t.Logf("token auth: %-30s none %.0f req/s [server %.1f µs/op], bearer %.0f req/s [server %.1f µs/op]",
+			r.name, r.values["none"], micros(r.cpu["none"]), r.values["bearer"], micros(r.cpu["bearer"]))
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// newSmallBlobs makes n distinct 4 KiB blobs starting with prefix, and
+// their digests.
+func newSmallBlobs(prefix string, n int) (blobs, digests [][]byte) {
+	blobs, digests = make([][]byte, n), make([][]byte, n)
+	for i := range blobs {
+		blobs[i] = smallBlob([]byte(prefix), i)
+		digests[i] = []byte(sha256Digest(blobs[i]))
+	}
+	return blobs, digests
+}
+
+func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
+func ratioOf(a, b float64) string {
+	if b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+// cpuColumns is the server CPU per operation of targets a and b and the
+// ratio b/a (how many times as much CPU b's server spends as a's), or
+// dashes for a row measured without it.
+func cpuColumns(r *compareRow, a, b string) string {
+	ca, okA := r.cpu[a]
+	cb, okB := r.cpu[b]
+	if !okA || !okB {
+		return "-\t-\t-"
+	}
+	return fmt.Sprintf("%.1f\t%.1f\t%s", micros(ca), micros(cb), ratioOf(micros(cb), micros(ca)))
 }
 
 // registry2Version is the distribution release .ci/deps builds.

@@ -296,6 +296,12 @@ func runFixed(n int, op func(i int) error) ([]time.Duration, time.Duration, erro
 
 // runFixedC is runFixed from c goroutines; the latencies come back sorted.
 func runFixedC(c, n int, op func(i int) error) ([]time.Duration, time.Duration, error) {
+	return runWorkers(c, n, func(_, i int) error { return op(i) })
+}
+
+// runWorkers is runFixedC with op told which worker (0 … c-1) calls it, for
+// workers that keep state of their own, such as a connection.
+func runWorkers(c, n int, op func(w, i int) error) ([]time.Duration, time.Duration, error) {
 	var (
 		next      atomic.Int64
 		latencies = make([][]time.Duration, c)
@@ -303,12 +309,15 @@ func runFixedC(c, n int, op func(i int) error) ([]time.Duration, time.Duration, 
 		errOnce   sync.Once
 		wg        sync.WaitGroup
 	)
+	for w := range latencies {
+		latencies[w] = make([]time.Duration, 0, n/c+1)
+	}
 	start := time.Now()
 	for w := range c {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
 				began := time.Now()
-				if err := op(int(i)); err != nil {
+				if err := op(w, int(i)); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					next.Store(int64(n))
 					return

@@ -28,12 +28,18 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	berthBin = filepath.Join(dir, "berth")
-	build := exec.Command("go", "build", "-o", berthBin, "..")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build berth:", err)
-		os.Exit(1)
+	if bin := os.Getenv("BERTH_TEST_BIN"); bin != "" {
+		// A binary built elsewhere, such as an older commit's, for an
+		// A/B of benchmarks (docs/performance.md).
+		berthBin = bin
+	} else {
+		build := exec.Command("go", "build", "-o", berthBin, "..")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build berth:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -46,7 +52,10 @@ type server struct {
 	Data string
 	cmd  *exec.Cmd
 	log  *storetest.SyncBuffer
-	done chan struct{}
+	// logPath is the file the server logs to instead of log, when it was
+	// started by startBenchServer.
+	logPath string
+	done    chan struct{}
 }
 
 // URL returns http://addr + path, or path when it is already absolute (a
@@ -59,7 +68,13 @@ func (s *server) URL(path string) string {
 }
 
 // Log returns what the server wrote to stderr so far.
-func (s *server) Log() string { return s.log.String() }
+func (s *server) Log() string {
+	if s.logPath != "" {
+		b, _ := os.ReadFile(s.logPath)
+		return string(b)
+	}
+	return s.log.String()
+}
 
 // startServer runs `berth serve` on a free 127.0.0.1 port with a temp data
 // dir (or data, when not empty) and waits until /healthz answers. Without an
@@ -71,6 +86,19 @@ func startServer(t testing.TB, data string, args ...string) *server {
 		args = append(args, "--auth", "none")
 	}
 	return launch(t, data, nil, healthy, args...)
+}
+
+// startBenchServer is startServer for benchmarks: the server logs to a file
+// rather than through a pipe into this process, since copying every access
+// log line would cost the load generator CPU on the cores it shares with
+// the servers (distribution's access log is off in bench-compare, so it
+// costs the client nothing either). The server still writes every line.
+func startBenchServer(t testing.TB, data string, args ...string) *server {
+	t.Helper()
+	if !hasFlag(args, "--auth") {
+		args = append(args, "--auth", "none")
+	}
+	return launchWith(t, data, nil, healthy, true, args...)
 }
 
 // healthy reports whether s answers /healthz with 200.
@@ -87,6 +115,13 @@ func healthy(s *server) bool {
 // process's environment, and waits until ready answers true.
 func launch(t testing.TB, data string, env []string, ready func(*server) bool, args ...string) *server {
 	t.Helper()
+	return launchWith(t, data, env, ready, false, args...)
+}
+
+// launchWith is launch, with the server's output written to a file when
+// toFile is set (startBenchServer).
+func launchWith(t testing.TB, data string, env []string, ready func(*server) bool, toFile bool, args ...string) *server {
+	t.Helper()
 	if data == "" {
 		data = t.TempDir()
 	}
@@ -95,10 +130,25 @@ func launch(t testing.TB, data string, env []string, ready func(*server) bool, a
 	cmd.Env = append(os.Environ(), env...)
 	logs := &storetest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
+	var logFile *os.File
+	if toFile {
+		f, err := os.Create(filepath.Join(t.TempDir(), "berth.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logFile, cmd.Stdout, cmd.Stderr = f, f, f
+	}
+	err := cmd.Start()
+	if logFile != nil {
+		logFile.Close() // the child has its own descriptor
+	}
+	if err != nil {
 		t.Fatalf("start berth: %v", err)
 	}
 	s := &server{Addr: addr, Data: data, cmd: cmd, log: logs, done: make(chan struct{})}
+	if logFile != nil {
+		s.logPath = logFile.Name()
+	}
 	go func() { cmd.Wait(); close(s.done) }()
 	t.Cleanup(func() { s.stop(t) })
 	deadline := time.Now().Add(15 * time.Second)

@@ -14,6 +14,12 @@
 // Removal runs the other way: the record goes first, the file after, so a crash
 // leaves at worst an orphan file for GC, never a record without its file.
 //
+// Starting an upload session is the one write not made durable before it is
+// answered: a POST acknowledges no content, so StartUpload returns once the
+// session's record is queued for the next group commit (uploadstart.go). A
+// crash before that commit loses the session, which the client starts
+// again, and leaves its empty file for GC.
+//
 // # Concurrency
 //
 // bbolt serialises write transactions. Every rule that must hold between

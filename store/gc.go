@@ -213,6 +213,7 @@ func (r *GCReport) sort() {
 // batches and returns what it removed so far with ctx's error; the store
 // stays consistent at every step, also when the process dies mid-run.
 func (s *Store) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport, error) {
+	s.starts.settle() // sessions started before this call are in the records (uploadstart.go)
 	s.gc.run.Lock()
 	defer s.gc.run.Unlock()
 	report := GCReport{DryRun: opts.DryRun}

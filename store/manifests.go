@@ -203,40 +203,53 @@ func (s *Store) Manifest(repo string, ref Reference) (StoredManifest, error) {
 
 // PulledManifest is Manifest for a pull (GET or HEAD): it fills only
 // Digest, MediaType, Size, Body and Created, which the record's binary
-// head gives without decoding any JSON (encodeManifest).
+// head gives without decoding any JSON (encodeManifest). Its Body may be
+// shared with other callers (pullcache.go): it must not be modified.
 func (s *Store) PulledManifest(repo string, ref Reference) (StoredManifest, error) {
-	return s.manifest(repo, ref, pulledManifest)
+	var out StoredManifest
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		out, err = s.pulledManifestCached(tx, repo, ref)
+		return err
+	})
+	return out, err
 }
 
 // manifest is Manifest and PulledManifest, with read as the decoder.
 func (s *Store) manifest(repo string, ref Reference, read func(*bolt.Tx, string, Digest) (StoredManifest, error)) (StoredManifest, error) {
 	var out StoredManifest
-	err := s.db.View(func(tx *bolt.Tx) error {
-		d := ref.Digest
-		if ref.Tag != "" {
-			v := tx.Bucket(bucketTags).Get(key(repo, ref.Tag))
-			if v == nil {
-				return ErrManifestUnknown
-			}
-			d = Digest(v)
-		}
-		var err error
-		if out, err = read(tx, repo, d); err != nil {
-			return err
-		}
-		out.Body = append([]byte(nil), out.Body...)
-		if tx.Bucket(bucketBroken).Get(key(repo, string(d))) != nil {
-			return fmt.Errorf("%w: %s lists content that %s no longer has", ErrManifestUnknown, d, repo)
-		}
-		// bbolt does not checksum its pages: a body that rotted or was
-		// swapped in meta.db must not go out under d. A client sees it as
-		// absent, as after a repair, and a push stores it again.
-		if got := DigestOf(d.Algorithm(), out.Body); got != d {
-			return fmt.Errorf("%w: the stored body of %s hashes to %s (berth verify --repair sets it aside)", ErrManifestUnknown, d, got)
-		}
-		return nil
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		out, err = readManifest(tx, repo, ref, read)
+		return err
 	})
 	return out, err
+}
+
+// readManifest is manifest's read in tx. The Body it returns is a copy,
+// valid after tx ends.
+func readManifest(tx *bolt.Tx, repo string, ref Reference, read func(*bolt.Tx, string, Digest) (StoredManifest, error)) (StoredManifest, error) {
+	d := ref.Digest
+	if ref.Tag != "" {
+		v := tx.Bucket(bucketTags).Get(key(repo, ref.Tag))
+		if v == nil {
+			return StoredManifest{}, ErrManifestUnknown
+		}
+		d = Digest(v)
+	}
+	out, err := read(tx, repo, d)
+	if err != nil {
+		return StoredManifest{}, err
+	}
+	out.Body = append([]byte(nil), out.Body...)
+	if tx.Bucket(bucketBroken).Get(key(repo, string(d))) != nil {
+		return StoredManifest{}, fmt.Errorf("%w: %s lists content that %s no longer has", ErrManifestUnknown, d, repo)
+	}
+	// bbolt does not checksum its pages: a body that rotted or was
+	// swapped in meta.db must not go out under d. A client sees it as
+	// absent, as after a repair, and a push stores it again.
+	if got := DigestOf(d.Algorithm(), out.Body); got != d {
+		return StoredManifest{}, fmt.Errorf("%w: the stored body of %s hashes to %s (berth verify --repair sets it aside)", ErrManifestUnknown, d, got)
+	}
+	return out, nil
 }
 
 // storedManifest reads manifest d of repo. Its Body aliases the

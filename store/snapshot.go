@@ -34,6 +34,7 @@ func (sn *Snapshot) WriteMeta(w io.Writer) (int64, error) { return sn.tx.WriteTo
 // (copying meta.db), which makes bbolt keep the pages it sees: meta.db may
 // grow meanwhile.
 func (s *Store) Snapshot(fn func(sn *Snapshot) error) (unpin func(), err error) {
+	s.starts.settle() // sessions started before this call are in the records (uploadstart.go)
 	// Every blob is pinned before the transaction starts: GC's blob sweep
 	// checks pins and commits under the pin lock, so a record this
 	// transaction sees cannot have been deleted by a sweep that missed the
@@ -97,6 +98,7 @@ func listBlobs(tx *bolt.Tx) ([]BlobInfo, error) {
 // no backup carries their data, so a client must start those uploads again.
 // It does not touch DATA/uploads.
 func (s *Store) DropUploads() (int, error) {
+	s.starts.settle() // sessions started before this call are in the records (uploadstart.go)
 	var n int
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var ids [][]byte

@@ -28,6 +28,7 @@ type Stats struct {
 // blobs that is a few tens of milliseconds, so it suits a metrics scrape
 // every few seconds but not a per-request path.
 func (s *Store) Stats() (Stats, error) {
+	s.starts.settle() // sessions started before this call are in the records (uploadstart.go)
 	var st Stats
 	err := s.db.View(func(tx *bolt.Tx) error {
 		st.Repositories = countKeys(tx.Bucket(bucketRepos))

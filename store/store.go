@@ -42,6 +42,9 @@ type Store struct {
 	// session (sessionlock.go). A commit holds its session's lock and then
 	// a digest lock; nothing takes them the other way round.
 	uploads sessionLocks
+	// starts tracks sessions whose records are still being committed
+	// (uploadstart.go).
+	starts uploadStarts
 
 	// authGen counts committed changes of users and rules (AuthGeneration).
 	authGen atomic.Uint64
@@ -72,6 +75,9 @@ type Store struct {
 	// the last-pull times not yet written (pulls.go).
 	immutable atomic.Pointer[[]ImmutableRule]
 	pulls     pullLog
+	// pullCache holds manifests pulls read, valid while no write commits
+	// (pullcache.go).
+	pullCache pullCache
 	// tagChecks holds mirror tag confirmations not yet written (tagchecks.go).
 	tagChecks tagCheckLog
 	// quotas holds the quota limits by kind and name (quota.go).
@@ -201,6 +207,7 @@ func (s *Store) init() error {
 
 // Close closes meta.db. Running transactions finish first.
 func (s *Store) Close() error {
+	s.starts.wg.Wait() // session records still being committed
 	return errors.Join(s.FlushPulls(), s.db.Close())
 }
 

@@ -44,7 +44,9 @@ const DefaultMaxUploadsPerOwner = 100
 // StartUpload opens an upload session in repo for owner (an account name,
 // or any key the caller counts clients by) and returns it. When max > 0
 // and owner already has max sessions open, it fails with ErrTooManyUploads
-// and creates nothing.
+// and creates nothing. The session's record is committed in the
+// background (uploadstart.go): every other call on the session waits for
+// it, and a crash before it loses only the session, never content.
 func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 	if err := s.checkSpace(); err != nil {
 		return Upload{}, err
@@ -53,9 +55,34 @@ func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 	if err != nil {
 		return Upload{}, err
 	}
+	err = s.starts.reserve(owner, id, max, func(starting []string) (n int, err error) {
+		err = s.db.View(func(tx *bolt.Tx) error {
+			n = countPrefix(tx.Bucket(bucketUploadOwners), prefix(owner), max) + len(starting)
+			if n < max {
+				return nil
+			}
+			// Near the cap: a starting session whose record this snapshot
+			// already holds was counted twice.
+			uploads := tx.Bucket(bucketUploads)
+			for _, sid := range starting {
+				if uploads.Get([]byte(sid)) != nil {
+					n--
+				}
+			}
+			return nil
+		})
+		return n, err
+	})
+	if err != nil {
+		return Upload{}, err
+	}
+	// Held until the record is committed: GC passes over a locked session.
+	unlock := s.lockUpload(id)
 	ctx := context.Background()
 	backend, err := s.blobs.StartSession(ctx, id)
 	if err != nil {
+		unlock()
+		s.starts.release(owner, id)
 		return Upload{}, err
 	}
 	// An empty session keeps no hash state: none means sha256 of nothing
@@ -63,24 +90,13 @@ func (s *Store) StartUpload(repo, owner string, max int) (Upload, error) {
 	now := s.now()
 	rec := uploadRecord{Repo: repo, Owner: owner, Backend: backend, Started: now.UnixNano(), Updated: now.UnixNano()}
 	v, err := encode(rec)
-	if err == nil {
-		// Batched with concurrent commits (groupcommit.go): a session's start
-		// shares its fsync with other pushes' records.
-		err = s.groupUpdate(nil, func(tx *bolt.Tx) error {
-			owners := tx.Bucket(bucketUploadOwners)
-			if max > 0 && countPrefix(owners, prefix(owner), max) >= max {
-				return ErrTooManyUploads
-			}
-			if err := owners.Put(key(owner, id), nil); err != nil {
-				return err
-			}
-			return tx.Bucket(bucketUploads).Put([]byte(id), v)
-		})
-	}
 	if err != nil {
 		s.blobs.AbortSession(ctx, Session{ID: id, State: backend})
+		unlock()
+		s.starts.release(owner, id)
 		return Upload{}, err
 	}
+	s.commitStart(id, owner, max, v, backend, unlock)
 	return Upload{ID: id, Repo: repo, Started: now, Updated: now}, nil
 }
 
@@ -113,6 +129,7 @@ func deleteUpload(tx *bolt.Tx, id []byte) error {
 
 // UploadStatus returns the session id of repo, or ErrUploadUnknown.
 func (s *Store) UploadStatus(repo, id string) (Upload, error) {
+	s.starts.wait(id)
 	rec, err := s.upload(repo, id)
 	if err != nil {
 		return Upload{}, err

@@ -14,6 +14,7 @@ import (
 // schedules gc; the same checks keep it safe against a chunk arriving
 // meanwhile (see sweepUploads). A non-positive ttl removes nothing.
 func (s *Store) ExpireUploads(ctx context.Context, ttl time.Duration) ([]RemovedUpload, error) {
+	s.starts.settle() // sessions started before this call are in the records (uploadstart.go)
 	if ttl <= 0 {
 		return nil, nil
 	}

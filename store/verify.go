@@ -110,6 +110,7 @@ type Fault struct {
 // removes meanwhile is not a fault. The error is for a check that could not
 // run (an unreadable file, a cancelled ctx); faults are in the report.
 func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, error) {
+	s.starts.settle() // sessions started before this call are in the records (uploadstart.go)
 	now := s.now()
 	snap, err := s.verifyRecords()
 	if err != nil {
