@@ -276,3 +276,35 @@ func TestPullRecorder_BatchesPullEvents(t *testing.T) {
 		t.Errorf("pull event %+v", ev)
 	}
 }
+
+// TestPullRecorder_BoundsWaitingEvents: events beyond the bound that wait
+// for the batch writer are dropped, and the ones kept all reach the
+// outbox, in two rounds (the recorder's two queues alternate).
+func TestPullRecorder_BoundsWaitingEvents(t *testing.T) {
+	st := openStore(t)
+	addHook(t, st, "pulls", "http://127.0.0.1:1/never-called", func(w *store.Webhook) { w.Actions = []string{store.ActionPull} })
+	pr := events.NewPullRecorder(st, nil)
+	const bound = 8192
+	for i := range bound + 100 {
+		pr.Record(store.Event{Time: time.Now(), Action: store.ActionPull, Repo: "app", Tag: fmt.Sprint(i)})
+	}
+	pending := func() uint64 {
+		qs, err := st.Queues()
+		if err != nil || len(qs) != 1 {
+			t.Fatalf("queues %+v, %v", qs, err)
+		}
+		return qs[0].Pending
+	}
+	ctx, cancel := contextWithCancel()
+	done := make(chan struct{})
+	go func() { pr.Run(ctx); close(done) }()
+	waitFor(t, "the kept events in the outbox", func() bool { return pending() == bound })
+	for range 10 {
+		pr.Record(store.Event{Time: time.Now(), Action: store.ActionPull, Repo: "app", Tag: "late"})
+	}
+	cancel()
+	<-done
+	if got := pending(); got != bound+10 {
+		t.Errorf("outbox holds %d events, want %d (the bound, then 10 more)", got, bound+10)
+	}
+}

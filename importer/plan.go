@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/berth-registry/berth/store"
 )
@@ -31,7 +32,10 @@ type manifestInfo struct {
 // fallbackTag matches the tags that stand in for the referrers API: the
 // referrers tag schema (sha256-<hex>, an index of referrers; cosign v3,
 // oras) and cosign v2's signature, attestation and SBOM tags.
-var fallbackTag = regexp.MustCompile(`^(sha256)-([0-9a-f]{64})(\.sig|\.att|\.sbom)?$`)
+// Compiled on first use, not at start in every berth process (issue 18).
+var fallbackTag = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(sha256)-([0-9a-f]{64})(\.sig|\.att|\.sbom)?$`)
+})
 
 // planRepo reads the manifests of repo that the source's roots reach, with
 // their children and referrers, and orders them for recording. Every
@@ -92,7 +96,7 @@ func planRepo(ctx context.Context, src Source, repo string, keepFallback bool, p
 			problem(fmt.Sprintf("%s:%s not imported: its manifest %s was not imported", repo, t, d))
 			continue
 		}
-		if m := fallbackTag.FindStringSubmatch(t); m != nil {
+		if m := fallbackTag().FindStringSubmatch(t); m != nil {
 			p.fallback++
 			subject := store.Digest(m[1] + ":" + m[2])
 			if m[3] != "" {

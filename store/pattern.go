@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Pattern is a glob over repository names or tags, as retention and
@@ -55,13 +56,20 @@ func (p Pattern) String() string { return p.src }
 
 // signatureTag matches the fallback tags that cosign and the OCI referrers
 // fallback push beside an image: "sha256-<hex>" with an optional suffix
-// such as ".sig", ".att" or ".sbom".
-var signatureTag = regexp.MustCompile(`^sha256-([0-9a-f]{64})(\.[A-Za-z0-9_-]+)?$`)
+// such as ".sig", ".att" or ".sbom". It and objectName are compiled on
+// first use, not in every process at start: a bounded repeat such as {64}
+// compiles to that many copies of its instructions (issue 18, idle memory).
+var signatureTag = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^sha256-([0-9a-f]{64})(\.[A-Za-z0-9_-]+)?$`)
+})
+
+// objectName is the grammar of the names of retention rules and webhooks.
+var objectName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`) })
 
 // SignatureSubject returns the digest a fallback tag names ("sha256-<hex>",
 // "sha256-<hex>.sig"), and false for any other tag.
 func SignatureSubject(tag string) (Digest, bool) {
-	m := signatureTag.FindStringSubmatch(tag)
+	m := signatureTag().FindStringSubmatch(tag)
 	if m == nil {
 		return "", false
 	}

@@ -67,14 +67,12 @@ var (
 	ErrPolicyInvalid = errors.New("invalid rule")
 )
 
-var policyName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
 // Validate checks r and compiles its patterns; errors wrap ErrPolicyInvalid.
 func (r *RetentionRule) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrPolicyInvalid, fmt.Sprintf(format, a...))
 	}
-	if !policyName.MatchString(r.Name) {
+	if !objectName().MatchString(r.Name) {
 		return bad("name %q: use 1-64 of a-z, 0-9, '.', '_', '-'", r.Name)
 	}
 	var err error
@@ -102,7 +100,7 @@ func (r *RetentionRule) governsTags() bool {
 
 // Validate checks r and compiles its patterns; errors wrap ErrPolicyInvalid.
 func (r *ImmutableRule) Validate() error {
-	if !policyName.MatchString(r.Name) {
+	if !objectName().MatchString(r.Name) {
 		return fmt.Errorf("%w: name %q: use 1-64 of a-z, 0-9, '.', '_', '-'", ErrPolicyInvalid, r.Name)
 	}
 	var err error

@@ -45,15 +45,13 @@ var (
 	ErrWebhookInvalid = errors.New("invalid webhook")
 )
 
-var webhookName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
 // Validate checks w and compiles its repository patterns. It returns an
 // error wrapping ErrWebhookInvalid that says which field is wrong.
 func (w *Webhook) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrWebhookInvalid, fmt.Sprintf(format, a...))
 	}
-	if !webhookName.MatchString(w.Name) {
+	if !objectName().MatchString(w.Name) {
 		return bad("name %q: use 1-64 of a-z, 0-9, '.', '_', '-'", w.Name)
 	}
 	if !strings.HasPrefix(w.URL, "http://") && !strings.HasPrefix(w.URL, "https://") {

@@ -15,11 +15,9 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -82,11 +80,10 @@ type UI struct {
 	// storage page.
 	summaries *summaries
 	backup    backupJob
-	pages     map[string]*template.Template
 }
 
-// New parses the embedded templates and returns the UI; an error means a
-// template does not parse (a bug, found at start-up).
+// New returns the UI. The embedded templates are parsed when the first
+// page is rendered (pages); TestPages_Parse finds a template that does not.
 func New(opts Options) (*UI, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -99,7 +96,7 @@ func New(opts Options) (*UI, error) {
 		opts.SessionTTL = 12 * time.Hour
 	}
 	u := &UI{opts: opts, st: opts.Store, auth: opts.Auth, log: opts.Logger,
-		sessions: newSessions(opts.Store, opts.SessionTTL), pages: map[string]*template.Template{}}
+		sessions: newSessions(opts.Store, opts.SessionTTL)}
 	u.summaries = &summaries{st: opts.Store, log: opts.Logger.Warn, minAge: summaryMinAge, syncBelow: summarySyncBelow}
 	if serving {
 		// Take the first snapshot now, so that no request waits for it
@@ -110,20 +107,6 @@ func New(opts Options) (*UI, error) {
 				opts.Logger.Warn("repository summaries", "err", err)
 			}
 		}()
-	}
-	names, err := fs.Glob(templateFiles, "templates/*.html")
-	if err != nil {
-		return nil, err
-	}
-	for _, n := range names {
-		if strings.HasSuffix(n, "/base.html") {
-			continue
-		}
-		t, err := template.New("base.html").Funcs(funcs).ParseFS(templateFiles, "templates/base.html", n)
-		if err != nil {
-			return nil, err
-		}
-		u.pages[strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")] = t
 	}
 	return u, nil
 }
@@ -215,7 +198,11 @@ type pageData struct {
 
 // render writes page name with data as HTML.
 func (u *UI) render(c *fiber.Ctx, v *viewer, name, title string, data any) error {
-	t, ok := u.pages[name]
+	all, err := pages()
+	if err != nil {
+		return err
+	}
+	t, ok := all[name]
 	if !ok {
 		return errors.New("no template " + name)
 	}
