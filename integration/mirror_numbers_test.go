@@ -3,10 +3,13 @@ package integration
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +24,12 @@ import (
 // BERTH_MIRROR_NUMBERS_MIB sets each image's size (default 64 MiB, in
 // layers of 16 MiB): CPU time is counted in ticks of 10 ms, so a larger
 // image gives CPU per GiB more digits.
+//
+// BERTH_MIRROR_NUMBERS_LINK_MIBS puts the upstream behind a link of that
+// many MiB/s (a relay on loopback paced like one shared link), used alike
+// by the direct pull and by berth's mirror: a mirror's upstream is a WAN
+// or LAN link in practice, whereas unthrottled on one small machine the
+// three processes share its cores and the ratio measures CPU contention.
 func TestMirror_Numbers(t *testing.T) {
 	size := int64(64)
 	if v := os.Getenv("BERTH_MIRROR_NUMBERS_MIB"); v != "" {
@@ -31,8 +40,17 @@ func TestMirror_Numbers(t *testing.T) {
 		size = n
 	}
 	up := startDistribution(t, "")
+	upstream := up.Addr
+	if v := os.Getenv("BERTH_MIRROR_NUMBERS_LINK_MIBS"); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || n <= 0 {
+			t.Fatalf("BERTH_MIRROR_NUMBERS_LINK_MIBS=%q: want a positive number of MiB/s", v)
+		}
+		upstream = startLinkRelay(t, up.Addr, n*(1<<20))
+		t.Logf("upstream behind a link of %g MiB/s", n)
+	}
 	b := startServer(t, "")
-	addMirror(t, b, "up", nil, "--url", "http://"+up.Addr, "--tag-ttl", "1h")
+	addMirror(t, b, "up", nil, "--url", "http://"+upstream, "--tag-ttl", "1h")
 	// rate pulls ref and returns its MiB/s and the CPU time per GiB of
 	// all three processes (berth, the upstream, this one: the client).
 	rate := func(what string, ref name.Reference, want fmt.Stringer) (float64, time.Duration) {
@@ -69,7 +87,7 @@ func TestMirror_Numbers(t *testing.T) {
 		repo := fmt.Sprintf("bench/img%d:1", i)
 		img := pushUpstream(t, up.Addr, repo, 16<<20, size/16)
 		want, _ := img.Digest()
-		direct, err := name.ParseReference(up.Addr+"/"+repo, name.Insecure)
+		direct, err := name.ParseReference(upstream+"/"+repo, name.Insecure)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,6 +102,79 @@ func TestMirror_Numbers(t *testing.T) {
 	}
 	sort.Float64s(ratios)
 	t.Logf("median cold/direct: %.0f%%", 100*ratios[1])
+}
+
+// startLinkRelay relays loopback connections to addr, pacing the bytes
+// sent back from addr as one link of bytesPerSecond shared by every
+// connection, and returns the relay's address.
+func startLinkRelay(t *testing.T, addr string, bytesPerSecond float64) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	l := &pacedLink{rate: bytesPerSecond}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", addr)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() {
+					io.Copy(u, c)
+					u.(*net.TCPConn).CloseWrite()
+				}()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := u.Read(buf)
+					if n > 0 {
+						l.wait(n)
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// pacedLink is a link's capacity, a token bucket: wait(n) returns when n
+// more bytes fit into the rate. A link idle for longer than linkBurst
+// starts afresh; within it, time slept too long is made up, so the
+// average rate holds although sleeps overshoot.
+type pacedLink struct {
+	mu   sync.Mutex
+	rate float64   // bytes per second
+	next time.Time // when the bytes sent so far fit into the rate
+}
+
+const linkBurst = 50 * time.Millisecond
+
+func (l *pacedLink) wait(n int) {
+	l.mu.Lock()
+	now := time.Now()
+	if l.next.Before(now.Add(-linkBurst)) {
+		l.next = now.Add(-linkBurst)
+	}
+	l.next = l.next.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
+	d := l.next.Sub(now)
+	l.mu.Unlock()
+	if d > time.Millisecond {
+		time.Sleep(d)
+	}
 }
 
 // cpuTime is the user and system CPU time process pid has used so far
