@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -78,7 +77,7 @@ var MirrorAddOp = register(&Op[MirrorAdd, MirrorAdded]{
 			m.Password = []byte(req.Password)
 		}
 		if req.MaxSize != "" {
-			n, err := parseSize(req.MaxSize)
+			n, err := ParseBytes(req.MaxSize)
 			if err != nil {
 				return nil, fmt.Errorf("--max-size: %w", err)
 			}
@@ -97,26 +96,6 @@ var MirrorAddOp = register(&Op[MirrorAdd, MirrorAdded]{
 		return err
 	},
 })
-
-// parseSize reads "500MB", "20GiB", "1048576".
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
-	num, mult := s, int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q: want a positive size such as 20GiB or 500MB", s)
-	}
-	return n * mult, nil
-}
 
 // MirrorList lists the upstreams.
 type MirrorList struct{}
