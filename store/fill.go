@@ -100,43 +100,38 @@ func (w *Fill) Run(repo string, r io.Reader) (n int64, err error) {
 	return n, nil
 }
 
-// copyIn writes r into the file and publishes each piece to the readers
-// as soon as it is written; a hasher hashes it behind them, so that
-// hashing one piece overlaps reading and writing the next. It returns
-// once every byte is written and hashed.
-func (w *Fill) copyIn(r io.Reader) (n int64, err error) {
-	hs := newPieceHasher(w.h)
-	defer hs.close()
-	for {
-		buf := hs.buffer()
-		// One read takes whatever the upstream's socket holds, up to
-		// fillPiece: when berth falls behind, pieces grow and the
-		// writes, wake-ups and hash calls per byte shrink; when it keeps
-		// up, a piece goes to the readers as soon as it arrives.
-		k, rerr := r.Read(buf)
-		if k > 0 {
-			if _, werr := w.f.Write(buf[:k]); werr != nil {
-				return n, fmt.Errorf("write fill file: %w", werr)
-			}
-			n += int64(k)
-			// Readers get the bytes before they are hashed, so that the
-			// client's read and hash overlap with ours; the last byte
-			// still waits for the digest (fillReader.wait).
-			w.publish(n)
-			hs.hash(buf[:k])
-			if w.size >= 0 && n > w.size {
-				return n, fmt.Errorf("%w: more than %d bytes", ErrSizeInvalid, w.size)
-			}
-		} else {
-			hs.unused(buf)
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
+// copyIn writes r into the file through CopyHashed, which hashes each
+// piece behind its write, so that hashing one piece overlaps reading and
+// writing the next; fillWriter publishes each piece to the readers as soon
+// as it is written. It returns once every byte is written and hashed.
+func (w *Fill) copyIn(r io.Reader) (int64, error) {
+	n, readErr, writeErr := CopyHashed(&fillWriter{fill: w}, w.h, r)
+	if writeErr != nil {
+		return n, writeErr
 	}
+	return n, readErr
+}
+
+// fillWriter writes a fill's file and lets the readers read each piece
+// before it is hashed, so that the client's read and hash overlap with
+// ours; the last byte still waits for the digest (fillReader.wait).
+type fillWriter struct {
+	fill *Fill
+	n    int64
+}
+
+func (fw *fillWriter) Write(p []byte) (int, error) {
+	w := fw.fill
+	k, err := w.f.Write(p)
+	if err != nil {
+		return k, fmt.Errorf("write fill file: %w", err)
+	}
+	fw.n += int64(k)
+	w.publish(fw.n)
+	if w.size >= 0 && fw.n > w.size {
+		return k, fmt.Errorf("%w: more than %d bytes", ErrSizeInvalid, w.size)
+	}
+	return k, nil
 }
 
 // publish lets the readers read n bytes, waking them when one of them
@@ -153,9 +148,6 @@ func (w *Fill) publish(n int64) {
 		w.cond.Broadcast()
 	}
 }
-
-// fillPiece is the most one read of the upstream's body takes.
-const fillPiece = 256 << 10
 
 // finish records the outcome for the readers and cleans up.
 func (w *Fill) finish(err error) {
