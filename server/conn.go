@@ -142,7 +142,7 @@ func (l *connListener) Accept() (net.Conn, error) {
 			continue
 		}
 		l.metrics.open.Inc()
-		tc := &trackedConn{Conn: c, l: l, addr: addr, accepted: time.Now()}
+		tc := &trackedConn{Conn: c, l: l, addr: addr, accepted: time.Now(), local: addr.IsLoopback()}
 		l.mu.Lock()
 		l.conns[tc] = struct{}{}
 		l.mu.Unlock()
@@ -181,6 +181,9 @@ type trackedConn struct {
 	requests  int       // requests begun on this connection
 	window    int64     // body bytes since the body deadline was last pushed
 	writeTill time.Time // the write deadline last set
+	// local is set for a peer on this host (a loopback address): blob
+	// bodies go out through a buffer instead of sendfile (localcopy.go).
+	local bool
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
@@ -271,6 +274,9 @@ func (c *trackedConn) ReadFrom(r io.Reader) (int64, error) {
 	rf, ok := c.Conn.(io.ReaderFrom)
 	if !ok {
 		return io.Copy(struct{ io.Writer }{c}, r)
+	}
+	if c.local {
+		return c.copyLocal(r)
 	}
 	// sendfile sees through one *io.LimitedReader only: a limited file
 	// (a mirror's growing blob) is cut into pieces of the file itself.
