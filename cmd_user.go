@@ -18,7 +18,7 @@ func userCommand() *cli.Command {
 			adminCommand(admin.UserDelOp, &cli.Command{Name: "del", Usage: "delete a user"}),
 			adminCommand(admin.UserAdminOp, &cli.Command{Name: "admin", Usage: "make a user admin, or take the right away with --revoke (not from the only admin)"}),
 			adminCommand(admin.UserListOp, &cli.Command{Name: "list", Usage: "list the users: name, admin, created"}),
-			adminCommand(admin.UserSessionsOp, &cli.Command{Name: "sessions", Usage: "list a user's saved sign-ins (refresh tokens): id, created, last used, expires, client"}),
+			adminCommand(admin.UserSessionsOp, &cli.Command{Name: "sessions", Usage: "list a user's saved sign-ins: refresh tokens (docker login) and web UI sessions: id, kind, created, last used, expires, client"}),
 			adminCommand(admin.UserRevokeOp, &cli.Command{
 				Name:        "revoke",
 				Usage:       "end one of a user's saved sign-ins, or all of them",

@@ -11,11 +11,11 @@ import (
 )
 
 // The session operations: a user's refresh tokens (what `docker login`
-// saves, one per machine and login) listed and revoked. Access tokens
-// already issued from a revoked refresh token run out on their own within
-// --token-ttl; `berth user passwd` ends those too.
+// saves, one per machine and login) and web UI sign-ins, listed and
+// revoked. Access tokens already issued from a revoked refresh token run
+// out on their own within --token-ttl; `berth user passwd` ends those too.
 
-// UserSessions lists a user's live refresh tokens.
+// UserSessions lists a user's live refresh tokens and web UI sessions.
 type UserSessions struct {
 	Name string `arg:"NAME" json:"name"`
 }
@@ -25,15 +25,25 @@ type Sessions struct {
 	Sessions []SessionInfo `json:"sessions"`
 }
 
-// SessionInfo is one refresh token as user sessions shows it. LastUsed is
-// zero when it was never used.
+// SessionInfo is one session as user sessions shows it: Kind "token" (a
+// refresh token) or "web" (a web UI sign-in; "web-ldap" for a directory
+// user's). LastUsed is zero when a token was never used; a web session
+// records neither when it was created nor when it was last used.
 type SessionInfo struct {
 	ID       string    `json:"id"`
-	Created  time.Time `json:"created"`
+	Kind     string    `json:"kind"`
+	Created  time.Time `json:"created,omitzero"`
 	LastUsed time.Time `json:"last_used,omitzero"`
 	Expires  time.Time `json:"expires"`
 	Client   string    `json:"client,omitempty"`
 }
+
+// Session kinds.
+const (
+	SessionToken  = "token"
+	SessionWeb    = "web"
+	SessionWebDir = "web-ldap"
+)
 
 // UserRevoke ends one of a user's sessions (ID), or all of them and the
 // user's web UI sessions (All).
@@ -52,29 +62,49 @@ type Revoked struct {
 var UserSessionsOp = register(&Op[UserSessions, Sessions]{
 	Name: "user sessions",
 	Do: func(_ context.Context, env *Env, _ *Task, req UserSessions) (*Sessions, error) {
-		held, err := env.Store.RefreshTokensOf(req.Name, time.Now())
-		if err != nil {
+		now := time.Now()
+		held, err := env.Store.RefreshTokensOf(req.Name, now)
+		// A directory (LDAP) user has no local record, only web sessions.
+		if err != nil && !errors.Is(err, store.ErrUserUnknown) {
+			return nil, userError(req.Name, err)
+		}
+		web, werr := env.Store.UISessionsOf(req.Name, now)
+		if werr != nil {
+			return nil, werr
+		}
+		if err != nil && len(web) == 0 {
 			return nil, userError(req.Name, err)
 		}
 		res := &Sessions{Sessions: []SessionInfo{}}
 		for _, t := range held {
-			res.Sessions = append(res.Sessions, SessionInfo{ID: t.ID, Created: t.Created.UTC(), LastUsed: t.LastUsed.UTC(), Expires: t.ExpiresAt().UTC(), Client: t.Client})
+			res.Sessions = append(res.Sessions, SessionInfo{ID: t.ID, Kind: SessionToken, Created: t.Created.UTC(),
+				LastUsed: t.LastUsed.UTC(), Expires: t.ExpiresAt().UTC(), Client: t.Client})
+		}
+		for _, u := range web {
+			kind := SessionWeb
+			if u.Directory {
+				kind = SessionWebDir
+			}
+			res.Sessions = append(res.Sessions, SessionInfo{ID: u.ID, Kind: kind, Expires: u.Expires.UTC()})
 		}
 		return res, nil
 	},
 	Render: func(w Output, res *Sessions) error {
 		tw := tabwriter.NewWriter(w.Out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tCREATED\tLAST USED\tEXPIRES\tCLIENT")
+		fmt.Fprintln(tw, "ID\tKIND\tCREATED\tLAST USED\tEXPIRES\tCLIENT")
 		for _, s := range res.Sessions {
-			lastUsed := "never"
-			if !s.LastUsed.IsZero() {
-				lastUsed = utc(s.LastUsed)
+			created, lastUsed := "-", "-"
+			if s.Kind == SessionToken {
+				created, lastUsed = utc(s.Created), "never"
+				if !s.LastUsed.IsZero() {
+					lastUsed = utc(s.LastUsed)
+				}
 			}
 			client := s.Client
 			if client == "" {
 				client = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, utc(s.Created), lastUsed, utc(s.Expires), client)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Kind, created, lastUsed, utc(s.Expires), client)
 		}
 		return tw.Flush()
 	},

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"testing"
 	"time"
@@ -32,6 +33,21 @@ func seedSessions(t *testing.T, s *store.Store) {
 			t.Fatal(err)
 		}
 	}
+	// And a web UI sign-in: listed after the tokens, revoked by its ID.
+	web := store.UISession{User: "alice", Epoch: u.Epoch, Expires: time.Date(2126, 3, 2, 10, 0, 0, 0, time.UTC)}
+	if err := s.CreateUISession(webCookie, web, created); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// webCookie is alice's web UI session cookie in seedSessions.
+const webCookie = "alice-web-session-cookie"
+
+// webSessionID is the ID user sessions shows for webCookie: the first 8
+// bytes of its SHA-256 (the store keeps only the hash), in hex.
+func webSessionID() string {
+	sum := sha256.Sum256([]byte(webCookie))
+	return hex.EncodeToString(sum[:8])
 }
 
 func TestUserSessions_SameBothWays(t *testing.T) {
@@ -42,7 +58,9 @@ func TestUserSessions_SameBothWays(t *testing.T) {
 	seedSessions(t, tw.remote)
 	first := hex.EncodeToString([]byte{1, 0xab, 0, 0, 0, 0, 0, 0})
 	second := hex.EncodeToString([]byte{2, 0xab, 0, 0, 0, 0, 0, 0})
-	header := "ID                CREATED               LAST USED             EXPIRES               CLIENT\n"
+	web := webSessionID()
+	header := "ID                KIND   CREATED               LAST USED             EXPIRES               CLIENT\n"
+	webLine := web + "  web    -                     -                     2126-03-02T10:00:00Z  -\n"
 
 	list := func(name string) func() result {
 		return func() result { return both(t, tw, UserSessionsOp, UserSessions{Name: name}, "") }
@@ -58,21 +76,26 @@ func TestUserSessions_SameBothWays(t *testing.T) {
 	}{
 		{"list", list("alice"),
 			header +
-				first + "  2026-03-01T10:00:00Z  2026-03-01T11:00:00Z  2126-03-01T10:00:00Z  docker\n" +
-				second + "  2026-03-01T10:01:00Z  never                 2126-03-01T10:00:00Z  -\n", ""},
+				first + "  token  2026-03-01T10:00:00Z  2026-03-01T11:00:00Z  2126-03-01T10:00:00Z  docker\n" +
+				second + "  token  2026-03-01T10:01:00Z  never                 2126-03-01T10:00:00Z  -\n" + webLine, ""},
 		{"list unknown user", list("bob"), "", "no user bob"},
 		{"revoke one", revoke(UserRevoke{Name: "alice", ID: first}), "revoked 1 session of alice\n", ""},
 		{"revoke it again", revoke(UserRevoke{Name: "alice", ID: first}), "",
 			"alice has no session " + first + " (see berth user sessions alice)"},
 		{"list after revoke", list("alice"),
-			"ID                CREATED               LAST USED  EXPIRES               CLIENT\n" +
-				second + "  2026-03-01T10:01:00Z  never      2126-03-01T10:00:00Z  -\n", ""},
+			"ID                KIND   CREATED               LAST USED  EXPIRES               CLIENT\n" +
+				second + "  token  2026-03-01T10:01:00Z  never      2126-03-01T10:00:00Z  -\n" +
+				web + "  web    -                     -          2126-03-02T10:00:00Z  -\n", ""},
+		{"revoke the web session", revoke(UserRevoke{Name: "alice", ID: web}), "revoked 1 session of alice\n", ""},
+		{"list after revoking the web session", list("alice"),
+			"ID                KIND   CREATED               LAST USED  EXPIRES               CLIENT\n" +
+				second + "  token  2026-03-01T10:01:00Z  never      2126-03-01T10:00:00Z  -\n", ""},
 		{"revoke unknown user", revoke(UserRevoke{Name: "bob", All: true}), "", "no user bob"},
 		{"revoke id and all", revoke(UserRevoke{Name: "alice", ID: second, All: true}), "", "usage: berth user revoke NAME ID|--all"},
 		{"revoke neither", revoke(UserRevoke{Name: "alice"}), "", "usage: berth user revoke NAME ID|--all"},
 		{"revoke all", revoke(UserRevoke{Name: "alice", All: true}), "revoked 1 session of alice\n", ""},
 		{"revoke all of none", revoke(UserRevoke{Name: "alice", All: true}), "revoked 0 sessions of alice\n", ""},
-		{"list none", list("alice"), "ID  CREATED  LAST USED  EXPIRES  CLIENT\n", ""},
+		{"list none", list("alice"), "ID  KIND  CREATED  LAST USED  EXPIRES  CLIENT\n", ""},
 	}
 	for _, st := range steps {
 		got := st.run()

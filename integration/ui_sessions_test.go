@@ -79,3 +79,49 @@ func TestUI_SessionsSurviveRestart(t *testing.T) {
 		t.Error("the admin was signed out by changes to other users")
 	}
 }
+
+// TestUI_SessionsListedAndRevokedByID: `berth user sessions` lists a
+// user's web UI sign-ins beside its refresh tokens (KIND web), live ones
+// only, and `berth user revoke NAME ID` ends one of them by the listed ID
+// while the user's other sign-in stays.
+func TestUI_SessionsListedAndRevokedByID(t *testing.T) {
+	s, _ := startAuthServer(t, "")
+	s.addUser(t, "erin", "erin-secret")
+	first := signIn(t, s, "erin", "erin-secret")
+	second := signIn(t, s, "erin", "erin-secret")
+	webIDs := func() []string {
+		t.Helper()
+		out := s.berth(t, "", "user", "sessions", "erin")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) == 0 || !strings.HasPrefix(lines[0], "ID ") || !strings.Contains(lines[0], " KIND ") {
+			t.Fatalf("user sessions printed no table with a KIND column:\n%s", out)
+		}
+		var ids []string
+		for _, l := range lines[1:] {
+			if f := strings.Fields(l); len(f) > 1 && f[1] == "web" {
+				ids = append(ids, f[0])
+			}
+		}
+		return ids
+	}
+	ids := webIDs()
+	if len(ids) != 2 {
+		t.Fatalf("erin's web sessions listed: %v, want 2", ids)
+	}
+	// Which ID is which cookie is not shown (only a hash is stored): revoke
+	// one and find out which sign-in ended.
+	if out := s.berth(t, "", "user", "revoke", "erin", ids[0]); out != "revoked 1 session of erin\n" {
+		t.Errorf("user revoke erin %s: %q", ids[0], out)
+	}
+	a, b := signedIn(t, s, first), signedIn(t, s, second)
+	if a == b {
+		t.Fatalf("after revoking one of two web sessions: first signed in %v, second %v; want exactly one", a, b)
+	}
+	if left := webIDs(); len(left) != 1 || left[0] != ids[1] {
+		t.Errorf("web sessions after revoking %s: %v, want only %s", ids[0], left, ids[1])
+	}
+	_, stderr, err := runBerth(t, t.Context(), nil, "--data", s.Data, "user", "revoke", "erin", ids[0])
+	if err == nil || !strings.Contains(stderr, "erin has no session "+ids[0]) {
+		t.Errorf("revoking it again: %v, %q; want an error naming the session", err, stderr)
+	}
+}

@@ -184,23 +184,40 @@ func (s *Store) RefreshTokensOf(name string, now time.Time) ([]RefreshToken, err
 	return out, err
 }
 
-// RevokeRefreshTokens deletes refresh tokens of the user called name: the
-// one whose ID is id, or all of them and the user's web UI sessions when id
-// is "" (for a name that is no local user, the web UI sessions of the
+// RevokeRefreshTokens deletes sessions of the user called name: the
+// refresh token or web UI session whose ID is id (see RefreshToken.ID and
+// UISessionInfo.ID), or all refresh tokens and web UI sessions when id is
+// "" (for a name that is no local user, the web UI sessions of the
 // directory user of that name). It returns how many it deleted;
-// ErrUserUnknown when there is no such user (and, with id "", no session
-// of that name), and an error wrapping ErrSessionUnknown when id names none
-// of the user's tokens.
+// ErrUserUnknown when there is no such user (and no session of that name),
+// and an error wrapping ErrSessionUnknown when id names none of the user's
+// sessions.
 func (s *Store) RevokeRefreshTokens(name, id string) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if _, err := getUser(tx, name); err != nil {
 			// A directory (LDAP) user has no record and no refresh
 			// tokens, only web UI sessions.
-			if errors.Is(err, ErrUserUnknown) && id == "" {
-				if n, err = deleteUISessionsOf(tx, name); err == nil && n == 0 {
-					err = fmt.Errorf("%w: %s", ErrUserUnknown, name)
+			if !errors.Is(err, ErrUserUnknown) {
+				return err
+			}
+			if id != "" {
+				held, herr := uiSessionsOf(tx, name)
+				if herr != nil || len(held) == 0 {
+					return errors.Join(herr, err)
 				}
+				found, derr := deleteUISessionByID(tx, name, id)
+				if derr != nil {
+					return derr
+				}
+				if !found {
+					return fmt.Errorf("%w %q for %s", ErrSessionUnknown, id, name)
+				}
+				n = 1
+				return nil
+			}
+			if n, err = deleteUISessionsOf(tx, name); err == nil && n == 0 {
+				err = fmt.Errorf("%w: %s", ErrUserUnknown, name)
 			}
 			return err
 		}
@@ -215,7 +232,15 @@ func (s *Store) RevokeRefreshTokens(name, id string) (int, error) {
 			}
 		}
 		if id != "" && len(doomed) != 1 {
-			return fmt.Errorf("%w %q for %s", ErrSessionUnknown, id, name)
+			found, err := deleteUISessionByID(tx, name, id)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return fmt.Errorf("%w %q for %s", ErrSessionUnknown, id, name)
+			}
+			n = 1
+			return nil
 		}
 		n = len(doomed)
 		if id == "" {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -249,4 +250,90 @@ func deleteDirectoryUISessions(tx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// UISessionInfo is one live web UI session as `berth user sessions` lists
+// it. ID is the first 8 bytes of the stored key (itself the SHA-256 of the
+// session's cookie) in hex, the form of a refresh token's ID: it names the
+// session for `berth user revoke` and says nothing about the cookie.
+type UISessionInfo struct {
+	ID        string
+	Expires   time.Time
+	Directory bool // an LDAP directory user's sign-in
+}
+
+// UISessionsOf returns the web UI sessions of the user called name that
+// are live at now, soonest expiry first: not expired, and for a local
+// user's, still of the user's current epoch (a password change or a
+// revoke ends the others). A name with no local user lists its directory
+// sessions, if any.
+func (s *Store) UISessionsOf(name string, now time.Time) ([]UISessionInfo, error) {
+	var out []UISessionInfo
+	err := s.db.View(func(tx *bolt.Tx) error {
+		u, err := getUser(tx, name)
+		local := err == nil
+		if err != nil && !errors.Is(err, ErrUserUnknown) {
+			return err
+		}
+		held, err := uiSessionsOf(tx, name)
+		if err != nil {
+			return err
+		}
+		for _, h := range held {
+			live := now.Before(h.rec.Expires) && (h.rec.Directory || (local && h.rec.Epoch == u.Epoch))
+			if live {
+				out = append(out, UISessionInfo{ID: sessionID(h.hash), Expires: h.rec.Expires, Directory: h.rec.Directory})
+			}
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Expires.Before(out[j].Expires) })
+	return out, err
+}
+
+// heldUISession is one of a user's session records with its key.
+type heldUISession struct {
+	key  []byte // hex of the SHA-256 of the cookie, as stored
+	hash []byte // that SHA-256
+	rec  UISession
+}
+
+// uiSessionsOf reads every session record of user, live or not.
+func uiSessionsOf(tx *bolt.Tx, user string) ([]heldUISession, error) {
+	var out []heldUISession
+	p := prefix(user)
+	sessions := tx.Bucket(bucketUISessions)
+	c := tx.Bucket(bucketUISessionUsers).Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		sk := k[len(p):]
+		v := sessions.Get(sk)
+		if v == nil {
+			continue
+		}
+		var rec UISession
+		if err := decode(v, &rec); err != nil {
+			return nil, fmt.Errorf("ui session record: %w", err)
+		}
+		hash, err := hex.DecodeString(string(sk))
+		if err != nil {
+			return nil, fmt.Errorf("ui session key %q: %w", sk, err)
+		}
+		out = append(out, heldUISession{key: bytes.Clone(sk), hash: hash, rec: rec})
+	}
+	return out, nil
+}
+
+// deleteUISessionByID deletes user's session whose ID (see UISessionInfo)
+// is id, reporting whether there was one.
+func deleteUISessionByID(tx *bolt.Tx, user, id string) (bool, error) {
+	held, err := uiSessionsOf(tx, user)
+	if err != nil {
+		return false, err
+	}
+	for _, h := range held {
+		if sessionID(h.hash) == id {
+			return true, deleteUISession(tx, h.key, user)
+		}
+	}
+	return false, nil
 }

@@ -122,12 +122,32 @@ func TestUISessions_Directory(t *testing.T) {
 	if !got.Directory || len(got.Groups) != 2 || got.Groups[0] != "cn=dev" || !got.Checked.Equal(later) || got.LDAPConfig != "c1" {
 		t.Errorf("after a re-check: %+v", got)
 	}
-	if _, err := s.RevokeRefreshTokens("bob", "some-id"); !errors.Is(err, ErrUserUnknown) {
-		t.Errorf("revoking one refresh token of directory user bob: %v, want ErrUserUnknown", err)
+	if _, err := s.RevokeRefreshTokens("bob", "some-id"); !errors.Is(err, ErrSessionUnknown) {
+		t.Errorf("revoking an unknown session of directory user bob: %v, want ErrSessionUnknown", err)
+	}
+	if _, err := s.RevokeRefreshTokens("nobody", "some-id"); !errors.Is(err, ErrUserUnknown) {
+		t.Errorf("revoking a session of a name with no user and no session: %v, want ErrUserUnknown", err)
+	}
+	// Listed, live ones only, and revoked one by one by the listed ID.
+	if err := s.CreateUISession("bob-old", UISession{User: "bob", Directory: true, Expires: now.Add(-time.Second)}, now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	listed, err := s.UISessionsOf("bob", now)
+	if err != nil || len(listed) != 2 || !listed[0].Directory {
+		t.Fatalf("bob's sessions: %+v, %v; want the two live directory sessions", listed, err)
+	}
+	if n, err := s.RevokeRefreshTokens("bob", listed[0].ID); err != nil || n != 1 {
+		t.Fatalf("revoke bob %s: %d, %v; want 1", listed[0].ID, n, err)
+	}
+	if left, err := s.UISessionsOf("bob", now); err != nil || len(left) != 1 || left[0].ID != listed[1].ID {
+		t.Fatalf("after revoking %s: %+v, %v; want only %s", listed[0].ID, left, err, listed[1].ID)
+	}
+	if err := s.CreateUISession("bob-2b", sess, now); err != nil {
+		t.Fatal(err)
 	}
 	n, err := s.RevokeRefreshTokens("bob", "")
 	if err != nil || n != 2 {
-		t.Fatalf("revoke bob --all: %d, %v; want 2 sessions", n, err)
+		t.Fatalf("revoke bob --all: %d, %v; want 2 sessions (the expired one went at the last sign-in)", n, err)
 	}
 	if err := s.RecheckedUISession("bob-1", nil, later); !errors.Is(err, ErrUISessionUnknown) {
 		t.Errorf("re-check of a revoked session: %v, want ErrUISessionUnknown", err)
