@@ -326,3 +326,77 @@ func TestUILDAP_PageCost(t *testing.T) {
 	t.Logf("UI repository list, median of %d/%d/%d: directory session with a directory check %v, without %v; local session %v",
 		len(checked), len(unchecked), len(local), median(checked), median(unchecked), median(local))
 }
+
+// TestUILDAP_RuleTester: the admin pages' rule tester answers for an
+// account that exists only in the LDAP directory as its token would be
+// answered (a member of the teams its groups map to), says which teams,
+// tells an account that is neither local nor in the directory apart, and
+// says so when the directory cannot be reached instead of "no user".
+func TestUILDAP_RuleTester(t *testing.T) {
+	slapd := startSlapd(t, true)
+	s := ldapRegistry(t, slapd)
+	raw, err := os.ReadFile(filepath.Join(s.Data, "initial-admin-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := signIn(t, s, "admin", strings.TrimSpace(string(raw)))
+	password := map[string]string{"alice": "alice-ldap-pw", "bob": "bob-ldap-pw", "carol": "carol-ldap-pw"}
+	tester := func(account, action, repo string) page {
+		t.Helper()
+		q := url.Values{"account": {account}, "action": {action}, "repo": {repo}}
+		return getPage(t, s, "/ui/admin/rules/test?"+q.Encode(), root)
+	}
+	for _, user := range []string{"alice", "bob", "carol"} {
+		for _, repo := range []string{"acme/apps/api", "acme/db", "other/thing"} {
+			granted, r := s.grantedTo(t, user, password[user], repo)
+			if r.Status != http.StatusOK {
+				t.Fatalf("token for %s: %s", user, r)
+			}
+			for _, action := range []string{"pull", "push", "delete"} {
+				p := tester(user, action, repo)
+				answers := p.find("p", "id", "answer")
+				if p.status != http.StatusOK || len(answers) != 1 {
+					t.Fatalf("tester %s %s %s: status %d, %d answers, errors %q", user, action, repo, p.status, len(answers), errorsOf(p))
+				}
+				want := "No:"
+				if strings.Contains(granted, action) {
+					want = "Yes:"
+				}
+				if got := strings.Fields(textOf(answers[0]))[0]; got != want {
+					t.Errorf("tester %s %s %s: %s, the token grants %q", user, action, repo, got, granted)
+				}
+			}
+		}
+	}
+	for user, want := range map[string]string{
+		"alice": "a member of acme/dev through its groups", "bob": "a member of acme/ops through its groups",
+		"carol": "in no group mapped to a team",
+	} {
+		notes := tester(user, "pull", "acme/db").find("p", "id", "directory")
+		if len(notes) != 1 || !strings.Contains(textOf(notes[0]), want) {
+			t.Errorf("tester %s: the directory note is %d lines, want one saying %q", user, len(notes), want)
+		}
+	}
+	if e := errorsOf(tester("nobody", "pull", "acme/db")); !strings.Contains(e, `no user "nobody": not a local user, and not a user of the LDAP directory`) {
+		t.Errorf("tester for a name in neither place: %q", e)
+	}
+	// A local user is evaluated as before, with no directory note.
+	if p := tester("dave", "pull", "acme/db"); len(p.find("p", "id", "answer")) != 1 || len(p.find("p", "id", "directory")) != 0 {
+		t.Errorf("tester for local user dave: %d answers, %d directory notes", len(p.find("p", "id", "answer")), len(p.find("p", "id", "directory")))
+	}
+
+	slapd.stop()
+	p := tester("alice", "pull", "acme/db")
+	if e := errorsOf(p); p.status != http.StatusServiceUnavailable || !strings.Contains(e, "the LDAP directory cannot be reached") {
+		t.Errorf("tester with the directory down: status %d, %q; want 503 saying the directory cannot be reached", p.status, e)
+	}
+}
+
+// errorsOf returns the text of the page's error lines.
+func errorsOf(p page) string {
+	var out []string
+	for _, e := range p.find("p", "id", "error") {
+		out = append(out, textOf(e))
+	}
+	return strings.Join(out, "; ")
+}

@@ -3,7 +3,9 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -18,6 +20,9 @@ type ruleTest struct {
 	Account, Action, Repo string
 	Allowed               bool
 	Asked                 bool
+	// Directory says how an account that is no local user was evaluated:
+	// as an LDAP directory user, a member of the teams its groups map to.
+	Directory string
 }
 
 // rulesPage shows the access rules with their add and delete forms and the
@@ -103,21 +108,62 @@ func (u *UI) ruleTester(c *fiber.Ctx, v *viewer) error {
 	if store.ValidateRepository(test.Repo) != nil {
 		return u.rulesPage(c, v, "", "not a repository name: "+strconv.Quote(test.Repo), ruleTest{})
 	}
+	scopes := []auth.Scope{{Type: auth.TypeRepository, Name: test.Repo, Actions: []string{test.Action}}}
 	usr := store.User{Name: test.Account}
 	if test.Account != "" {
 		found, err := u.st.User(test.Account)
 		if errors.Is(err, store.ErrUserUnknown) {
-			return u.rulesPage(c, v, "", "no user "+strconv.Quote(test.Account), ruleTest{})
+			return u.testDirectoryUser(c, v, test, scopes)
 		}
 		if err != nil {
 			return err
 		}
 		usr = found
 	}
-	access, err := u.auth.Authorize(usr, []auth.Scope{{Type: auth.TypeRepository, Name: test.Repo, Actions: []string{test.Action}}})
+	access, err := u.auth.Authorize(usr, scopes)
 	if err != nil {
 		return err
 	}
 	test.Allowed = auth.Covers(access, auth.TypeRepository, test.Repo, test.Action)
+	return u.rulesPage(c, v, "", "", test)
+}
+
+// testDirectoryUser answers the tester for an account that is no local
+// user: with LDAP sign-in on, as the token path would for that directory
+// user now, a member of the teams its groups (asked of the directory, as
+// the service account) map to.
+func (u *UI) testDirectoryUser(c *fiber.Ctx, v *viewer, test ruleTest, scopes []auth.Scope) error {
+	noUser := "no user " + strconv.Quote(test.Account)
+	settings, _, err := u.auth.DirectorySettings()
+	if err != nil {
+		return err
+	}
+	if settings == "" {
+		return u.rulesPage(c, v, "", noUser, ruleTest{})
+	}
+	groups, err := u.auth.LookupDirectoryUser(test.Account)
+	switch {
+	case errors.Is(err, auth.ErrLDAPUnavailable):
+		c.Status(fiber.StatusServiceUnavailable)
+		return u.rulesPage(c, v, "", fmt.Sprintf("%q is no local user, and the LDAP directory cannot be reached to look it up: %v", test.Account, err), ruleTest{})
+	case errors.Is(err, auth.ErrBadCredentials):
+		return u.rulesPage(c, v, "", noUser+": not a local user, and not a user of the LDAP directory", ruleTest{})
+	case err != nil:
+		return err
+	}
+	access, err := u.auth.AuthorizeDirectory(test.Account, groups, scopes)
+	if err != nil {
+		return err
+	}
+	authz, err := u.auth.Authorizer()
+	if err != nil {
+		return err
+	}
+	test.Allowed = auth.Covers(access, auth.TypeRepository, test.Repo, test.Action)
+	if teams := authz.TeamsOfGroups(groups); len(teams) > 0 {
+		test.Directory = fmt.Sprintf("%s is an LDAP directory user, a member of %s through its groups.", test.Account, strings.Join(teams, ", "))
+	} else {
+		test.Directory = fmt.Sprintf("%s is an LDAP directory user in no group mapped to a team.", test.Account)
+	}
 	return u.rulesPage(c, v, "", "", test)
 }
