@@ -206,15 +206,8 @@ func (s *Store) RevokeRefreshTokens(name, id string) (int, error) {
 				if herr != nil || len(held) == 0 {
 					return errors.Join(herr, err)
 				}
-				found, derr := deleteUISessionByID(tx, name, id)
-				if derr != nil {
-					return derr
-				}
-				if !found {
-					return fmt.Errorf("%w %q for %s", ErrSessionUnknown, id, name)
-				}
-				n = 1
-				return nil
+				n, err = revokeUISessionByID(tx, name, id)
+				return err
 			}
 			if n, err = deleteUISessionsOf(tx, name); err == nil && n == 0 {
 				err = fmt.Errorf("%w: %s", ErrUserUnknown, name)
@@ -232,15 +225,8 @@ func (s *Store) RevokeRefreshTokens(name, id string) (int, error) {
 			}
 		}
 		if id != "" && len(doomed) != 1 {
-			found, err := deleteUISessionByID(tx, name, id)
-			if err != nil {
-				return err
-			}
-			if !found {
-				return fmt.Errorf("%w %q for %s", ErrSessionUnknown, id, name)
-			}
-			n = 1
-			return nil
+			n, err = revokeUISessionByID(tx, name, id)
+			return err
 		}
 		n = len(doomed)
 		if id == "" {

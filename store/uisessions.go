@@ -323,17 +323,18 @@ func uiSessionsOf(tx *bolt.Tx, user string) ([]heldUISession, error) {
 	return out, nil
 }
 
-// deleteUISessionByID deletes user's session whose ID (see UISessionInfo)
-// is id, reporting whether there was one.
-func deleteUISessionByID(tx *bolt.Tx, user, id string) (bool, error) {
+// revokeUISessionByID deletes user's session whose ID (see UISessionInfo)
+// is id and returns 1, or returns an error wrapping ErrSessionUnknown when
+// there is none.
+func revokeUISessionByID(tx *bolt.Tx, user, id string) (int, error) {
 	held, err := uiSessionsOf(tx, user)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	for _, h := range held {
 		if sessionID(h.hash) == id {
-			return true, deleteUISession(tx, h.key, user)
+			return 1, deleteUISession(tx, h.key, user)
 		}
 	}
-	return false, nil
+	return 0, fmt.Errorf("%w %q for %s", ErrSessionUnknown, id, user)
 }
