@@ -610,3 +610,25 @@ func leanAuthModes(t testing.TB) ([]leanAuthMode, []byte) {
 		{"bearer", token, func(lc *leanConn) error { return leanToken(lc, benchRepo, basic) }},
 	}, manifest.Bytes()
 }
+
+// BenchmarkLeanSmallPull pulls 512 stored 4 KiB blobs round and round at
+// c=32 through the lean load generator, each compared byte for byte,
+// reporting the rate and the server's CPU per pull. BERTH_TEST_BIN makes it
+// an A/B like BenchmarkLeanSmallPush.
+func BenchmarkLeanSmallPull(b *testing.B) {
+	s := startBenchServer(b, "")
+	blobs, digests := newSmallBlobs("lean-pull-", 512)
+	for i, blob := range blobs {
+		if err := benchPush(benchClient(b), s, "bench/pull", string(digests[i]), bytes.NewReader(blob), false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	repo := newLeanRepo("bench/pull")
+	res := leanRun(b, s, benchConcurrency, max(b.N, 10000), nil, func(lc *leanConn, i int) error {
+		k := i % len(blobs)
+		return leanPull(lc, repo, digests[k], blobs[k])
+	})
+	b.ReportMetric(res.rate, "ops/s")
+	b.ReportMetric(micros(res.serverCPU), "server-cpu-us/op")
+	b.ReportMetric(micros(res.clientCPU), "client-cpu-us/op")
+}
