@@ -206,7 +206,7 @@ func (s *Store) RevokeRefreshTokens(name, id string) (int, error) {
 				if herr != nil || len(held) == 0 {
 					return errors.Join(herr, err)
 				}
-				n, err = revokeUISessionByID(tx, name, id)
+				n, err = revokeUISessionByID(tx, name, id, held)
 				return err
 			}
 			if n, err = deleteUISessionsOf(tx, name); err == nil && n == 0 {
@@ -225,7 +225,11 @@ func (s *Store) RevokeRefreshTokens(name, id string) (int, error) {
 			}
 		}
 		if id != "" && len(doomed) != 1 {
-			n, err = revokeUISessionByID(tx, name, id)
+			web, err := uiSessionsOf(tx, name)
+			if err != nil {
+				return err
+			}
+			n, err = revokeUISessionByID(tx, name, id, web)
 			return err
 		}
 		n = len(doomed)

@@ -282,7 +282,7 @@ func (s *Store) UISessionsOf(name string, now time.Time) ([]UISessionInfo, error
 		for _, h := range held {
 			live := now.Before(h.rec.Expires) && (h.rec.Directory || (local && h.rec.Epoch == u.Epoch))
 			if live {
-				out = append(out, UISessionInfo{ID: sessionID(h.hash), Expires: h.rec.Expires, Directory: h.rec.Directory})
+				out = append(out, UISessionInfo{ID: h.id(), Expires: h.rec.Expires, Directory: h.rec.Directory})
 			}
 		}
 		return nil
@@ -293,10 +293,14 @@ func (s *Store) UISessionsOf(name string, now time.Time) ([]UISessionInfo, error
 
 // heldUISession is one of a user's session records with its key.
 type heldUISession struct {
-	key  []byte // hex of the SHA-256 of the cookie, as stored
-	hash []byte // that SHA-256
-	rec  UISession
+	key []byte // hex of the SHA-256 of the cookie, as stored
+	rec UISession
 }
+
+// id is the session's ID (see UISessionInfo): the key is already hex, so
+// its first 2*sessionIDLen characters are the hex of the hash's first
+// sessionIDLen bytes, the form of sessionID.
+func (h heldUISession) id() string { return string(h.key[:min(len(h.key), 2*sessionIDLen)]) }
 
 // uiSessionsOf reads every session record of user, live or not.
 func uiSessionsOf(tx *bolt.Tx, user string) ([]heldUISession, error) {
@@ -314,25 +318,17 @@ func uiSessionsOf(tx *bolt.Tx, user string) ([]heldUISession, error) {
 		if err := decode(v, &rec); err != nil {
 			return nil, fmt.Errorf("ui session record: %w", err)
 		}
-		hash, err := hex.DecodeString(string(sk))
-		if err != nil {
-			return nil, fmt.Errorf("ui session key %q: %w", sk, err)
-		}
-		out = append(out, heldUISession{key: bytes.Clone(sk), hash: hash, rec: rec})
+		out = append(out, heldUISession{key: bytes.Clone(sk), rec: rec})
 	}
 	return out, nil
 }
 
-// revokeUISessionByID deletes user's session whose ID (see UISessionInfo)
-// is id and returns 1, or returns an error wrapping ErrSessionUnknown when
-// there is none.
-func revokeUISessionByID(tx *bolt.Tx, user, id string) (int, error) {
-	held, err := uiSessionsOf(tx, user)
-	if err != nil {
-		return 0, err
-	}
+// revokeUISessionByID deletes the session of held (user's, from
+// uiSessionsOf) whose ID is id and returns 1, or returns an error wrapping
+// ErrSessionUnknown when there is none.
+func revokeUISessionByID(tx *bolt.Tx, user, id string, held []heldUISession) (int, error) {
 	for _, h := range held {
-		if sessionID(h.hash) == id {
+		if h.id() == id {
 			return 1, deleteUISession(tx, h.key, user)
 		}
 	}
