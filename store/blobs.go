@@ -287,7 +287,7 @@ func (s *Store) dropUnrecorded(staged []StagedBlob) {
 	for i, b := range staged {
 		keys[i] = string(b.Digest)
 	}
-	unlock := lockStripes(&s.digestLocks, keys)
+	unlock := s.digestLocks.lockAll(keys)
 	defer unlock()
 	var drop []StagedBlob
 	s.db.View(func(tx *bolt.Tx) error {

@@ -203,9 +203,9 @@ func (s *Store) sweepFiles(ctx context.Context, r *GCReport, opts GCOptions, now
 // locks: the free ones) and returns those it holds and their unlock.
 type lockKeys func(keys []string) (held []string, unlock func())
 
-// lockDigests waits for the digest locks of keys, taken in stripe order.
+// lockDigests waits for the digest locks of keys, taken in sorted order.
 func (s *Store) lockDigests(keys []string) ([]string, func()) {
-	return keys, lockStripes(&s.digestLocks, keys)
+	return keys, s.digestLocks.lockAll(keys)
 }
 
 // removeOrphans removes the files of batch that, under their locks, still

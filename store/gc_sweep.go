@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -226,7 +224,7 @@ func (s *Store) sweepBlobs(ctx context.Context, p *gcPlan, r *GCReport, opts GCO
 		for i, b := range batch {
 			keys[i] = string(b.digest)
 		}
-		unlock := lockStripes(&s.digestLocks, keys)
+		unlock := s.digestLocks.lockAll(keys)
 		removed, refs, err := s.deleteBlobRecords(batch)
 		if err == nil {
 			err = s.removeBlobBytes(ctx, refs)
@@ -348,27 +346,4 @@ func (s *Store) sweepUploads(ctx context.Context, p *gcPlan, r *GCReport, opts G
 		}
 	}
 	return nil
-}
-
-// lockStripes locks the stripes of keys in index order and returns the
-// unlock. Every other path holds at most one stripe of a set at a time, so
-// taking several in a fixed order cannot deadlock with them.
-func lockStripes(locks *[64]sync.Mutex, keys []string) func() {
-	var want [64]bool
-	for _, k := range keys {
-		want[stripe(k)] = true
-	}
-	var held []int
-	for i := range want {
-		if want[i] {
-			locks[i].Lock()
-			held = append(held, i)
-		}
-	}
-	sort.Sort(sort.Reverse(sort.IntSlice(held)))
-	return func() {
-		for _, i := range held {
-			locks[i].Unlock()
-		}
-	}
 }

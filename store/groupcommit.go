@@ -14,7 +14,7 @@ import (
 // that arrive while one is under way now wait together and are made by one
 // of them, the leader, as a batch:
 //
-//  1. the batch's digest locks are taken (stripe order, as GC does), so GC
+//  1. the batch's digest locks are taken (sorted order, as GC does), so GC
 //     cannot take a placed file for an orphan before its record exists;
 //  2. every staged file (already fsynced by its own request, so those
 //     fsyncs ran in parallel) is renamed into place;
@@ -115,7 +115,7 @@ func (s *Store) runBatch(batch []*commitJob) {
 		}
 	}
 	if len(keys) > 0 {
-		unlock := lockStripes(&s.digestLocks, keys)
+		unlock := s.digestLocks.lockAll(keys)
 		defer unlock()
 		s.placeBatch(batch)
 	}

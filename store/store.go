@@ -36,12 +36,13 @@ type Store struct {
 
 	// digestLocks serialise the steps that must not interleave for one
 	// digest: placing a blob file and recording it, against removing the
-	// record and the file (GC, verify --repair).
-	digestLocks [64]sync.Mutex
+	// record and the file (GC, verify --repair). One lock per digest
+	// (keylock.go).
+	digestLocks keyLocks
 	// uploads serialise the calls on one upload session, one lock per
 	// session (sessionlock.go). A commit holds its session's lock and then
 	// a digest lock; nothing takes them the other way round.
-	uploads sessionLocks
+	uploads keyLocks
 	// starts tracks sessions whose records are still being committed
 	// (uploadstart.go).
 	starts uploadStarts
@@ -214,25 +215,9 @@ func (s *Store) Close() error {
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.dir }
 
-func (s *Store) lockDigest(d Digest) func() { return lockStripe(&s.digestLocks, string(d)) }
+func (s *Store) lockDigest(d Digest) func() { return s.digestLocks.lock(string(d)) }
 
 func (s *Store) lockUpload(id string) func() { return s.uploads.lock(id) }
-
-// lockStripe locks the mutex that k hashes to and returns its unlock.
-func lockStripe(locks *[64]sync.Mutex, k string) func() {
-	m := &locks[stripe(k)]
-	m.Lock()
-	return m.Unlock
-}
-
-// stripe returns the index of the lock that k hashes to (FNV-1a).
-func stripe(k string) int {
-	var h uint32 = 2166136261
-	for i := 0; i < len(k); i++ {
-		h = (h ^ uint32(k[i])) * 16777619
-	}
-	return int(h % 64)
-}
 
 // LockShared takes a shared lock on the meta.db of the data directory dir,
 // which conflicts with the exclusive one Open takes: while it is held no
