@@ -58,6 +58,11 @@ func (l *keyLocks) release(key string, kl *keyLock) {
 func (l *keyLocks) lock(key string) func() {
 	kl := l.acquire(key)
 	kl.Lock()
+	return l.unlocker(key, kl)
+}
+
+// unlocker returns the unlock of key's held lock kl.
+func (l *keyLocks) unlocker(key string, kl *keyLock) func() {
 	return func() {
 		kl.Unlock()
 		l.release(key, kl)
@@ -88,10 +93,7 @@ func (l *keyLocks) tryLock(key string) (unlock func(), ok bool) {
 		l.release(key, kl)
 		return nil, false
 	}
-	return func() {
-		kl.Unlock()
-		l.release(key, kl)
-	}, true
+	return l.unlocker(key, kl), true
 }
 
 // tryLockAll takes the free locks among keys and returns the keys it holds

@@ -40,7 +40,7 @@ type Store struct {
 	// (keylock.go).
 	digestLocks keyLocks
 	// uploads serialise the calls on one upload session, one lock per
-	// session (sessionlock.go). A commit holds its session's lock and then
+	// session (keylock.go). A commit holds its session's lock and then
 	// a digest lock; nothing takes them the other way round.
 	uploads keyLocks
 	// starts tracks sessions whose records are still being committed
